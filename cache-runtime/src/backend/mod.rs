@@ -1,0 +1,183 @@
+//! The storage behind a [`Cache`](crate::Cache).
+//!
+//! A cache has an in-process tier, [`MemoryBackend`] (moka), and can instead (or, in a later
+//! release, in addition) use a shared store through the [`Backend`] trait, which third parties
+//! implement. A backend only stores and fetches; the runtime decides freshness, compares tag
+//! versions, coalesces loads and falls back to the loader when the backend fails.
+
+pub(crate) mod memory;
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use memory::MemoryBackend;
+
+/// The future a [`Backend`] method returns.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// What went wrong in a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The store could not be reached.
+    Unavailable,
+    /// The store did not answer in time.
+    Timeout,
+    /// An entry could not be decoded.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
+/// An error from a [`Backend`]. The runtime never lets it reach the caller of a cached
+/// method: it counts it, logs it and runs the method's body instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct BackendError {
+    kind: BackendErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A new error of `kind`.
+    pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> Self {
+        BackendError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+}
+
+/// Which entry an operation is about.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryKey<'a> {
+    /// The method's name.
+    pub method: &'static str,
+    /// The method's key space: entries of different methods never share a key.
+    pub scope: u64,
+    /// The rendered key, e.g. `customer.42`.
+    pub key: &'a str,
+}
+
+/// When an entry stops being fresh and stops being servable, in milliseconds since the Unix
+/// epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Until then the entry is served as a hit.
+    pub fresh_until: u64,
+    /// Until then an expired entry may be served while it is refreshed; a backend may drop the
+    /// entry after this.
+    pub stale_until: u64,
+    /// How long the load that produced it took, in microseconds (XFetch's δ).
+    pub load_micros: u64,
+}
+
+/// An entry as a shared backend stores it.
+#[derive(Clone)]
+pub struct StoredEntry {
+    /// The value. The runtime checks its type when reading it back; a value of another type
+    /// counts as a miss.
+    pub value: Arc<dyn Any + Send + Sync>,
+    /// Its expiry.
+    pub meta: EntryMeta,
+    /// Each tag with its version when the entry's load started.
+    pub tags: Vec<(String, u64)>,
+}
+
+impl std::fmt::Debug for StoredEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredEntry")
+            .field("meta", &self.meta)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An entry read back, with the *current* versions of its tags (same order as
+/// [`StoredEntry::tags`]), fetched together so that a hit costs one round trip.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The entry.
+    pub entry: StoredEntry,
+    /// The current version of each of its tags.
+    pub current_versions: Vec<u64>,
+}
+
+/// A shared store for cache entries and tag versions.
+///
+/// Contract:
+/// - a tag nobody invalidated yet has some version; [`invalidate_tags`](Backend::invalidate_tags)
+///   must change it to a value it never had before (a counter that is never reset works);
+/// - [`get`](Backend::get) returns the entry with the current versions of its tags;
+/// - an entry may be dropped at any time after `meta.stale_until` (or earlier, under pressure);
+/// - [`clear`](Backend::clear) drops every entry of this cache and nothing else.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use cache_runtime::backend::*;
+/// use std::sync::Mutex;
+///
+/// #[derive(Default)]
+/// struct MapBackend {
+///     entries: Mutex<HashMap<(u64, String), StoredEntry>>,
+///     versions: Mutex<HashMap<String, u64>>,
+/// }
+///
+/// impl Backend for MapBackend {
+///     fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+///         let entry = self.entries.lock().unwrap().get(&(key.scope, key.key.to_owned())).cloned();
+///         let versions = self.versions.lock().unwrap();
+///         Box::pin(std::future::ready(Ok(entry.map(|entry| Fetched {
+///             current_versions: entry.tags.iter().map(|(t, _)| *versions.get(t).unwrap_or(&0)).collect(),
+///             entry,
+///         }))))
+///     }
+///     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>> {
+///         let versions = self.versions.lock().unwrap();
+///         Box::pin(std::future::ready(Ok(tags.iter().map(|t| *versions.get(t).unwrap_or(&0)).collect())))
+///     }
+///     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()> {
+///         self.entries.lock().unwrap().insert((key.scope, key.key.to_owned()), entry);
+///         Box::pin(std::future::ready(Ok(())))
+///     }
+///     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()> {
+///         let mut versions = self.versions.lock().unwrap();
+///         for tag in tags { *versions.entry(tag.clone()).or_insert(0) += 1; }
+///         Box::pin(std::future::ready(Ok(())))
+///     }
+///     fn clear(&self) -> BackendFuture<'_, ()> {
+///         self.entries.lock().unwrap().clear();
+///         Box::pin(std::future::ready(Ok(())))
+///     }
+/// }
+///
+/// let cache = cache_runtime::Cache::with_backend(MapBackend::default());
+/// ```
+pub trait Backend: Send + Sync + 'static {
+    /// Reads an entry and the current versions of its tags.
+    fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>>;
+    /// The current versions of `tags`, in order. Called before a load starts.
+    fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>>;
+    /// Stores an entry, replacing any previous one under the same key.
+    fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()>;
+    /// Gives each of `tags` a new version, so that every entry carrying one becomes invalid.
+    fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()>;
+    /// Drops every entry of this cache.
+    fn clear(&self) -> BackendFuture<'_, ()>;
+}

@@ -1,0 +1,287 @@
+//! The [`Cache`] handle.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::backend::{Backend, BackendError, MemoryBackend};
+use crate::clock::Clock;
+use crate::flight::Flights;
+use crate::stats::{MethodCounters, Stats, StatsRegistry};
+use crate::tags::InvalidationLog;
+
+/// Prefix of the implicit tag every entry carries for its own rendered key, so that
+/// [`Cache::invalidate_key`] is a tag invalidation (O(1), and it wins over running loads).
+pub(crate) const KEY_TAG_PREFIX: &str = "\u{1f}key\u{1f}";
+
+/// A cache: cheap to clone (an `Arc`), shared by every repository method that names it.
+///
+/// ```
+/// use cache_runtime::{cached, Cache};
+///
+/// struct Repo { cache: Cache }
+///
+/// impl Repo {
+///     #[cached(key = "square.{n}", ttl = 60)]
+///     async fn square(&self, n: u64) -> u64 { n * n }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let repo = Repo { cache: Cache::in_memory(10_000) };
+/// assert_eq!(repo.square(12).await, 144); // miss: runs the body
+/// assert_eq!(repo.square(12).await, 144); // hit
+/// let stats = repo.cache.stats();
+/// let row = stats.methods.iter().find(|m| m.method.ends_with("square")).unwrap();
+/// assert_eq!((row.hits, row.misses), (1, 1));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    pub(crate) local: Option<MemoryBackend>,
+    pub(crate) shared: Option<Arc<dyn Backend>>,
+    pub(crate) flights: Flights,
+    pub(crate) stats: StatsRegistry,
+    pub(crate) clock: Clock,
+    pub(crate) log: InvalidationLog,
+    pub(crate) pending: PendingInvalidations,
+    pub(crate) failed_refreshes: moka::sync::Cache<Box<[u8]>, ()>,
+}
+
+/// Invalidations a shared backend refused, kept until it accepts them. While any are pending,
+/// the shared backend is bypassed, so that no pre-write value is served.
+#[derive(Default)]
+pub(crate) struct PendingInvalidations {
+    any: AtomicBool,
+    tags: Mutex<Vec<String>>,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+impl PendingInvalidations {
+    pub(crate) fn add(&self, tags: &[String]) {
+        self.tags.lock().extend_from_slice(tags);
+        self.any.store(true, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    /// Sends the pending invalidations to `backend`.
+    pub(crate) async fn flush(&self, backend: &dyn Backend) -> Result<(), BackendError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let tags: Vec<String> = self.tags.lock().clone();
+        if tags.is_empty() {
+            return Ok(());
+        }
+        backend.invalidate_tags(&tags).await?;
+        let mut pending = self.tags.lock();
+        pending.drain(..tags.len());
+        if pending.is_empty() {
+            self.any.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("id", &self.inner.id)
+            .field("in_memory", &self.inner.local.is_some())
+            .field("shared", &self.inner.shared.is_some())
+            .finish()
+    }
+}
+
+/// Configures a [`Cache`].
+///
+/// ```
+/// use std::time::Duration;
+/// let cache = cache_runtime::Cache::builder()
+///     .max_entries(50_000)
+///     .refresh_backoff(Duration::from_secs(5))
+///     .build();
+/// # let _ = cache;
+/// ```
+pub struct CacheBuilder {
+    max_entries: u64,
+    shared: Option<Arc<dyn Backend>>,
+    clock: Clock,
+    refresh_backoff: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            max_entries: 100_000,
+            shared: None,
+            clock: Clock::system(),
+            refresh_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// The most entries the in-process tier holds (default 100 000).
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Stores entries in `backend` instead of in process.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.shared = Some(Arc::new(backend));
+        self
+    }
+
+    /// The clock that decides freshness (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// After a background refresh fails, how long the stale value is served before another
+    /// refresh is tried (default 1 s).
+    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
+        self.refresh_backoff = backoff;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let local = match self.shared {
+            Some(_) => None,
+            None => Some(MemoryBackend::new(self.max_entries)),
+        };
+        Cache {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                local,
+                shared: self.shared,
+                flights: Flights::new(),
+                stats: StatsRegistry::default(),
+                clock: self.clock,
+                log: InvalidationLog::new(),
+                pending: PendingInvalidations::default(),
+                failed_refreshes: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(self.refresh_backoff.max(Duration::from_millis(1)))
+                    .build(),
+            }),
+        }
+    }
+}
+
+impl Cache {
+    /// An in-process cache on moka, bounded to `max_entries` entries.
+    pub fn in_memory(max_entries: u64) -> Cache {
+        Cache::builder().max_entries(max_entries).build()
+    }
+
+    /// A cache storing its entries in `backend`.
+    pub fn with_backend(backend: impl Backend) -> Cache {
+        Cache::builder().backend(backend).build()
+    }
+
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub(crate) fn method_counters(&self, name: &'static str) -> Arc<MethodCounters> {
+        self.inner.stats.method(name)
+    }
+
+    /// Per-method counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The in-process tier, when the cache has one.
+    pub fn memory(&self) -> Option<&MemoryBackend> {
+        self.inner.local.as_ref()
+    }
+
+    /// Invalidates every entry carrying one of `tags`, in every method. Costs O(1) per tag,
+    /// whatever the number of entries, and wins over loads already running: they will not
+    /// leave a pre-invalidation value behind.
+    ///
+    /// With a shared backend, an error means the backend refused the invalidation: it is kept
+    /// and retried, and until it goes through the backend is bypassed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = cache_runtime::Cache::in_memory(100);
+    /// cache.invalidate_tags(["customer.42", "customer.list"]).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn invalidate_tags<I>(&self, tags: I) -> Result<(), BackendError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let counters = self.method_counters("Cache::invalidate_tags");
+        self.invalidate(&tags, &counters, "Cache::invalidate_tags").await
+    }
+
+    /// Invalidates the entries whose rendered key is `key` (e.g. `customer.42`), in every
+    /// method.
+    pub async fn invalidate_key(&self, key: &str) -> Result<(), BackendError> {
+        let tags = [format!("{KEY_TAG_PREFIX}{key}")];
+        let counters = self.method_counters("Cache::invalidate_key");
+        self.invalidate(&tags, &counters, "Cache::invalidate_key").await
+    }
+
+    /// Drops every entry. Loads already running will not store their values.
+    pub async fn clear(&self) -> Result<(), BackendError> {
+        let inner = &*self.inner;
+        inner.log.record_all();
+        if let Some(local) = &inner.local {
+            local.clear();
+        }
+        if let Some(shared) = &inner.shared {
+            shared.clear().await?;
+        }
+        tracing::event!(target: "cache_runtime", tracing::Level::INFO, cache.op = "clear", "cache cleared");
+        Ok(())
+    }
+
+    /// The one invalidation path: log first (so that running loads see it), then versions.
+    pub(crate) async fn invalidate(
+        &self,
+        tags: &[String],
+        counters: &MethodCounters,
+        method: &'static str,
+    ) -> Result<(), BackendError> {
+        let inner = &*self.inner;
+        counters.invalidations.incr();
+        inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
+        if let Some(local) = &inner.local {
+            local.invalidate_tags(tags);
+        }
+        tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.method = method, cache.tags = ?tags);
+        if let Some(shared) = &inner.shared {
+            inner.pending.add(tags);
+            if let Err(error) = inner.pending.flush(&**shared).await {
+                counters.backend_errors.incr();
+                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", cache.method = method, cache.tags = ?tags, %error, "invalidation queued: backend refused it");
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}

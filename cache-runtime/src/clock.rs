@@ -1,0 +1,72 @@
+//! The time source that decides freshness.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a [`Cache`](crate::Cache) reads the current time from.
+///
+/// Freshness and stale windows are decided against wall-clock milliseconds since the Unix
+/// epoch, so that entries written by one process can be judged by another. Tests use
+/// [`Clock::manual`] to move time by hand instead of sleeping.
+///
+/// ```
+/// use std::time::Duration;
+/// let (clock, handle) = cache_runtime::Clock::manual();
+/// let before = clock.now_millis();
+/// handle.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now_millis(), before + 2_000);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicU64>>,
+}
+
+/// Moves a [`Clock::manual`] clock forward.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    now: Arc<AtomicU64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock { manual: None }
+    }
+
+    /// A clock that starts at the current system time and only moves when told to.
+    pub fn manual() -> (Self, ManualClock) {
+        let now = Arc::new(AtomicU64::new(system_millis()));
+        (
+            Clock {
+                manual: Some(now.clone()),
+            },
+            ManualClock { now },
+        )
+    }
+
+    /// Milliseconds since the Unix epoch.
+    #[inline]
+    pub fn now_millis(&self) -> u64 {
+        match &self.manual {
+            None => system_millis(),
+            Some(now) => now.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl ManualClock {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.now
+            .fetch_add(by.as_millis() as u64, Ordering::AcqRel);
+    }
+}
+
+#[inline]
+fn system_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

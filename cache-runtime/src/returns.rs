@@ -1,0 +1,178 @@
+//! How a method's return value is split into "store this" and "pass this through".
+//!
+//! `#[cached]` never looks at the name of the return type. It asks the compiler, through
+//! [`Probe`], which of these shapes the type has:
+//! - `Result<T, E>` (under any alias): `Ok(T)` is cached, `Err(E)` is returned untouched. When
+//!   `E: Clone`, callers waiting on the same load share the error; otherwise they retry.
+//! - anything else, `Option<T>` included: the whole value is cached.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A value that can be kept in the cache: cloned out on every hit and shared between tasks.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: a cached value must be `Clone + Send + Sync + 'static`",
+    label = "the cached value type",
+    note = "derive `Clone` for it, wrap it in `Arc<...>`, or make sure it holds no borrowed or thread-bound data"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+
+impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
+
+/// A value that may be `None`, for `cache_none = false`.
+#[diagnostic::on_unimplemented(
+    message = "`cache_none = false` needs a value type of `Option<_>`, found `{Self}`",
+    label = "not an `Option`",
+    note = "remove `cache_none = false`, or use `unless = <expr over result>` to skip storing some values"
+)]
+pub trait MaybeNone {
+    /// Whether this is `None`.
+    fn is_none(&self) -> bool;
+}
+
+impl<T> MaybeNone for Option<T> {
+    #[inline]
+    fn is_none(&self) -> bool {
+        Option::is_none(self)
+    }
+}
+
+/// What a return value means for the cache.
+pub trait ReturnShape<R>: Copy + Send + Sync + 'static {
+    /// The part of the return value that is cached.
+    type Value: CacheValue;
+    /// The cacheable value, or `None` when `r` is an error to pass through.
+    fn value<'r>(&self, r: &'r R) -> Option<&'r Self::Value>;
+    /// Rebuilds a return value from a cached value.
+    fn from_value(&self, value: Self::Value) -> R;
+    /// An error, boxed for callers waiting on the same load; `None` when it cannot be shared.
+    fn share_error(&self, r: &R) -> Option<Arc<dyn Any + Send + Sync>>;
+    /// Rebuilds an error shared by [`share_error`](Self::share_error).
+    fn shared_error(&self, shared: &(dyn Any + Send + Sync)) -> Option<R>;
+}
+
+/// `Result<T, E>` with an error that can be cloned and shared.
+#[derive(Clone, Copy, Debug)]
+pub struct ResultSharedError;
+/// `Result<T, E>` whose error cannot be shared.
+#[derive(Clone, Copy, Debug)]
+pub struct ResultOwnError;
+/// Any other type: the whole value is cached.
+#[derive(Clone, Copy, Debug)]
+pub struct Whole;
+
+impl<T: CacheValue, E: Clone + Send + Sync + 'static> ReturnShape<Result<T, E>>
+    for ResultSharedError
+{
+    type Value = T;
+    #[inline]
+    fn value<'r>(&self, r: &'r Result<T, E>) -> Option<&'r T> {
+        r.as_ref().ok()
+    }
+    #[inline]
+    fn from_value(&self, value: T) -> Result<T, E> {
+        Ok(value)
+    }
+    fn share_error(&self, r: &Result<T, E>) -> Option<Arc<dyn Any + Send + Sync>> {
+        match r {
+            Err(e) => Some(Arc::new(e.clone())),
+            Ok(_) => None,
+        }
+    }
+    fn shared_error(&self, shared: &(dyn Any + Send + Sync)) -> Option<Result<T, E>> {
+        shared.downcast_ref::<E>().cloned().map(Err)
+    }
+}
+
+impl<T: CacheValue, E> ReturnShape<Result<T, E>> for ResultOwnError {
+    type Value = T;
+    #[inline]
+    fn value<'r>(&self, r: &'r Result<T, E>) -> Option<&'r T> {
+        r.as_ref().ok()
+    }
+    #[inline]
+    fn from_value(&self, value: T) -> Result<T, E> {
+        Ok(value)
+    }
+    fn share_error(&self, _: &Result<T, E>) -> Option<Arc<dyn Any + Send + Sync>> {
+        None
+    }
+    fn shared_error(&self, _: &(dyn Any + Send + Sync)) -> Option<Result<T, E>> {
+        None
+    }
+}
+
+impl<R: CacheValue> ReturnShape<R> for Whole {
+    type Value = R;
+    #[inline]
+    fn value<'r>(&self, r: &'r R) -> Option<&'r R> {
+        Some(r)
+    }
+    #[inline]
+    fn from_value(&self, value: R) -> R {
+        value
+    }
+    fn share_error(&self, _: &R) -> Option<Arc<dyn Any + Send + Sync>> {
+        None
+    }
+    fn shared_error(&self, _: &(dyn Any + Send + Sync)) -> Option<R> {
+        None
+    }
+}
+
+/// Asks the compiler for the [`ReturnShape`] of `R` (autoref specialization): the expansion
+/// writes `(&&Probe::<R>::NEW).shape()` with all three traits in scope, and method resolution
+/// picks the first that applies.
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    /// The probe.
+    pub const NEW: Self = Probe(PhantomData);
+}
+
+/// First choice: a `Result` whose error can be shared.
+pub trait SharedErrorShape {
+    /// The shape.
+    fn shape(&self) -> ResultSharedError {
+        ResultSharedError
+    }
+}
+impl<T, E: Clone + Send + Sync + 'static> SharedErrorShape for &&Probe<Result<T, E>> {}
+
+/// Second choice: any `Result`.
+pub trait OwnErrorShape {
+    /// The shape.
+    fn shape(&self) -> ResultOwnError {
+        ResultOwnError
+    }
+}
+impl<T, E> OwnErrorShape for &&&Probe<Result<T, E>> {}
+
+/// Last choice: the whole value.
+pub trait WholeShape {
+    /// The shape.
+    fn shape(&self) -> Whole {
+        Whole
+    }
+}
+impl<R> WholeShape for &Probe<R> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Alias<T> = Result<T, std::io::Error>;
+
+    fn shape_name<S: 'static>(_: S) -> &'static str {
+        std::any::type_name::<S>().rsplit("::").next().unwrap()
+    }
+
+    #[test]
+    fn probe_sees_through_aliases() {
+        assert_eq!(shape_name((&&Probe::<Result<u8, String>>::NEW).shape()), "ResultSharedError");
+        assert_eq!(shape_name((&&Probe::<Alias<u8>>::NEW).shape()), "ResultOwnError");
+        assert_eq!(shape_name((&&Probe::<Option<u8>>::NEW).shape()), "Whole");
+        assert_eq!(shape_name((&&Probe::<Vec<u8>>::NEW).shape()), "Whole");
+    }
+}

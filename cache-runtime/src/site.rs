@@ -1,0 +1,77 @@
+//! The static descriptors that `#[cached]` and `#[invalidates]` emit, one per call site.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::key::Template;
+use crate::stats::MethodCounters;
+use crate::Cache;
+
+/// Everything `#[cached]` knows at compile time about one method.
+#[derive(Debug)]
+pub struct CachedSite {
+    /// The method's name in stats and logs: `name = "..."` or `module::path::fn_name`.
+    pub name: &'static str,
+    /// The key space of the method, a hash of `name`.
+    pub scope: u64,
+    /// The key template.
+    pub key: Template,
+    /// The tag templates, rendered from the same arguments.
+    pub tags: &'static [Template],
+    /// Time to live in milliseconds.
+    pub ttl_ms: u64,
+    /// Up to this many milliseconds are taken off each entry's TTL at random.
+    pub jitter_ms: u64,
+    /// How long after expiry an entry may still be served while it is refreshed, in
+    /// milliseconds; 0 turns stale-while-revalidate off.
+    pub swr_ms: u64,
+    /// XFetch's β; 0 turns probabilistic early recomputation off.
+    pub beta: f64,
+    /// Whether a `None` value is stored.
+    pub cache_none: bool,
+    #[doc(hidden)]
+    pub counters: CountersSlot,
+}
+
+/// Everything `#[invalidates]` knows at compile time about one method.
+#[derive(Debug)]
+pub struct InvalidatesSite {
+    /// The method's name in stats and logs.
+    pub name: &'static str,
+    /// Tags to invalidate, rendered from the arguments.
+    pub tags: &'static [Template],
+    /// Keys to invalidate, rendered from the arguments.
+    pub keys: &'static [Template],
+    #[doc(hidden)]
+    pub counters: CountersSlot,
+}
+
+/// Remembers the counters of the first cache a site is used with, so that a hit does not look
+/// them up by name.
+#[derive(Debug, Default)]
+pub struct CountersSlot(OnceLock<(u64, SlotCounters)>);
+
+#[derive(Clone)]
+struct SlotCounters(Arc<MethodCounters>);
+
+impl std::fmt::Debug for SlotCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MethodCounters")
+    }
+}
+
+impl CountersSlot {
+    /// An empty slot, for statics.
+    pub const NEW: CountersSlot = CountersSlot(OnceLock::new());
+
+    #[inline]
+    pub(crate) fn get(&self, cache: &Cache, name: &'static str) -> Arc<MethodCounters> {
+        if let Some((id, counters)) = self.0.get() {
+            if *id == cache.id() {
+                return counters.0.clone();
+            }
+        }
+        let counters = cache.method_counters(name);
+        let _ = self.0.set((cache.id(), SlotCounters(counters.clone())));
+        counters
+    }
+}
