@@ -88,7 +88,7 @@ pub mod __private {
     pub use crate::load::{cached, ArgsFn, Borrowed, Detachable, Load, Options};
     pub use crate::result_tags::{CacheTags, TagSink};
     pub use crate::returns::{
-        MaybeNone, OwnErrorShape, Probe, ReturnShape, SharedErrorShape, WholeShape,
+        MaybeNone, OwnErrorShape, Probe, ReturnShape, SharedErrorShape, Whole, WholeShape,
     };
     pub use crate::site::{CachedSite, CountersSlot, InvalidatesSite};
     pub use crate::Cache;

@@ -122,8 +122,9 @@ impl<R: CacheValue> ReturnShape<R> for Whole {
 }
 
 /// Asks the compiler for the [`ReturnShape`] of `R` (autoref specialization): the expansion
-/// writes `(&&Probe::<R>::NEW).shape()` with all three traits in scope, and method resolution
-/// picks the first that applies.
+/// writes `(&&Probe::<R>::NEW).shape()` with all three traits in scope. Method resolution tries
+/// `Self = &Probe<R>`, then `&&Probe<R>`, then `Probe<R>`, and picks the first impl that
+/// applies.
 pub struct Probe<R>(PhantomData<fn() -> R>);
 
 impl<R> Probe<R> {
@@ -138,7 +139,7 @@ pub trait SharedErrorShape {
         ResultSharedError
     }
 }
-impl<T, E: Clone + Send + Sync + 'static> SharedErrorShape for &&Probe<Result<T, E>> {}
+impl<T, E: Clone + Send + Sync + 'static> SharedErrorShape for &Probe<Result<T, E>> {}
 
 /// Second choice: any `Result`.
 pub trait OwnErrorShape {
@@ -147,7 +148,7 @@ pub trait OwnErrorShape {
         ResultOwnError
     }
 }
-impl<T, E> OwnErrorShape for &&&Probe<Result<T, E>> {}
+impl<T, E> OwnErrorShape for &&Probe<Result<T, E>> {}
 
 /// Last choice: the whole value.
 pub trait WholeShape {
@@ -156,7 +157,7 @@ pub trait WholeShape {
         Whole
     }
 }
-impl<R> WholeShape for &Probe<R> {}
+impl<R> WholeShape for Probe<R> {}
 
 #[cfg(test)]
 mod tests {
