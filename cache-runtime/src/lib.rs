@@ -62,6 +62,8 @@ mod flight;
 mod invalidate;
 mod key;
 mod load;
+mod lookup;
+mod read_through;
 mod result_tags;
 mod returns;
 mod site;
@@ -85,7 +87,8 @@ pub use cache_macros::{cached, invalidates};
 pub mod __private {
     pub use crate::invalidate::{invalidates, render as render_invalidation, Succeeded};
     pub use crate::key::{fnv1a, Filter, KeyArg, Segment, Template};
-    pub use crate::load::{cached, ArgsFn, Borrowed, Detachable, Load, Options};
+    pub use crate::load::{Borrowed, Detachable, Load, Options};
+    pub use crate::lookup::{lookup, Lookup, Pending};
     pub use crate::result_tags::{CacheTags, TagSink};
     pub use crate::returns::{
         MaybeNone, OwnErrorShape, Probe, ReturnShape, SharedErrorShape, Whole, WholeShape,

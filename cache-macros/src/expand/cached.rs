@@ -23,29 +23,10 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let ret_tokens = quote!(#ret);
     let shape = shape(&ret_tokens);
 
-    // The templated arguments move into a tuple that the runtime hands back to the body.
-    let idents: Vec<_> = plan
-        .args
-        .templated
-        .iter()
-        .map(|&i| plan.sig.args[i].ident.clone().expect("templated arguments are named"))
-        .collect();
-    let slots: Vec<TokenStream> = plan
-        .args
-        .refs
-        .iter()
-        .map(|r| {
-            let slot = syn::Index { index: r.slot as u32, span: r.span };
-            field_path(quote_spanned!(r.span=> __cache_args.#slot), &r.fields, r.span)
-        })
-        .collect();
-    let mutable: Vec<TokenStream> = plan
-        .args
-        .templated
-        .iter()
-        .map(|&i| if is_mut_binding(item, i) { quote!(mut) } else { quote!() })
-        .collect();
-
+    let values = plan.args.refs.iter().map(|r| {
+        let ident = plan.sig.args[plan.args.templated[r.slot]].ident.clone().expect("templated arguments are named");
+        field_path(quote!(#ident), &r.fields, r.span)
+    });
     let enabled = match &plan.condition {
         Some(cond) => quote!(#cond),
         None => quote!(true),
@@ -73,23 +54,16 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let fake = fake_return(&Some(plan.ret.clone()));
     let load = match plan.swr_ms {
         None => quote! {
-            ::cache_runtime::__private::Borrowed(move |(#(#mutable #idents,)*)| async move {
+            ::cache_runtime::__private::Borrowed(async move {
                 #fake
                 #block
             })
         },
-        Some((_, swr_span)) => detachable(item, plan, &idents, &mutable, swr_span),
-    };
-
-    let allow_unused_mut = if sig.inputs.iter().any(|input| matches!(input, syn::FnArg::Typed(t) if matches!(&*t.pat, syn::Pat::Ident(p) if p.mutability.is_some()))) {
-        quote!(#[allow(unused_mut)])
-    } else {
-        quote!()
+        Some((_, swr_span)) => detachable(item, plan, swr_span),
     };
 
     quote! {
         #(#attrs)*
-        #allow_unused_mut
         #vis #sig {
             static __CACHE_SITE: ::cache_runtime::__private::CachedSite = ::cache_runtime::__private::CachedSite {
                 name: #name,
@@ -103,47 +77,28 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                 cache_none: #cache_none,
                 counters: ::cache_runtime::__private::CountersSlot::NEW,
             };
-            let __cache_enabled: bool = #enabled;
-            ::cache_runtime::__private::cached(
-                &__CACHE_SITE,
-                #cache,
-                (#(#idents,)*),
-                |__cache_args, __cache_with| __cache_with(&[#(#slots),*]),
-                #shape,
-                ::cache_runtime::__private::Options {
-                    enabled: __cache_enabled,
-                    unless: #unless,
-                    skip_none: #skip_none,
-                    result_tags: #result_tags,
-                },
-                #load,
-            )
-            .await
+            let __cache_pending = match ::cache_runtime::__private::lookup(&__CACHE_SITE, #cache, &[#(#values),*], #shape, #enabled) {
+                ::cache_runtime::__private::Lookup::Hit(__cache_value) => return __cache_value,
+                ::cache_runtime::__private::Lookup::Miss(__cache_pending) => __cache_pending,
+            };
+            __cache_pending
+                .load(
+                    #shape,
+                    ::cache_runtime::__private::Options {
+                        unless: #unless,
+                        skip_none: #skip_none,
+                        result_tags: #result_tags,
+                    },
+                    #load,
+                )
+                .await
         }
     }
 }
 
-fn is_mut_binding(item: &ItemFn, arg_index: usize) -> bool {
-    item.sig
-        .inputs
-        .iter()
-        .filter_map(|input| match input {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .nth(arg_index)
-        .is_some_and(|t| matches!(&*t.pat, syn::Pat::Ident(p) if p.mutability.is_some()))
-}
-
 /// The `swr` body: a closure that clones the receiver and owns every borrowed argument, so
 /// that the refresh can run after the call returned.
-fn detachable(
-    item: &ItemFn,
-    plan: &CachedPlan,
-    idents: &[syn::Ident],
-    mutable: &[TokenStream],
-    swr_span: Span,
-) -> TokenStream {
+fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
     let self_clone = format_ident!("{}", SELF_CLONE);
     let (clone_self, borrow_self, block) = if plan.sig.receiver.is(Receiver::Ref) {
         (
@@ -165,7 +120,7 @@ fn detachable(
     }
     let fake = fake_return(&Some(plan.ret.clone()));
     quote! {
-        ::cache_runtime::__private::Detachable(move |(#(#mutable #idents,)*)| {
+        ::cache_runtime::__private::Detachable(move || {
             #clone_self
             #(#own)*
             async move {

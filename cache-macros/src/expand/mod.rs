@@ -25,7 +25,8 @@ fn method_name(name: &Option<LitStr>, item: &ItemFn) -> TokenStream {
     }
 }
 
-/// The cache expression, as `&Cache`.
+/// The cache expression, as `&Cache`. A `&mut self` method owns a handle first, since its
+/// body takes `self` while the runtime holds the cache.
 fn cache_ref(cache: &Option<Expr>, receiver: Receiver) -> TokenStream {
     let expr = match cache {
         Some(expr) => quote!(#expr),

@@ -1,0 +1,400 @@
+//! The asynchronous second half of a `#[cached]` call: shared lookup, single-flight loads,
+//! stale-while-revalidate, early refresh and storing.
+//!
+//! Everything `#[cached]` does at run time is here or in `lookup.rs`, so that a fix never
+//! needs a macro change.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::backend::memory::LocalStamp;
+use crate::backend::{EntryMeta, StoredEntry};
+use crate::cache::Inner;
+use crate::flight::{self, FlightGuard, Joined, Landing, Outcome};
+use crate::load::{Load, Options};
+use crate::lookup::{classify, Found, OwnedKey, Pending, PendingState, TARGET};
+use crate::result_tags::TagSink;
+use crate::returns::ReturnShape;
+use crate::site::CachedSite;
+use crate::stats::MethodCounters;
+use crate::Cache;
+
+impl<V: Clone + Send + Sync + 'static> Pending<V> {
+    /// The second half of a `#[cached]` call.
+    pub async fn load<R, S, L>(self, shape: S, options: Options<V>, load: L) -> R
+    where
+        S: ReturnShape<R, Value = V>,
+        L: Load<R>,
+        R: Send + 'static,
+    {
+        let Pending { cache, site, counters, state } = self;
+        let PendingState::Keyed { key, tags, found } = state else {
+            return load.inline().await;
+        };
+        let found = match found {
+            Some(found) => found,
+            None => {
+                let now = cache.inner.clock.now_millis();
+                match shared_lookup::<V>(&cache, site, &key, now, &counters).await {
+                    Ok(found) => found,
+                    Err(()) => return load.inline().await,
+                }
+            }
+        };
+        let mut load = load;
+        match found {
+            Found::Fresh(value) => {
+                counters.hits.incr();
+                tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key.rendered());
+                return shape.from_value(value);
+            }
+            Found::EarlyRefresh(value) => {
+                counters.hits.incr();
+                match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
+                    Ok(()) => return shape.from_value(value),
+                    Err(back) => load = back,
+                }
+            }
+            Found::Stale(value) => match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
+                Ok(()) => {
+                    counters.stale_hits.incr();
+                    tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = key.rendered());
+                    return shape.from_value(value);
+                }
+                Err(back) => {
+                    counters.misses.incr();
+                    load = back;
+                }
+            },
+            Found::Miss => counters.misses.incr(),
+        }
+        lead_or_wait(&cache, site, key, tags, shape, options, load, &counters).await
+    }
+}
+
+/// Looks `key` up in the shared backend. `Err` means: bypass the cache for this call.
+async fn shared_lookup<V: Clone + 'static>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    now: u64,
+    counters: &MethodCounters,
+) -> Result<Found<V>, ()> {
+    let inner = &*cache.inner;
+    let shared = inner.shared.as_deref().expect("a cache without local tier has a backend");
+    if inner.pending.any() {
+        if let Err(error) = inner.pending.flush(shared).await {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "invalidations still pending: bypassing the cache");
+            return Err(());
+        }
+    }
+    match shared.get(key.entry_key(site)).await {
+        Ok(None) => Ok(Found::Miss),
+        Ok(Some(fetched)) => {
+            let current = fetched.entry.tags.len() == fetched.current_versions.len()
+                && fetched
+                    .entry
+                    .tags
+                    .iter()
+                    .zip(&fetched.current_versions)
+                    .all(|((_, stored), now)| stored == now);
+            if !current {
+                return Ok(Found::Miss);
+            }
+            Ok(classify(site, &*fetched.entry.value, &fetched.entry.meta, now))
+        }
+        Err(error) => {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend read failed: running the body");
+            Err(())
+        }
+    }
+}
+
+/// Joins the running load for `key`, or leads one; retries when a joined load is abandoned,
+/// failed with an error that cannot be shared, or was overtaken by an invalidation.
+#[allow(clippy::too_many_arguments)]
+async fn lead_or_wait<R, S, L>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: OwnedKey,
+    tags: Vec<String>,
+    shape: S,
+    options: Options<S::Value>,
+    load: L,
+    counters: &Arc<MethodCounters>,
+) -> R
+where
+    S: ReturnShape<R>,
+    L: Load<R>,
+    R: Send + 'static,
+{
+    let inner = &*cache.inner;
+    let mut retry = false;
+    loop {
+        if retry {
+            // The flight we waited on was abandoned or overtaken; someone may have stored a
+            // value since.
+            if let Some(local) = &inner.local {
+                let now = inner.clock.now_millis();
+                if let Some(entry) = local.get(key.storage(), now) {
+                    if let Found::Fresh(v) = classify::<S::Value>(site, &*entry.value, &entry.meta, now) {
+                        return shape.from_value(v);
+                    }
+                }
+            }
+        }
+        retry = true;
+        match inner.flights.join(cache, key.storage()) {
+            Joined::Leader(guard) => {
+                let span = tracing::debug_span!(target: TARGET, "cache.load", cache.method = site.name, cache.key = key.rendered());
+                return run_load(cache, site, &key, tags, shape, options, load.inline(), guard, counters, false)
+                    .instrument(span)
+                    .await;
+            }
+            Joined::Waiter(rx) => {
+                counters.coalesced.incr();
+                if let Some(landing) = flight::wait(rx).await {
+                    if !inner.log.invalidated_since(landing.started_at, &landing.tag_hashes) {
+                        match &landing.outcome {
+                            Outcome::Value(value) => {
+                                if let Some(value) = value.downcast_ref::<S::Value>() {
+                                    return shape.from_value(value.clone());
+                                }
+                            }
+                            Outcome::Error(error) => {
+                                if let Some(r) = shape.shared_error(&**error) {
+                                    return r;
+                                }
+                            }
+                            Outcome::Retry => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Stamp {
+    Local(LocalStamp),
+    Shared(Vec<(String, u64)>),
+    Unavailable,
+}
+
+async fn stamp(cache: &Cache, site: &'static CachedSite, tags: Vec<String>, counters: &MethodCounters) -> Stamp {
+    let inner = &*cache.inner;
+    if let Some(local) = &inner.local {
+        return Stamp::Local(local.stamp(&tags));
+    }
+    let shared = inner.shared.as_deref().expect("a cache has a tier");
+    match shared.tag_versions(&tags).await {
+        Ok(versions) if versions.len() == tags.len() => Stamp::Shared(tags.into_iter().zip(versions).collect()),
+        Ok(_) | Err(_) => {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored");
+            Stamp::Unavailable
+        }
+    }
+}
+
+/// Runs one load (foreground or background) and stores and shares its outcome.
+#[allow(clippy::too_many_arguments)]
+async fn run_load<R, S, F>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    tags: Vec<String>,
+    shape: S,
+    options: Options<S::Value>,
+    body: F,
+    guard: FlightGuard,
+    counters: &MethodCounters,
+    background: bool,
+) -> R
+where
+    S: ReturnShape<R>,
+    F: Future<Output = R>,
+{
+    let inner = &*cache.inner;
+    let started_at = inner.log.position();
+    let mut tag_hashes: Vec<u64> = tags.iter().map(|t| inner.log.hash(t)).collect();
+    let mut stamp = stamp(cache, site, tags, counters).await;
+    if background {
+        counters.refreshes.incr();
+    } else {
+        counters.loads.incr();
+    }
+    let t0 = Instant::now();
+    let result = body.await;
+    let elapsed = t0.elapsed();
+    let op = if background { "refresh" } else { "miss" };
+
+    let Some(value) = shape.value(&result) else {
+        if background {
+            counters.refresh_errors.incr();
+            inner.failed_refreshes.insert(key.storage().into(), ());
+        } else {
+            counters.load_errors.incr();
+        }
+        tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = false);
+        let outcome = shape.share_error(&result).map_or(Outcome::Retry, Outcome::Error);
+        guard.land(Landing { outcome, started_at, tag_hashes });
+        return result;
+    };
+    tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = true);
+
+    if options.should_store(value) {
+        let mut result_tags = Vec::new();
+        if let Some(tags_of) = options.result_tags {
+            let mut sink = TagSink::default();
+            tags_of(value, &mut sink);
+            result_tags = sink.into_tags();
+        }
+        tag_hashes.extend(result_tags.iter().map(|t| inner.log.hash(t)));
+        // Stamp result tags first, then consult the log: an invalidation is either in the log
+        // or after the stamp, so it cannot slip between them.
+        match &mut stamp {
+            Stamp::Local(local_stamp) => {
+                if let Some(local) = &inner.local {
+                    local.extend_stamp(local_stamp, &result_tags);
+                }
+            }
+            Stamp::Shared(pairs) if !result_tags.is_empty() => {
+                let shared = inner.shared.as_deref().expect("a shared stamp has a backend");
+                match shared.tag_versions(&result_tags).await {
+                    Ok(versions) if versions.len() == result_tags.len() => {
+                        pairs.extend(result_tags.into_iter().zip(versions))
+                    }
+                    _ => {
+                        counters.backend_errors.incr();
+                        stamp = Stamp::Unavailable;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if inner.log.invalidated_since(started_at, &tag_hashes) {
+            tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "invalidate", cache.method = site.name, cache.key = key.rendered(), "an invalidation overtook this load: not stored");
+        } else {
+            store(cache, site, key, value, stamp, elapsed.as_micros() as u64, counters).await;
+        }
+    }
+    let outcome = Outcome::Value(Arc::new(value.clone()));
+    guard.land(Landing { outcome, started_at, tag_hashes });
+    result
+}
+
+async fn store<V: Clone + Send + Sync + 'static>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    value: &V,
+    stamp: Stamp,
+    load_micros: u64,
+    counters: &MethodCounters,
+) {
+    let inner: &Inner = &cache.inner;
+    let now = inner.clock.now_millis();
+    let jitter = if site.jitter_ms > 0 { fastrand::u64(0..=site.jitter_ms) } else { 0 };
+    let fresh_until = now + site.ttl_ms.saturating_sub(jitter).max(1);
+    let meta = EntryMeta {
+        fresh_until,
+        stale_until: fresh_until + site.swr_ms,
+        load_micros,
+    };
+    match stamp {
+        Stamp::Local(stamp) => {
+            if let Some(local) = &inner.local {
+                local.insert(key.storage().into(), Box::new(value.clone()), meta, stamp, now);
+            }
+        }
+        Stamp::Shared(tags) => {
+            let shared = inner.shared.as_deref().expect("a shared stamp has a backend");
+            let entry = StoredEntry {
+                value: Arc::new(value.clone()),
+                meta,
+                tags,
+            };
+            if let Err(error) = shared.put(key.entry_key(site), entry).await {
+                counters.backend_errors.incr();
+                tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend write failed");
+            }
+        }
+        Stamp::Unavailable => {}
+    }
+}
+
+/// Starts one background refresh of `key`, unless one is running or the last one failed less
+/// than the refresh backoff ago. Gives the body back when it cannot run in the background.
+#[allow(clippy::too_many_arguments)]
+fn refresh<R, S, L>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    tags: &[String],
+    shape: S,
+    options: Options<S::Value>,
+    load: L,
+    counters: &Arc<MethodCounters>,
+) -> Result<(), L>
+where
+    S: ReturnShape<R>,
+    L: Load<R>,
+    R: Send + 'static,
+{
+    let inner = &*cache.inner;
+    if !L::DETACHABLE {
+        return Err(load);
+    }
+    if inner.failed_refreshes.contains_key(key.storage()) || inner.flights.running(key.storage()) {
+        return Ok(());
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(load);
+    };
+    let Joined::Leader(guard) = inner.flights.join(cache, key.storage()) else {
+        return Ok(());
+    };
+    let tags = tags.to_vec();
+    let body = match load.detach() {
+        Ok(body) => body,
+        Err(back) => return Err(back),
+    };
+    let cache = cache.clone();
+    let key = OwnedKey(key.storage().into());
+    let counters = counters.clone();
+    let span = tracing::debug_span!(target: TARGET, "cache.refresh", cache.method = site.name, cache.key = key.rendered());
+    runtime.spawn(
+        async move {
+            let mut panicked = PanicWatch { cache: &cache, key: &key, counters: &counters, site, armed: true };
+            run_load(&cache, site, &key, tags, shape, options, body, guard, &counters, true).await;
+            panicked.armed = false;
+        }
+        .instrument(span),
+    );
+    Ok(())
+}
+
+/// Counts a background refresh whose body panicked (the task unwinds through it).
+struct PanicWatch<'a> {
+    cache: &'a Cache,
+    key: &'a OwnedKey,
+    counters: &'a MethodCounters,
+    site: &'static CachedSite,
+    armed: bool,
+}
+
+impl Drop for PanicWatch<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.counters.refresh_errors.incr();
+            self.cache.inner.failed_refreshes.insert(self.key.storage().into(), ());
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = self.site.name, cache.key = self.key.rendered(), "background refresh panicked: serving the stale value");
+        }
+    }
+}
