@@ -2,6 +2,7 @@
 //! be told to fail, and a third-party backend that records every operation.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod recording;
 pub mod repo;
 
