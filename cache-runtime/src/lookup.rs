@@ -127,7 +127,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
     let counters = site.counters.get(cache, site.name);
     if !enabled {
         counters.bypassed.incr();
-        return Lookup::Miss(Pending { cache: cache.clone(), site, counters, state: PendingState::Bypass });
+        return Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state: PendingState::Bypass });
     }
     let inner = &*cache.inner;
     let Some(local) = &inner.local else {
@@ -136,7 +136,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
         let key = OwnedKey(buf.into_boxed_slice());
         let tags = render_tags(site, args, &key);
         let state = PendingState::Keyed { key, tags, found: None };
-        return Lookup::Miss(Pending { cache: cache.clone(), site, counters, state });
+        return Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state });
     };
     let started = tracing::enabled!(target: TARGET, tracing::Level::DEBUG).then(Instant::now);
     let now = inner.clock.now_millis();
@@ -148,10 +148,9 @@ pub fn lookup<R, S: ReturnShape<R>>(
             Err(_) => &mut spare,
         };
         render_key(site, args, buf);
-        let found = match local.get(buf, now) {
-            Some(entry) => classify::<S::Value>(site, &*entry.value, &entry.meta, now),
-            None => Found::Miss,
-        };
+        let found = local
+            .with_entry(buf, now, |entry| classify::<S::Value>(site, &*entry.value, &entry.meta, now))
+            .unwrap_or(Found::Miss);
         if let Found::Fresh(value) = found {
             counters.hits.incr();
             if let Some(started) = started {
@@ -163,6 +162,6 @@ pub fn lookup<R, S: ReturnShape<R>>(
         let key = OwnedKey(buf.as_slice().into());
         let tags = render_tags(site, args, &key);
         let state = PendingState::Keyed { key, tags, found: Some(found) };
-        Lookup::Miss(Pending { cache: cache.clone(), site, counters, state })
+        Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state })
     })
 }

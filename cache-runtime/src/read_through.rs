@@ -141,10 +141,9 @@ where
             // value since.
             if let Some(local) = &inner.local {
                 let now = inner.clock.now_millis();
-                if let Some(entry) = local.get(key.storage(), now) {
-                    if let Found::Fresh(v) = classify::<S::Value>(site, &*entry.value, &entry.meta, now) {
-                        return shape.from_value(v);
-                    }
+                let found = local.with_entry(key.storage(), now, |entry| classify::<S::Value>(site, &*entry.value, &entry.meta, now));
+                if let Some(Found::Fresh(v)) = found {
+                    return shape.from_value(v);
                 }
             }
         }

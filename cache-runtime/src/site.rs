@@ -64,14 +64,40 @@ impl CountersSlot {
     pub const NEW: CountersSlot = CountersSlot(OnceLock::new());
 
     #[inline]
-    pub(crate) fn get(&self, cache: &Cache, name: &'static str) -> Arc<MethodCounters> {
+    pub(crate) fn get(&'static self, cache: &Cache, name: &'static str) -> Counters {
         if let Some((id, counters)) = self.0.get() {
             if *id == cache.id() {
-                return counters.0.clone();
+                return Counters::Slot(&counters.0);
             }
         }
         let counters = cache.method_counters(name);
         let _ = self.0.set((cache.id(), SlotCounters(counters.clone())));
-        counters
+        Counters::Shared(counters)
+    }
+}
+
+/// A method's counters, borrowed from its site's slot on the fast path.
+pub(crate) enum Counters {
+    Slot(&'static Arc<MethodCounters>),
+    Shared(Arc<MethodCounters>),
+}
+
+impl Counters {
+    pub(crate) fn to_arc(&self) -> Arc<MethodCounters> {
+        match self {
+            Counters::Slot(arc) => Arc::clone(arc),
+            Counters::Shared(arc) => arc.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Counters {
+    type Target = MethodCounters;
+    #[inline]
+    fn deref(&self) -> &MethodCounters {
+        match self {
+            Counters::Slot(arc) => arc,
+            Counters::Shared(arc) => arc,
+        }
     }
 }

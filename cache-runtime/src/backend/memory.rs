@@ -1,10 +1,19 @@
 //! The in-process tier, on moka.
+//!
+//! moka owns the entries: capacity, TinyLFU admission and eviction, expiry. A moka `get`
+//! costs more than a whole hit of simpler caches, though (it records every read for its
+//! policy), so entries that are read are also published in a read index, a `papaya` map read
+//! under an epoch guard without touching shared counters. moka's eviction listener removes an
+//! entry from the index when moka drops it, and one hit in [`SAMPLE`] still goes through
+//! moka, so that its frequency sketch keeps seeing which keys are hot.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
 
 use super::EntryMeta;
@@ -17,7 +26,19 @@ pub(crate) struct MemEntry {
     stamps: Box<[TagStamp]>,
     epoch: u64,
     keep_for: Duration,
+    /// Set when moka dropped the entry, so that a concurrent promotion into the read index
+    /// takes it back out.
+    dropped: AtomicBool,
 }
+
+/// One hit in this many (per thread) is also read through moka.
+const SAMPLE: u32 = 16;
+
+thread_local! {
+    static HITS: Cell<u32> = const { Cell::new(0) };
+}
+
+type ReadIndex = papaya::HashMap<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>;
 
 /// Tag versions and the clear epoch taken when a load starts.
 pub(crate) struct LocalStamp {
@@ -32,6 +53,7 @@ pub(crate) struct LocalStamp {
 /// [`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries).
 pub struct MemoryBackend {
     entries: Moka<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>,
+    read_index: Arc<ReadIndex>,
     tags: TagRegistry,
     epoch: AtomicU64,
 }
@@ -56,25 +78,53 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
 impl MemoryBackend {
     /// A backend holding at most `max_entries` entries (moka's TinyLFU decides which go).
     pub fn new(max_entries: u64) -> Self {
+        let read_index: Arc<ReadIndex> = Arc::new(papaya::HashMap::builder().hasher(foldhash::fast::RandomState::default()).build());
+        let index = read_index.clone();
+        let unpublish = move |key: Arc<Box<[u8]>>, entry: Arc<MemEntry>, _: RemovalCause| {
+            entry.dropped.store(true, Ordering::SeqCst);
+            let _ = index.pin().remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
+        };
         MemoryBackend {
             entries: Moka::builder()
                 .max_capacity(max_entries)
                 .expire_after(KeepUntilStale)
+                .eviction_listener(unpublish)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            read_index,
             tags: TagRegistry::new(),
             epoch: AtomicU64::new(0),
         }
     }
 
-    /// The entry under `key`, if its tags and the clear epoch are unchanged and it is not past
-    /// its stale window.
     #[inline]
-    pub(crate) fn get(&self, key: &[u8], now: u64) -> Option<Arc<MemEntry>> {
+    fn valid(&self, entry: &MemEntry, now: u64) -> bool {
+        entry.epoch == self.epoch.load(Ordering::Acquire) && now < entry.meta.stale_until && stamps_current(&entry.stamps)
+    }
+
+    /// Calls `f` with the entry under `key`, if its tags and the clear epoch are unchanged and
+    /// it is not past its stale window.
+    #[inline]
+    pub(crate) fn with_entry<T>(&self, key: &[u8], now: u64, f: impl FnOnce(&MemEntry) -> T) -> Option<T> {
+        let index = self.read_index.pin();
+        if let Some(entry) = index.get(key) {
+            let sampled = HITS.with(|hits| {
+                let n = hits.get().wrapping_add(1);
+                hits.set(n);
+                n % SAMPLE == 0
+            });
+            if sampled {
+                // Feed moka's frequency sketch; the value is already in hand.
+                let _ = self.entries.get(key);
+            }
+            return self.valid(entry, now).then(|| f(entry));
+        }
         let entry = self.entries.get(key)?;
-        let valid = entry.epoch == self.epoch.load(Ordering::Acquire)
-            && now < entry.meta.stale_until
-            && stamps_current(&entry.stamps);
-        valid.then_some(entry)
+        // Publish it for the next reads; take it back if moka dropped it meanwhile.
+        index.insert(key.into(), entry.clone());
+        if entry.dropped.load(Ordering::SeqCst) {
+            let _ = index.remove_if(key, |_, published| Arc::ptr_eq(published, &entry));
+        }
+        self.valid(&entry, now).then(|| f(&entry))
     }
 
     /// Captures the current versions of `tags` (creating their cells) and the clear epoch.
@@ -105,6 +155,7 @@ impl MemoryBackend {
             stamps: stamp.stamps.into_boxed_slice(),
             epoch: stamp.epoch,
             keep_for,
+            dropped: AtomicBool::new(false),
         };
         self.entries.insert(key, Arc::new(entry));
     }
@@ -118,12 +169,20 @@ impl MemoryBackend {
     pub(crate) fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
+        self.read_index.pin().clear();
     }
 
     /// How many entries are held (after pending evictions are applied).
     pub fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
+    }
+
+    /// How many entries are published in the read index (at most [`entry_count`](Self::entry_count)
+    /// once pending evictions are applied).
+    pub fn read_index_len(&self) -> usize {
+        self.entries.run_pending_tasks();
+        self.read_index.len()
     }
 
     /// How many tag names are tracked. Tags that no entry carries any more are pruned.
