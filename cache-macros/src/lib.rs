@@ -3,7 +3,7 @@
 //! argument; the generated code names only `::cache_runtime::__private`.
 //!
 //! Each macro parses its arguments (`attr`), checks them against the function (`valid`) and
-//! generates one static descriptor plus one runtime call (`expand`). Every error is reported,
+//! generates one static descriptor plus the runtime calls (`expand`). Every error is reported,
 //! each on its own token; the function is still emitted unchanged next to the errors, so the
 //! rest of the crate keeps type-checking.
 
@@ -27,7 +27,10 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let item_tokens: proc_macro2::TokenStream = item.into();
     let Ok(item) = syn::parse2::<ItemFn>(item_tokens.clone()) else {
-        return with_error(item_tokens, "#[cached] goes on an `async fn` (a free function or a method)");
+        return with_error(
+            item_tokens,
+            "#[cached] goes on an `async fn` (a free function or a method)",
+        );
     };
     let parsed = attr::parse_cached(args.into(), &mut errors);
     let plan = valid::cached(&item, parsed, &mut errors);
@@ -43,7 +46,10 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let item_tokens: proc_macro2::TokenStream = item.into();
     let Ok(item) = syn::parse2::<ItemFn>(item_tokens.clone()) else {
-        return with_error(item_tokens, "#[invalidates] goes on an `async fn` (a free function or a method)");
+        return with_error(
+            item_tokens,
+            "#[invalidates] goes on an `async fn` (a free function or a method)",
+        );
     };
     let parsed = attr::parse_invalidates(args.into(), &mut errors);
     let plan = valid::invalidates(&item, parsed, &mut errors);

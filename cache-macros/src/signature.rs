@@ -1,7 +1,6 @@
 //! What `#[cached]` and `#[invalidates]` need to know about the function they wrap.
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 
 #[derive(Clone, Copy)]
@@ -15,7 +14,10 @@ pub(crate) enum Receiver {
 pub(crate) struct Arg {
     pub(crate) ident: Option<Ident>,
     pub(crate) ty: Type,
-    pub(crate) span: Span,
+    /// The whole argument, `name: Type`, for errors about it.
+    pub(crate) tokens: proc_macro2::TokenStream,
+    /// The names a pattern argument (`(x, y): (u32, u32)`) binds; empty for a plain one.
+    pub(crate) bindings: Vec<String>,
 }
 
 impl Receiver {
@@ -60,13 +62,21 @@ impl Signature {
                 }
                 FnArg::Typed(typed) => {
                     let ident = match &*typed.pat {
-                        Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Some(p.ident.clone()),
+                        Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => {
+                            Some(p.ident.clone())
+                        }
                         _ => None,
+                    };
+                    let bindings = if ident.is_some() {
+                        Vec::new()
+                    } else {
+                        pattern_bindings(&typed.pat)
                     };
                     args.push(Arg {
                         ident,
                         ty: (*typed.ty).clone(),
-                        span: typed.span(),
+                        tokens: quote::ToTokens::to_token_stream(typed),
+                        bindings,
                     });
                 }
             }
@@ -78,11 +88,20 @@ impl Signature {
                 ty => Some(ty.clone()),
             },
         };
-        Signature { receiver, args, ret }
+        Signature {
+            receiver,
+            args,
+            ret,
+        }
     }
 
     pub(crate) fn arg_names(&self) -> String {
-        let names: Vec<String> = self.args.iter().filter_map(|a| a.ident.as_ref()).map(|i| format!("`{i}`")).collect();
+        let names: Vec<String> = self
+            .args
+            .iter()
+            .filter_map(|a| a.ident.as_ref())
+            .map(|i| format!("`{i}`"))
+            .collect();
         if names.is_empty() {
             "the function has no named arguments".to_string()
         } else {
@@ -90,9 +109,81 @@ impl Signature {
         }
     }
 
-    pub(crate) fn position(&self, name: &str) -> Option<usize> {
-        self.args.iter().position(|a| a.ident.as_ref().is_some_and(|i| i == name))
+    /// The named argument `name` is probably a misspelling of.
+    pub(crate) fn closest_arg(&self, name: &str) -> Option<String> {
+        let names: Vec<String> = self
+            .args
+            .iter()
+            .filter_map(|a| a.ident.as_ref())
+            .map(|i| i.to_string())
+            .collect();
+        crate::errors::closest(name, names.iter().map(String::as_str)).map(str::to_string)
     }
+
+    /// "`a`, `b`".
+    pub(crate) fn names_list(&self) -> String {
+        let names: Vec<String> = self
+            .args
+            .iter()
+            .filter_map(|a| a.ident.as_ref())
+            .map(|i| format!("`{i}`"))
+            .collect();
+        names.join(", ")
+    }
+
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.args
+            .iter()
+            .position(|a| a.ident.as_ref().is_some_and(|i| i == name))
+    }
+}
+
+/// The first part of `ty` that borrows for a non-`'static` lifetime: a reference (`&T`,
+/// `&'a T`) or a lifetime argument (`Cow<'a, str>`, `Foo<'_>`). Function pointer and `Fn`
+/// signatures are skipped: their lifetimes are bound there.
+pub(crate) fn borrowed_part(ty: &Type) -> Option<proc_macro2::TokenStream> {
+    use quote::ToTokens;
+    struct Finder(Option<proc_macro2::TokenStream>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            if self.0.is_some() {
+                return;
+            }
+            if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") {
+                syn::visit::visit_type(self, &r.elem);
+            } else {
+                self.0 = Some(r.to_token_stream());
+            }
+        }
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if self.0.is_none() && lifetime.ident != "static" {
+                self.0 = Some(lifetime.to_token_stream());
+            }
+        }
+        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+        fn visit_parenthesized_generic_arguments(
+            &mut self,
+            _: &'ast syn::ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+    let mut finder = Finder(None);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+/// The names bound by a pattern.
+fn pattern_bindings(pat: &Pat) -> Vec<String> {
+    struct Finder(Vec<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+            self.0.push(p.ident.to_string());
+            syn::visit::visit_pat_ident(self, p);
+        }
+    }
+    let mut finder = Finder(Vec::new());
+    syn::visit::Visit::visit_pat(&mut finder, pat);
+    finder.0
 }
 
 /// Whether `ty` mentions `impl Trait`.

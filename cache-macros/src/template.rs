@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::LitStr;
 
-use crate::errors::Errors;
+use crate::errors::{closest, Errors};
 
 pub(crate) const FILTERS: &[&str] = &["lower", "upper", "trim", "sha256"];
 
@@ -12,6 +12,9 @@ pub(crate) const FILTERS: &[&str] = &["lower", "upper", "trim", "sha256"];
 pub(crate) struct Template {
     pub(crate) lit: LitStr,
     pub(crate) pieces: Vec<Piece>,
+    /// Whether a placeholder was dropped as malformed (and reported): the template does not
+    /// show every argument it meant to use.
+    pub(crate) incomplete: bool,
 }
 
 pub(crate) enum Piece {
@@ -44,6 +47,7 @@ impl Template {
     pub(crate) fn parse(lit: &LitStr, what: &str, errors: &mut Errors) -> Template {
         let source = lit.value();
         let mut pieces = Vec::new();
+        let mut incomplete = false;
         let mut literal = String::new();
         let mut chars = source.char_indices().peekable();
         while let Some((at, c)) = chars.next() {
@@ -59,7 +63,8 @@ impl Template {
                 '}' => errors.error(lit, format!("unmatched `}}` in {what} template {source:?}; write `}}}}` for a literal brace")),
                 '{' => {
                     let Some(end) = source[at..].find('}') else {
-                        errors.error(lit, format!("unclosed `{{` in {what} template {source:?}"));
+                        errors.error(lit, format!("unclosed `{{` in {what} template {source:?}; close the placeholder with `}}`, or write `{{{{` for a literal brace"));
+                        incomplete = true;
                         break;
                     };
                     let inner = &source[at + 1..at + end];
@@ -69,11 +74,17 @@ impl Template {
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
                     }
-                    if let Some(placeholder) = Placeholder::parse(inner, lit, what, errors) {
-                        if matches!(pieces.last(), Some(Piece::Placeholder(_))) {
-                            errors.error(lit, format!("placeholders `{}` in {what} template {source:?} must be separated by a literal such as `.` or `:`", placeholder.text));
+                    match Placeholder::parse(inner, lit, what, errors) {
+                        Some(placeholder) => {
+                            if let Some(Piece::Placeholder(previous)) = pieces.last() {
+                                errors.error(lit, format!(
+                                    "placeholders `{}` and `{}` are adjacent in {what} template {source:?}, so different values could render the same {what}; separate them with a literal such as `.` or `:`, e.g. `{}.{}`",
+                                    previous.text, placeholder.text, previous.text, placeholder.text
+                                ));
+                            }
+                            pieces.push(Piece::Placeholder(placeholder));
                         }
-                        pieces.push(Piece::Placeholder(placeholder));
+                        None => incomplete = true,
                     }
                 }
                 c => {
@@ -92,7 +103,11 @@ impl Template {
         if !literal.is_empty() {
             pieces.push(Piece::Literal(literal));
         }
-        Template { lit: lit.clone(), pieces }
+        Template {
+            lit: lit.clone(),
+            pieces,
+            incomplete,
+        }
     }
 
     pub(crate) fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
@@ -148,7 +163,11 @@ impl Placeholder {
         if root == "self" {
             errors.error(lit, format!("`{text}`: templates interpolate the function's arguments, not `self`; pass the value as an argument"));
             ok = false;
-        } else if !is_ident(&root) || fields.iter().any(|f| !is_ident(f) && f.parse::<usize>().is_err()) {
+        } else if !is_ident(&root)
+            || fields
+                .iter()
+                .any(|f| !is_ident(f) && f.parse::<usize>().is_err())
+        {
             errors.error(lit, format!("malformed placeholder `{text}` in {what} template: write `{{arg}}`, `{{arg.field}}` or `{{arg | filter}}`"));
             ok = false;
         }
@@ -156,11 +175,32 @@ impl Placeholder {
         for filter in parts {
             if FILTERS.contains(&filter) {
                 filters.push(filter.to_string());
+            } else if filter.is_empty() {
+                errors.error(
+                    lit,
+                    format!(
+                        "empty filter in `{text}`: remove the `|`, or name a filter: {}",
+                        FILTERS.join(", ")
+                    ),
+                );
             } else {
-                errors.error(lit, format!("unknown filter `{filter}` in `{text}`; the filters are: {}", FILTERS.join(", ")));
-                ok = false;
+                // Reported; the placeholder is kept so that its argument counts as used.
+                let filters = FILTERS.join(", ");
+                let hint = match closest(filter, FILTERS.iter().copied()) {
+                    Some(meant) => format!("did you mean `{meant}`? The filters are: {filters}"),
+                    None => format!("the filters are: {filters}"),
+                };
+                errors.error(
+                    lit,
+                    format!("unknown filter `{filter}` in `{text}`; {hint}"),
+                );
             }
         }
-        ok.then_some(Placeholder { text, root, fields, filters })
+        ok.then_some(Placeholder {
+            text,
+            root,
+            fields,
+            filters,
+        })
     }
 }

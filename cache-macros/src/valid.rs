@@ -7,8 +7,13 @@ use syn::{Expr, ItemFn, LitStr, Type};
 
 use crate::attr::{CachedArgs, InvalidatesArgs, ResultTags};
 use crate::errors::Errors;
-use crate::signature::{mentions_impl_trait, Receiver, Signature};
+use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
+
+/// The position of `option` in the attribute, for [`Errors::at`].
+fn position(given: &std::collections::HashMap<String, usize>, option: &str) -> usize {
+    given.get(option).copied().unwrap_or(Errors::AFTER_OPTIONS)
+}
 
 /// Where a placeholder's value comes from: the `slot`-th templated argument, then `fields`.
 pub(crate) struct ArgRef {
@@ -76,32 +81,97 @@ fn check_receiver(sig: &Signature, cache: &Option<Expr>, attribute: &str, errors
     }
 }
 
-/// Resolves every placeholder of `templates` to an argument.
-fn resolve(templates: &[&Template], sig: &Signature, errors: &mut Errors) -> TemplateArgs {
-    let mut out = TemplateArgs { templated: Vec::new(), refs: Vec::new() };
-    for template in templates {
+/// Resolves every placeholder of `templates` to an argument. The names of the arguments that
+/// unknown placeholders of the first template were probably meant to be go to `meant`.
+/// `patterns_reported`: every pattern argument is reported anyway, so a placeholder naming one
+/// of its bindings is not reported again.
+/// A name and a field to suggest for a pattern argument of type `ty`, taken whole.
+fn whole_argument(ty: &Type) -> (&'static str, &'static str) {
+    match ty {
+        Type::Tuple(_) => ("point", "0"),
+        _ => ("value", "field"),
+    }
+}
+
+/// `orders[i]` is the position of the option `templates[i]` belongs to.
+fn resolve(
+    templates: &[&Template],
+    orders: &[usize],
+    sig: &Signature,
+    patterns_reported: bool,
+    meant: &mut Vec<String>,
+    errors: &mut Errors,
+) -> TemplateArgs {
+    let mut out = TemplateArgs {
+        templated: Vec::new(),
+        refs: Vec::new(),
+    };
+    for (i, template) in templates.iter().enumerate() {
+        errors.at(orders[i]);
         for placeholder in template.placeholders() {
-            if let Some(r) = resolve_one(placeholder, template, sig, &mut out.templated, errors) {
-                out.refs.push(r);
+            match resolve_one(
+                placeholder,
+                template,
+                sig,
+                patterns_reported,
+                &mut out.templated,
+                errors,
+            ) {
+                Ok(r) => out.refs.push(r),
+                Err(Some(guess)) if i == 0 => meant.push(guess),
+                Err(_) => {}
             }
         }
     }
     out
 }
 
+/// The argument of `placeholder`, or (after reporting it) the argument it was probably meant
+/// to name.
 fn resolve_one(
     placeholder: &Placeholder,
     template: &Template,
     sig: &Signature,
+    patterns_reported: bool,
     templated: &mut Vec<usize>,
     errors: &mut Errors,
-) -> Option<ArgRef> {
+) -> Result<ArgRef, Option<String>> {
     let Some(index) = sig.position(&placeholder.root) else {
+        if let Some(arg) = sig
+            .args
+            .iter()
+            .find(|a| a.bindings.contains(&placeholder.root))
+        {
+            if !patterns_reported {
+                let (name, field) = whole_argument(&arg.ty);
+                errors.error(
+                    &template.lit,
+                    format!(
+                        "placeholder `{}` names `{}`, which a pattern argument binds: templates interpolate plain `name: Type` arguments; take that argument whole, e.g. `{name}: {}`, and write `{{{name}.{field}}}`",
+                        placeholder.text,
+                        placeholder.root,
+                        quote::ToTokens::to_token_stream(&arg.ty)
+                    ),
+                );
+            }
+            return Err(None);
+        }
+        let guess = sig.closest_arg(&placeholder.root);
+        let hint = match &guess {
+            Some(name) => format!(
+                "did you mean `{name}`? The arguments are {}",
+                sig.names_list()
+            ),
+            None => sig.arg_names(),
+        };
         errors.error(
             &template.lit,
-            format!("unknown placeholder `{}`: `{}` is not an argument of this function; {}", placeholder.text, placeholder.root, sig.arg_names()),
+            format!(
+                "unknown placeholder `{}`: `{}` is not an argument of this function; {hint}",
+                placeholder.text, placeholder.root
+            ),
         );
-        return None;
+        return Err(guess);
     };
     let slot = match templated.iter().position(|i| *i == index) {
         Some(slot) => slot,
@@ -110,7 +180,11 @@ fn resolve_one(
             templated.len() - 1
         }
     };
-    Some(ArgRef { slot, fields: placeholder.fields.clone(), span: template.lit.span() })
+    Ok(ArgRef {
+        slot,
+        fields: placeholder.fields.clone(),
+        span: template.lit.span(),
+    })
 }
 
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
@@ -120,51 +194,102 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
 
     let ret = match &sig.ret {
         None => {
-            errors.error(
-                &item.sig,
-                "#[cached] on a function returning `()` caches nothing; return the value to cache, or use #[invalidates] for a write",
-            );
+            let message = "#[cached] on a function returning `()` caches nothing; return the value to cache, or use #[invalidates] for a write";
+            match &item.sig.output {
+                syn::ReturnType::Type(_, ty) => errors.error(ty, message),
+                syn::ReturnType::Default => errors.error(&item.sig, message),
+            }
             None
         }
         Some(ty) if mentions_impl_trait(ty) => {
             errors.error(ty, "#[cached] needs a nameable return type to cache; `impl Trait` cannot be stored. Return a concrete type");
             None
         }
-        Some(ty) => Some(ty.clone()),
+        Some(ty) => match borrowed_part(ty) {
+            Some(borrowed) => {
+                errors.error(
+                    borrowed,
+                    "#[cached] stores the value beyond the call, so it cannot borrow: this lifetime ties it to the call. Return an owned type (`String`, `Vec<T>`, `Arc<T>`, ...)",
+                );
+                None
+            }
+            None => Some(ty.clone()),
+        },
     };
 
+    // Every argument must be a plain `name: Type`, to be part of the key or ignored (and to
+    // be owned by an `swr` refresh).
+    for arg in &sig.args {
+        if arg.ident.is_none() {
+            let (name, field) = whole_argument(&arg.ty);
+            errors.error(
+                &arg.tokens,
+                format!(
+                    "#[cached] needs every argument to be a plain `name: Type`, so that it can be part of the key: take this one whole, e.g. `{name}: {}`, and write `{{{name}.{field}}}` in the key",
+                    quote::ToTokens::to_token_stream(&arg.ty)
+                ),
+            );
+        }
+    }
+
+    errors.at(position(&args.given, "key"));
     let key = match &args.key {
         Some(lit) => Some(Template::parse(lit, "key", errors)),
+        None if args.given.contains_key("key") => None,
         None => {
-            errors.error_at(Span::call_site(), "#[cached] needs `key = \"...\"`, e.g. `key = \"customer.{id}\"`");
+            errors.error_at(
+                Span::call_site(),
+                "#[cached] needs `key = \"...\"`, e.g. `key = \"customer.{id}\"`",
+            );
             None
         }
     };
-    let tags: Vec<Template> = args.tags.iter().map(|t| Template::parse(t, "tag", errors)).collect();
+    errors.at(position(&args.given, "tags"));
+    let tags: Vec<Template> = args
+        .tags
+        .iter()
+        .map(|t| Template::parse(t, "tag", errors))
+        .collect();
 
+    errors.at(position(&args.given, "ttl"));
     let ttl_ms = match args.ttl {
+        None if args.given.contains_key("ttl") => 0,
         None => {
-            errors.error_at(Span::call_site(), "#[cached] needs `ttl`, e.g. `ttl = 600` (seconds) or `ttl = \"10m\"`");
+            errors.error_at(
+                Span::call_site(),
+                "#[cached] needs `ttl`, e.g. `ttl = 600` (seconds) or `ttl = \"10m\"`",
+            );
             0
         }
         Some(ttl) if ttl.value == 0 => {
-            errors.error_at(ttl.span, "`ttl` must be greater than zero: an entry that expires at once caches nothing");
+            errors.error_at(
+                ttl.span,
+                "`ttl` must be greater than zero: an entry that expires at once caches nothing",
+            );
             0
         }
         Some(ttl) => ttl.value,
     };
+    errors.at(position(&args.given, "jitter"));
     let jitter_ms = match args.jitter {
         Some(j) if ttl_ms > 0 && j.value >= ttl_ms => {
-            errors.error_at(j.span, "`jitter` must be smaller than `ttl`: it is taken off the TTL at random");
+            errors.error_at(
+                j.span,
+                "`jitter` must be smaller than `ttl`: it is taken off the TTL at random",
+            );
             0
         }
         Some(j) => j.value,
         None => 0,
     };
+    errors.at(position(&args.given, "swr"));
     let swr_ms = match &args.swr {
         Some(swr) => match swr.window {
             Some(w) if w.value == 0 => {
-                errors.error_at(w.span, "`swr = 0` serves nothing stale; remove `swr` instead");
+                errors.error_at(
+                    w.span,
+                    "`swr = 0` serves nothing stale; remove `swr` instead",
+                );
                 None
             }
             Some(w) => Some((w.value, swr.span)),
@@ -174,14 +299,17 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     };
     if let Some((_, span)) = swr_ms {
         if sig.receiver.is(Receiver::RefMut) {
-            errors.error_at(span, "`swr` refreshes in the background and cannot hold `&mut self`; take `&self`");
+            errors.error_at(
+                span,
+                "`swr` refreshes in the background and cannot hold `&mut self`; take `&self`",
+            );
         }
         for arg in &sig.args {
             if arg.referent().is_some_and(|(_, mutable)| mutable) {
-                errors.error_at(arg.span, "`swr` refreshes in the background and cannot hold a `&mut` argument");
-            }
-            if arg.ident.is_none() {
-                errors.error_at(arg.span, "`swr` needs plain `name: Type` arguments (no patterns) to own them in the background refresh");
+                errors.error(
+                    &arg.tokens,
+                    "`swr` refreshes in the background and cannot hold a `&mut` argument: take it by value or by `&`, or remove `swr`",
+                );
             }
         }
     }
@@ -190,22 +318,45 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     if let Some(key) = &key {
         let mut all: Vec<&Template> = vec![key];
         all.extend(tags.iter());
-        let resolved = resolve(&all, &sig, errors);
+        // Arguments that a misspelled placeholder or `ignore` entry probably meant: reported
+        // with the misspelling, not again as missing.
+        let mut meant = Vec::new();
+        let mut orders = vec![position(&args.given, "key")];
+        orders.resize(all.len(), position(&args.given, "tags"));
+        let resolved = resolve(&all, &orders, &sig, true, &mut meant, errors);
         // Every argument must shape the key, unless ignored.
         let in_key: Vec<&str> = key.placeholders().map(|p| p.root.as_str()).collect();
+        errors.at(position(&args.given, "ignore"));
         for ignored in &args.ignore {
-            if sig.position(&ignored.to_string()).is_none() {
-                errors.error(ignored, format!("`ignore` names `{ignored}`, which is not an argument; {}", sig.arg_names()));
-            } else if in_key.contains(&ignored.to_string().as_str()) {
-                errors.error(ignored, format!("`{ignored}` is in the key; remove it from `ignore`"));
+            let name = ignored.to_string();
+            if sig.position(&name).is_none() {
+                let guess = sig.closest_arg(&name);
+                let hint = match &guess {
+                    Some(arg) => format!(
+                        "did you mean `{arg}`? The arguments are {}",
+                        sig.names_list()
+                    ),
+                    None => sig.arg_names(),
+                };
+                errors.error(ignored, format!("`ignore` names `{ignored}`, which is not an argument of this function; {hint}"));
+                meant.extend(guess);
+            } else if in_key.contains(&name.as_str()) {
+                errors.error(
+                    ignored,
+                    format!("`{ignored}` is in the key; remove it from `ignore`"),
+                );
             }
         }
+        errors.at(position(&args.given, "key"));
         for arg in &sig.args {
             let Some(ident) = &arg.ident else {
-                errors.error_at(arg.span, "#[cached] needs every argument to be a plain `name: Type` so that it can be part of the key");
                 continue;
             };
             let name = ident.to_string();
+            // A malformed key placeholder was reported; which argument it meant is unknown.
+            if key.incomplete || meant.contains(&name) {
+                continue;
+            }
             if !in_key.contains(&name.as_str()) && !args.ignore.iter().any(|i| *i == name) {
                 errors.error(
                     &key.lit,
@@ -240,21 +391,49 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     })
 }
 
-pub(crate) fn invalidates(item: &ItemFn, args: InvalidatesArgs, errors: &mut Errors) -> Option<InvalidatesPlan> {
+pub(crate) fn invalidates(
+    item: &ItemFn,
+    args: InvalidatesArgs,
+    errors: &mut Errors,
+) -> Option<InvalidatesPlan> {
     let sig = Signature::of(item);
     check_async(item, "invalidates", errors);
     check_receiver(&sig, &args.cache, "invalidates", errors);
-    if args.tags.is_empty() && args.keys.is_empty() {
+    if args.tags.is_empty()
+        && args.keys.is_empty()
+        && !args.given.contains_key("tags")
+        && !args.given.contains_key("keys")
+    {
         errors.error_at(
             Span::call_site(),
             "#[invalidates] needs something to invalidate: `tags = [\"customer.{customer.id}\"]` and/or `keys = [\"customer.{id}\"]`",
         );
     }
-    let tags: Vec<Template> = args.tags.iter().map(|t| Template::parse(t, "tag", errors)).collect();
-    let keys: Vec<Template> = args.keys.iter().map(|t| Template::parse(t, "key", errors)).collect();
+    errors.at(position(&args.given, "tags"));
+    let tags: Vec<Template> = args
+        .tags
+        .iter()
+        .map(|t| Template::parse(t, "tag", errors))
+        .collect();
+    errors.at(position(&args.given, "keys"));
+    let keys: Vec<Template> = args
+        .keys
+        .iter()
+        .map(|t| Template::parse(t, "key", errors))
+        .collect();
     let all: Vec<&Template> = tags.iter().chain(keys.iter()).collect();
-    let resolved = resolve(&all, &sig, errors);
+    let mut orders = vec![position(&args.given, "tags"); tags.len()];
+    orders.resize(all.len(), position(&args.given, "keys"));
+    let resolved = resolve(&all, &orders, &sig, false, &mut Vec::new(), errors);
     let ret = sig.ret.clone().filter(|ty| !mentions_impl_trait(ty));
     let _ = item.span();
-    Some(InvalidatesPlan { sig, ret, name: args.name, tags, keys, args: resolved, cache: args.cache })
+    Some(InvalidatesPlan {
+        sig,
+        ret,
+        name: args.name,
+        tags,
+        keys,
+        args: resolved,
+        cache: args.cache,
+    })
 }

@@ -21,7 +21,11 @@ pub struct Customer {
 }
 
 fn customer(id: &str) -> Customer {
-    Customer { id: id.to_owned(), name: "Ann Example".to_owned(), email: "ann@example.com".to_owned() }
+    Customer {
+        id: id.to_owned(),
+        name: "Ann Example".to_owned(),
+        email: "ann@example.com".to_owned(),
+    }
 }
 
 pub struct Repo {
@@ -44,7 +48,9 @@ impl Repo {
 
 impl Clone for Repo {
     fn clone(&self) -> Self {
-        Repo { cache: self.cache.clone() }
+        Repo {
+            cache: self.cache.clone(),
+        }
     }
 }
 
@@ -59,12 +65,17 @@ async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn hits(c: &mut Criterion) {
     let rt = runtime();
-    let repo = Repo { cache: Cache::in_memory(100_000) };
+    let repo = Repo {
+        cache: Cache::in_memory(100_000),
+    };
     let raw: moka::future::Cache<String, Customer> = moka::future::Cache::new(100_000);
     rt.block_on(async {
         repo.find_by_id("42").await.unwrap();
@@ -82,27 +93,36 @@ fn hits(c: &mut Criterion) {
         })
     });
     group.bench_function("cached_macro_find_by_id", |b| {
-        b.to_async(&rt).iter(|| async { black_box(repo.find_by_id(id).await.unwrap()) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(repo.find_by_id(id).await.unwrap()) })
     });
     group.bench_function("cached_macro_untagged", |b| {
-        b.to_async(&rt).iter(|| async { black_box(repo.untagged(id).await.unwrap()) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(repo.untagged(id).await.unwrap()) })
     });
     group.bench_function("cached_crate", |b| {
-        b.to_async(&rt).iter(|| async { black_box(cached_crate_find(id).await.unwrap()) })
+        b.to_async(&rt)
+            .iter(|| async { black_box(cached_crate_find(id).await.unwrap()) })
     });
     // Floors, to show where the time goes: moka's sync get with a ready key and an `Arc`
     // value (no rendering, no value clone), and the value clone alone.
     let sync: moka::sync::Cache<String, Arc<Customer>> = moka::sync::Cache::new(100_000);
     sync.insert("customer.42".to_owned(), Arc::new(customer("42")));
-    group.bench_function("floor_moka_sync_get_arc", |b| b.iter(|| black_box(sync.get(black_box("customer.42")))));
+    group.bench_function("floor_moka_sync_get_arc", |b| {
+        b.iter(|| black_box(sync.get(black_box("customer.42"))))
+    });
     let value = customer("42");
-    group.bench_function("floor_value_clone", |b| b.iter(|| black_box(black_box(&value).clone())));
+    group.bench_function("floor_value_clone", |b| {
+        b.iter(|| black_box(black_box(&value).clone()))
+    });
     group.finish();
 }
 
 fn misses(c: &mut Criterion) {
     let rt = runtime();
-    let repo = Repo { cache: Cache::in_memory(1_000_000) };
+    let repo = Repo {
+        cache: Cache::in_memory(1_000_000),
+    };
     let raw: moka::future::Cache<String, Customer> = moka::future::Cache::new(1_000_000);
     let next = AtomicU64::new(0);
 
@@ -155,7 +175,9 @@ where
 
 fn concurrent(c: &mut Criterion) {
     let rt = runtime();
-    let repo = Repo { cache: Cache::in_memory(100_000) };
+    let repo = Repo {
+        cache: Cache::in_memory(100_000),
+    };
     let raw: moka::future::Cache<String, Customer> = moka::future::Cache::new(100_000);
     rt.block_on(async {
         repo.find_by_id("42").await.unwrap();

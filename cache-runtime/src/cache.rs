@@ -235,7 +235,8 @@ impl Cache {
     {
         let tags: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
         let counters = self.method_counters("Cache::invalidate_tags");
-        self.invalidate(&tags, &counters, "Cache::invalidate_tags").await
+        self.invalidate(&tags, &counters, "Cache::invalidate_tags")
+            .await
     }
 
     /// Invalidates the entries whose rendered key is `key` (e.g. `customer.42`), in every
@@ -243,7 +244,8 @@ impl Cache {
     pub async fn invalidate_key(&self, key: &str) -> Result<(), BackendError> {
         let tags = [format!("{KEY_TAG_PREFIX}{key}")];
         let counters = self.method_counters("Cache::invalidate_key");
-        self.invalidate(&tags, &counters, "Cache::invalidate_key").await
+        self.invalidate(&tags, &counters, "Cache::invalidate_key")
+            .await
     }
 
     /// Drops every entry. Loads already running will not store their values.

@@ -58,8 +58,7 @@ impl Clock {
 impl ManualClock {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.now
-            .fetch_add(by.as_millis() as u64, Ordering::AcqRel);
+        self.now.fetch_add(by.as_millis() as u64, Ordering::AcqRel);
     }
 }
 
@@ -69,11 +68,17 @@ impl ManualClock {
 fn system_millis() -> u64 {
     #[cfg(target_os = "linux")]
     {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
             return ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
         }
     }
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -35,9 +35,10 @@ pub(crate) struct Landing {
 }
 
 type Slot = watch::Sender<Option<Arc<Landing>>>;
+type Shard = Mutex<HashMap<Box<[u8]>, Arc<Slot>, foldhash::fast::RandomState>>;
 
 pub(crate) struct Flights {
-    shards: Box<[Mutex<HashMap<Box<[u8]>, Arc<Slot>, foldhash::fast::RandomState>>]>,
+    shards: Box<[Shard]>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -54,7 +55,7 @@ impl Flights {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Box<[u8]>, Arc<Slot>, foldhash::fast::RandomState>> {
+    fn shard(&self, key: &[u8]) -> &Shard {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 

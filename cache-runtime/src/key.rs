@@ -169,7 +169,8 @@ impl Template {
         let mut out = Vec::with_capacity(self.source.len() + 16);
         self.render_into(args, &mut out);
         // Only whole UTF-8 strings and ASCII escapes were appended.
-        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// How many placeholders the template has.

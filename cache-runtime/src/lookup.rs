@@ -57,7 +57,11 @@ impl OwnedKey {
         std::str::from_utf8(&self.0[8..]).unwrap_or("<invalid key>")
     }
     pub(crate) fn entry_key(&self, site: &'static CachedSite) -> EntryKey<'_> {
-        EntryKey { method: site.name, scope: site.scope, key: self.rendered() }
+        EntryKey {
+            method: site.name,
+            scope: site.scope,
+            key: self.rendered(),
+        }
     }
 }
 
@@ -92,7 +96,12 @@ fn render_tags(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], key: &OwnedKey)
     tags
 }
 
-pub(crate) fn classify<V: Clone + 'static>(site: &CachedSite, value: &dyn Any, meta: &EntryMeta, now: u64) -> Found<V> {
+pub(crate) fn classify<V: Clone + 'static>(
+    site: &CachedSite,
+    value: &dyn Any,
+    meta: &EntryMeta,
+    now: u64,
+) -> Found<V> {
     let Some(value) = value.downcast_ref::<V>() else {
         // Another method's value under this key (two methods sharing a name): a miss.
         return Found::Miss;
@@ -127,7 +136,12 @@ pub fn lookup<R, S: ReturnShape<R>>(
     let counters = site.counters.get(cache, site.name);
     if !enabled {
         counters.bypassed.incr();
-        return Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state: PendingState::Bypass });
+        return Lookup::Miss(Pending {
+            cache: cache.clone(),
+            site,
+            counters: counters.to_arc(),
+            state: PendingState::Bypass,
+        });
     }
     let inner = &*cache.inner;
     let Some(local) = &inner.local else {
@@ -135,8 +149,17 @@ pub fn lookup<R, S: ReturnShape<R>>(
         render_key(site, args, &mut buf);
         let key = OwnedKey(buf.into_boxed_slice());
         let tags = render_tags(site, args, &key);
-        let state = PendingState::Keyed { key, tags, found: None };
-        return Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state });
+        let state = PendingState::Keyed {
+            key,
+            tags,
+            found: None,
+        };
+        return Lookup::Miss(Pending {
+            cache: cache.clone(),
+            site,
+            counters: counters.to_arc(),
+            state,
+        });
     };
     let started = tracing::enabled!(target: TARGET, tracing::Level::DEBUG).then(Instant::now);
     let now = inner.clock.now_millis();
@@ -157,7 +180,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
                 let key = std::str::from_utf8(&buf[8..]).unwrap_or_default();
                 tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key, cache.duration_us = started.elapsed().as_micros() as u64);
             }
-            return Lookup::Hit(shape.from_value(value));
+            return Lookup::Hit(shape.wrap_value(value));
         }
         let key = OwnedKey(buf.as_slice().into());
         let tags = render_tags(site, args, &key);

@@ -30,7 +30,12 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
         L: Load<R>,
         R: Send + 'static,
     {
-        let Pending { cache, site, counters, state } = self;
+        let Pending {
+            cache,
+            site,
+            counters,
+            state,
+        } = self;
         let PendingState::Keyed { key, tags, found } = state else {
             return load.inline().await;
         };
@@ -49,26 +54,28 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             Found::Fresh(value) => {
                 counters.hits.incr();
                 tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key.rendered());
-                return shape.from_value(value);
+                return shape.wrap_value(value);
             }
             Found::EarlyRefresh(value) => {
                 counters.hits.incr();
                 match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
-                    Ok(()) => return shape.from_value(value),
+                    Ok(()) => return shape.wrap_value(value),
                     Err(back) => load = back,
                 }
             }
-            Found::Stale(value) => match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
-                Ok(()) => {
-                    counters.stale_hits.incr();
-                    tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = key.rendered());
-                    return shape.from_value(value);
+            Found::Stale(value) => {
+                match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
+                    Ok(()) => {
+                        counters.stale_hits.incr();
+                        tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = key.rendered());
+                        return shape.wrap_value(value);
+                    }
+                    Err(back) => {
+                        counters.misses.incr();
+                        load = back;
+                    }
                 }
-                Err(back) => {
-                    counters.misses.incr();
-                    load = back;
-                }
-            },
+            }
             Found::Miss => counters.misses.incr(),
         }
         lead_or_wait(&cache, site, key, tags, shape, options, load, &counters).await
@@ -84,7 +91,10 @@ async fn shared_lookup<V: Clone + 'static>(
     counters: &MethodCounters,
 ) -> Result<Found<V>, ()> {
     let inner = &*cache.inner;
-    let shared = inner.shared.as_deref().expect("a cache without local tier has a backend");
+    let shared = inner
+        .shared
+        .as_deref()
+        .expect("a cache without local tier has a backend");
     if inner.pending.any() {
         if let Err(error) = inner.pending.flush(shared).await {
             counters.backend_errors.incr();
@@ -105,7 +115,12 @@ async fn shared_lookup<V: Clone + 'static>(
             if !current {
                 return Ok(Found::Miss);
             }
-            Ok(classify(site, &*fetched.entry.value, &fetched.entry.meta, now))
+            Ok(classify(
+                site,
+                &*fetched.entry.value,
+                &fetched.entry.meta,
+                now,
+            ))
         }
         Err(error) => {
             counters.backend_errors.incr();
@@ -141,9 +156,11 @@ where
             // value since.
             if let Some(local) = &inner.local {
                 let now = inner.clock.now_millis();
-                let found = local.with_entry(key.storage(), now, |entry| classify::<S::Value>(site, &*entry.value, &entry.meta, now));
+                let found = local.with_entry(key.storage(), now, |entry| {
+                    classify::<S::Value>(site, &*entry.value, &entry.meta, now)
+                });
                 if let Some(Found::Fresh(v)) = found {
-                    return shape.from_value(v);
+                    return shape.wrap_value(v);
                 }
             }
         }
@@ -151,18 +168,32 @@ where
         match inner.flights.join(cache, key.storage()) {
             Joined::Leader(guard) => {
                 let span = tracing::debug_span!(target: TARGET, "cache.load", cache.method = site.name, cache.key = key.rendered());
-                return run_load(cache, site, &key, tags, shape, options, load.inline(), guard, counters, false)
-                    .instrument(span)
-                    .await;
+                return run_load(
+                    cache,
+                    site,
+                    &key,
+                    tags,
+                    shape,
+                    options,
+                    load.inline(),
+                    guard,
+                    counters,
+                    false,
+                )
+                .instrument(span)
+                .await;
             }
             Joined::Waiter(rx) => {
                 counters.coalesced.incr();
                 if let Some(landing) = flight::wait(rx).await {
-                    if !inner.log.invalidated_since(landing.started_at, &landing.tag_hashes) {
+                    if !inner
+                        .log
+                        .invalidated_since(landing.started_at, &landing.tag_hashes)
+                    {
                         match &landing.outcome {
                             Outcome::Value(value) => {
                                 if let Some(value) = value.downcast_ref::<S::Value>() {
-                                    return shape.from_value(value.clone());
+                                    return shape.wrap_value(value.clone());
                                 }
                             }
                             Outcome::Error(error) => {
@@ -185,14 +216,21 @@ enum Stamp {
     Unavailable,
 }
 
-async fn stamp(cache: &Cache, site: &'static CachedSite, tags: Vec<String>, counters: &MethodCounters) -> Stamp {
+async fn stamp(
+    cache: &Cache,
+    site: &'static CachedSite,
+    tags: Vec<String>,
+    counters: &MethodCounters,
+) -> Stamp {
     let inner = &*cache.inner;
     if let Some(local) = &inner.local {
         return Stamp::Local(local.stamp(&tags));
     }
     let shared = inner.shared.as_deref().expect("a cache has a tier");
     match shared.tag_versions(&tags).await {
-        Ok(versions) if versions.len() == tags.len() => Stamp::Shared(tags.into_iter().zip(versions).collect()),
+        Ok(versions) if versions.len() == tags.len() => {
+            Stamp::Shared(tags.into_iter().zip(versions).collect())
+        }
         Ok(_) | Err(_) => {
             counters.backend_errors.incr();
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored");
@@ -241,8 +279,14 @@ where
             counters.load_errors.incr();
         }
         tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = false);
-        let outcome = shape.share_error(&result).map_or(Outcome::Retry, Outcome::Error);
-        guard.land(Landing { outcome, started_at, tag_hashes });
+        let outcome = shape
+            .share_error(&result)
+            .map_or(Outcome::Retry, Outcome::Error);
+        guard.land(Landing {
+            outcome,
+            started_at,
+            tag_hashes,
+        });
         return result;
     };
     tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = true);
@@ -264,7 +308,10 @@ where
                 }
             }
             Stamp::Shared(pairs) if !result_tags.is_empty() => {
-                let shared = inner.shared.as_deref().expect("a shared stamp has a backend");
+                let shared = inner
+                    .shared
+                    .as_deref()
+                    .expect("a shared stamp has a backend");
                 match shared.tag_versions(&result_tags).await {
                     Ok(versions) if versions.len() == result_tags.len() => {
                         pairs.extend(result_tags.into_iter().zip(versions))
@@ -280,11 +327,24 @@ where
         if inner.log.invalidated_since(started_at, &tag_hashes) {
             tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "invalidate", cache.method = site.name, cache.key = key.rendered(), "an invalidation overtook this load: not stored");
         } else {
-            store(cache, site, key, value, stamp, elapsed.as_micros() as u64, counters).await;
+            store(
+                cache,
+                site,
+                key,
+                value,
+                stamp,
+                elapsed.as_micros() as u64,
+                counters,
+            )
+            .await;
         }
     }
     let outcome = Outcome::Value(Arc::new(value.clone()));
-    guard.land(Landing { outcome, started_at, tag_hashes });
+    guard.land(Landing {
+        outcome,
+        started_at,
+        tag_hashes,
+    });
     result
 }
 
@@ -299,7 +359,11 @@ async fn store<V: Clone + Send + Sync + 'static>(
 ) {
     let inner: &Inner = &cache.inner;
     let now = inner.clock.now_millis();
-    let jitter = if site.jitter_ms > 0 { fastrand::u64(0..=site.jitter_ms) } else { 0 };
+    let jitter = if site.jitter_ms > 0 {
+        fastrand::u64(0..=site.jitter_ms)
+    } else {
+        0
+    };
     let fresh_until = now + site.ttl_ms.saturating_sub(jitter).max(1);
     let meta = EntryMeta {
         fresh_until,
@@ -309,11 +373,20 @@ async fn store<V: Clone + Send + Sync + 'static>(
     match stamp {
         Stamp::Local(stamp) => {
             if let Some(local) = &inner.local {
-                local.insert(key.storage().into(), Box::new(value.clone()), meta, stamp, now);
+                local.insert(
+                    key.storage().into(),
+                    Box::new(value.clone()),
+                    meta,
+                    stamp,
+                    now,
+                );
             }
         }
         Stamp::Shared(tags) => {
-            let shared = inner.shared.as_deref().expect("a shared stamp has a backend");
+            let shared = inner
+                .shared
+                .as_deref()
+                .expect("a shared stamp has a backend");
             let entry = StoredEntry {
                 value: Arc::new(value.clone()),
                 meta,
@@ -360,18 +433,24 @@ where
         return Ok(());
     };
     let tags = tags.to_vec();
-    let body = match load.detach() {
-        Ok(body) => body,
-        Err(back) => return Err(back),
-    };
+    let body = load.detach()?;
     let cache = cache.clone();
     let key = OwnedKey(key.storage().into());
     let counters = counters.clone();
     let span = tracing::debug_span!(target: TARGET, "cache.refresh", cache.method = site.name, cache.key = key.rendered());
     runtime.spawn(
         async move {
-            let mut panicked = PanicWatch { cache: &cache, key: &key, counters: &counters, site, armed: true };
-            run_load(&cache, site, &key, tags, shape, options, body, guard, &counters, true).await;
+            let mut panicked = PanicWatch {
+                cache: &cache,
+                key: &key,
+                counters: &counters,
+                site,
+                armed: true,
+            };
+            run_load(
+                &cache, site, &key, tags, shape, options, body, guard, &counters, true,
+            )
+            .await;
             panicked.armed = false;
         }
         .instrument(span),
@@ -392,7 +471,10 @@ impl Drop for PanicWatch<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.counters.refresh_errors.incr();
-            self.cache.inner.failed_refreshes.insert(self.key.storage().into(), ());
+            self.cache
+                .inner
+                .failed_refreshes
+                .insert(self.key.storage().into(), ());
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = self.site.name, cache.key = self.key.rendered(), "background refresh panicked: serving the stale value");
         }
     }

@@ -55,6 +55,11 @@ impl TagSink {
 /// vec![Customer { id: "1".into() }, Customer { id: "2".into() }].cache_tags(&mut sink);
 /// assert_eq!(sink.tags(), ["customer.1", "customer.2"]);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no cache tags: bare `result_tags` needs `CacheTags`",
+    label = "the cached value has no `CacheTags` implementation",
+    note = "implement `cache_runtime::CacheTags` for `{Self}`, or write `result_tags = <expr over result>`"
+)]
 pub trait CacheTags {
     /// Adds this value's tags to `tags`.
     fn cache_tags(&self, tags: &mut TagSink);

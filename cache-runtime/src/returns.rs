@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached value must be `Clone + Send + Sync + 'static`",
     label = "the cached value type",
-    note = "derive `Clone` for it, wrap it in `Arc<...>`, or make sure it holds no borrowed or thread-bound data"
+    note = "derive `Clone`; use `Arc`, `Mutex` or atomics rather than `Rc`, `RefCell` or `Cell`; own borrowed data"
 )]
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 
@@ -45,7 +45,7 @@ pub trait ReturnShape<R>: Copy + Send + Sync + 'static {
     /// The cacheable value, or `None` when `r` is an error to pass through.
     fn value<'r>(&self, r: &'r R) -> Option<&'r Self::Value>;
     /// Rebuilds a return value from a cached value.
-    fn from_value(&self, value: Self::Value) -> R;
+    fn wrap_value(&self, value: Self::Value) -> R;
     /// An error, boxed for callers waiting on the same load; `None` when it cannot be shared.
     fn share_error(&self, r: &R) -> Option<Arc<dyn Any + Send + Sync>>;
     /// Rebuilds an error shared by [`share_error`](Self::share_error).
@@ -71,7 +71,7 @@ impl<T: CacheValue, E: Clone + Send + Sync + 'static> ReturnShape<Result<T, E>>
         r.as_ref().ok()
     }
     #[inline]
-    fn from_value(&self, value: T) -> Result<T, E> {
+    fn wrap_value(&self, value: T) -> Result<T, E> {
         Ok(value)
     }
     fn share_error(&self, r: &Result<T, E>) -> Option<Arc<dyn Any + Send + Sync>> {
@@ -92,7 +92,7 @@ impl<T: CacheValue, E> ReturnShape<Result<T, E>> for ResultOwnError {
         r.as_ref().ok()
     }
     #[inline]
-    fn from_value(&self, value: T) -> Result<T, E> {
+    fn wrap_value(&self, value: T) -> Result<T, E> {
         Ok(value)
     }
     fn share_error(&self, _: &Result<T, E>) -> Option<Arc<dyn Any + Send + Sync>> {
@@ -110,7 +110,7 @@ impl<R: CacheValue> ReturnShape<R> for Whole {
         Some(r)
     }
     #[inline]
-    fn from_value(&self, value: R) -> R {
+    fn wrap_value(&self, value: R) -> R {
         value
     }
     fn share_error(&self, _: &R) -> Option<Arc<dyn Any + Send + Sync>> {
@@ -170,9 +170,16 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the borrows select the shape
     fn probe_sees_through_aliases() {
-        assert_eq!(shape_name((&&Probe::<Result<u8, String>>::NEW).shape()), "ResultSharedError");
-        assert_eq!(shape_name((&&Probe::<Alias<u8>>::NEW).shape()), "ResultOwnError");
+        assert_eq!(
+            shape_name((&&Probe::<Result<u8, String>>::NEW).shape()),
+            "ResultSharedError"
+        );
+        assert_eq!(
+            shape_name((&&Probe::<Alias<u8>>::NEW).shape()),
+            "ResultOwnError"
+        );
         assert_eq!(shape_name((&&Probe::<Option<u8>>::NEW).shape()), "Whole");
         assert_eq!(shape_name((&&Probe::<Vec<u8>>::NEW).shape()), "Whole");
     }

@@ -61,6 +61,7 @@ impl std::fmt::Debug for SlotCounters {
 
 impl CountersSlot {
     /// An empty slot, for statics.
+    #[allow(clippy::declare_interior_mutable_const)] // only ever used to initialize a static
     pub const NEW: CountersSlot = CountersSlot(OnceLock::new());
 
     #[inline]

@@ -14,11 +14,17 @@ use support::{ann, bob, Customer, Store};
 fn repo() -> (CustomerRepository, RecordingBackend) {
     let backend = RecordingBackend::default();
     let cache = Cache::with_backend(backend.clone());
-    (CustomerRepository::with_cache(Store::with(&[ann(), bob()]), cache), backend)
+    (
+        CustomerRepository::with_cache(Store::with(&[ann(), bob()]), cache),
+        backend,
+    )
 }
 
 fn anna() -> Customer {
-    Customer { name: "Anna".into(), ..ann() }
+    Customer {
+        name: "Anna".into(),
+        ..ann()
+    }
 }
 
 #[tokio::test]
@@ -27,7 +33,11 @@ async fn read_through_and_tags_work_through_the_trait() {
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 1);
-    assert_eq!(backend.keys(), vec!["customer.1".to_string()], "what is in the backend after a miss");
+    assert_eq!(
+        backend.keys(),
+        vec!["customer.1".to_string()],
+        "what is in the backend after a miss"
+    );
     assert_eq!(backend.ops.puts.load(Ordering::SeqCst), 1);
     assert_eq!(backend.ops.gets.load(Ordering::SeqCst), 2);
 
@@ -38,8 +48,17 @@ async fn read_through_and_tags_work_through_the_trait() {
     assert_eq!(repo.store.loads(), 2);
 
     repo.find_by_email("ann@example.com").await.unwrap();
-    repo.save(&Customer { email: "ann@new.example".into(), ..anna() }).await.unwrap();
-    assert_eq!(repo.find_by_email("ann@example.com").await, Ok(None), "result tags work through the trait too");
+    repo.save(&Customer {
+        email: "ann@new.example".into(),
+        ..anna()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.find_by_email("ann@example.com").await,
+        Ok(None),
+        "result tags work through the trait too"
+    );
 }
 
 #[tokio::test]
@@ -51,14 +70,22 @@ async fn a_failing_backend_falls_back_to_the_body() {
     }
     assert_eq!(repo.store.loads(), 3);
     let stats = repo.cache.stats();
-    let row = stats.methods.iter().find(|m| m.method.ends_with("find_by_id")).unwrap();
+    let row = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap();
     assert_eq!(row.backend_errors, 3);
     assert_eq!(row.load_errors, 0);
 
     backend.set_down(false);
     repo.find_by_id("1").await.unwrap();
     repo.find_by_id("1").await.unwrap();
-    assert_eq!(repo.store.loads(), 4, "caching resumes once the backend is back");
+    assert_eq!(
+        repo.store.loads(),
+        4,
+        "caching resumes once the backend is back"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +105,11 @@ async fn an_invalidation_the_backend_refused_is_not_lost() {
     assert_eq!(backend.version("customer.1"), 1);
     assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
     let stats = repo.cache.stats();
-    let save = stats.methods.iter().find(|m| m.method.ends_with("::save")).unwrap();
+    let save = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("::save"))
+        .unwrap();
     assert_eq!(save.backend_errors, 1);
 }
 

@@ -8,7 +8,10 @@ use support::repo::CustomerRepository;
 use support::{ann, bob, Customer, Store, StoreError};
 
 fn renamed(c: &Customer, name: &str) -> Customer {
-    Customer { name: name.into(), ..c.clone() }
+    Customer {
+        name: name.into(),
+        ..c.clone()
+    }
 }
 
 #[tokio::test]
@@ -23,12 +26,24 @@ async fn save_drops_the_customer_and_the_lists() {
     repo.save(&anna).await.unwrap();
 
     assert_eq!(repo.find_by_id("1").await, Ok(Some(anna.clone())));
-    assert_eq!(repo.find_by_id("2").await, Ok(Some(bob())), "another customer is untouched");
+    assert_eq!(
+        repo.find_by_id("2").await,
+        Ok(Some(bob())),
+        "another customer is untouched"
+    );
     let page = repo.find_active(1, 20).await.unwrap();
     assert!(page.contains(&anna));
-    assert_eq!(repo.store.loads(), 5, "customer.1 and the list reloaded, customer.2 did not");
+    assert_eq!(
+        repo.store.loads(),
+        5,
+        "customer.1 and the list reloaded, customer.2 did not"
+    );
     let stats = repo.cache.stats();
-    let save = stats.methods.iter().find(|m| m.method.ends_with("::save")).unwrap();
+    let save = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("::save"))
+        .unwrap();
     assert_eq!(save.invalidations, 1);
 }
 
@@ -37,7 +52,10 @@ async fn a_failed_write_invalidates_nothing() {
     let repo = CustomerRepository::new(Store::with(&[ann()]));
     repo.find_by_id("1").await.unwrap();
     repo.store.fail(true);
-    assert_eq!(repo.save(&renamed(&ann(), "Anna")).await, Err(StoreError::Unavailable));
+    assert_eq!(
+        repo.save(&renamed(&ann(), "Anna")).await,
+        Err(StoreError::Unavailable)
+    );
     repo.store.fail(false);
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 1, "the entry survived the failed save");
@@ -45,7 +63,9 @@ async fn a_failed_write_invalidates_nothing() {
 
 #[tokio::test]
 async fn invalidating_a_tag_bumps_a_version_instead_of_visiting_entries() {
-    let customers: Vec<Customer> = (0..5_000).map(|i| Customer::new(&i.to_string(), "n", &format!("{i}@x"))).collect();
+    let customers: Vec<Customer> = (0..5_000)
+        .map(|i| Customer::new(&i.to_string(), "n", &format!("{i}@x")))
+        .collect();
     let repo = CustomerRepository::new(Store::with(&customers));
     for c in &customers {
         repo.find_by_id(&c.id).await.unwrap();
@@ -72,7 +92,10 @@ async fn tag_bookkeeping_does_not_grow_as_ids_come_and_go() {
     assert!(memory.entry_count() <= 100);
     // Each live entry carries `customer`, `customer.<id>` and its key tag.
     let tracked = memory.tracked_tags();
-    assert!(tracked <= 1 + 2 * 100, "{tracked} tags tracked for at most 100 entries");
+    assert!(
+        tracked <= 1 + 2 * 100,
+        "{tracked} tags tracked for at most 100 entries"
+    );
 }
 
 struct Admin {
@@ -90,7 +113,9 @@ impl Admin {
 #[tokio::test]
 async fn keys_and_the_cache_api_invalidate_what_they_name() {
     let repo = CustomerRepository::new(Store::with(&[ann(), bob()]));
-    let admin = Admin { cache: repo.cache.clone() };
+    let admin = Admin {
+        cache: repo.cache.clone(),
+    };
     repo.find_by_id("1").await.unwrap();
     repo.find_by_id("2").await.unwrap();
     repo.find_by_email("ann@example.com").await.unwrap();
@@ -100,13 +125,20 @@ async fn keys_and_the_cache_api_invalidate_what_they_name() {
     repo.find_by_id("1").await.unwrap();
     repo.find_by_id("2").await.unwrap();
     repo.find_by_email("ann@example.com").await.unwrap();
-    assert_eq!(repo.store.loads(), 4, "only the entry rendered as customer.1 was dropped");
+    assert_eq!(
+        repo.store.loads(),
+        4,
+        "only the entry rendered as customer.1 was dropped"
+    );
 
     repo.cache.invalidate_key("customer.2").await.unwrap();
     repo.find_by_id("2").await.unwrap();
     assert_eq!(repo.store.loads(), 5);
 
-    repo.cache.invalidate_tags(["customer.email"]).await.unwrap();
+    repo.cache
+        .invalidate_tags(["customer.email"])
+        .await
+        .unwrap();
     repo.find_by_email("ann@example.com").await.unwrap();
     repo.find_by_id("1").await.unwrap();
     assert_eq!(repo.store.loads(), 6);

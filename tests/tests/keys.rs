@@ -49,7 +49,10 @@ mod elsewhere {
 }
 
 fn pairs() -> Pairs {
-    Pairs { cache: Cache::in_memory(100), calls: AtomicUsize::new(0) }
+    Pairs {
+        cache: Cache::in_memory(100),
+        calls: AtomicUsize::new(0),
+    }
 }
 
 #[tokio::test]
@@ -79,7 +82,11 @@ async fn one_method_never_reads_another_methods_entry() {
     // "email.<sha256>" would render the same text without encoding and method scopes.
     let hash = sha256_hex("ann@example.com");
     assert_eq!(repo.find_by_id(&format!("email.{hash}")).await, Ok(None));
-    assert_eq!(repo.store.loads(), 2, "find_by_id must have missed and asked the store");
+    assert_eq!(
+        repo.store.loads(),
+        2,
+        "find_by_id must have missed and asked the store"
+    );
 }
 
 #[tokio::test]
@@ -99,14 +106,24 @@ async fn rendered_keys_in_logs_carry_the_hash_not_the_email() {
     let repo = CustomerRepository::new(Store::with(&[ann()]));
     repo.find_by_email("ann@example.com").await.unwrap();
     repo.find_by_email("ann@example.com").await.unwrap();
-    let keys: Vec<String> = events.events().iter().filter_map(|e| e.get("cache.key").cloned()).collect();
+    let keys: Vec<String> = events
+        .events()
+        .iter()
+        .filter_map(|e| e.get("cache.key").cloned())
+        .collect();
     assert!(!keys.is_empty());
     let expected = format!("customer.email.{}", sha256_hex("ann@example.com"));
     assert!(keys.iter().all(|k| *k == expected), "{keys:?}");
-    assert!(events.events().iter().all(|e| e.values().all(|v| !v.contains("ann@"))));
+    assert!(events
+        .events()
+        .iter()
+        .all(|e| e.values().all(|v| !v.contains("ann@"))));
 }
 
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

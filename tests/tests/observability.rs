@@ -15,7 +15,10 @@ async fn events_name_the_operation_key_method_and_duration() {
     repo.find_by_id("1").await.unwrap();
     let misses = events.ops("miss");
     assert_eq!(misses.len(), 1);
-    assert!(events.ops("hit").is_empty(), "a miss is not logged as a hit");
+    assert!(
+        events.ops("hit").is_empty(),
+        "a miss is not logged as a hit"
+    );
     let miss = &misses[0];
     assert_eq!(miss["cache.key"], "customer.1");
     assert!(miss["cache.method"].ends_with("find_by_id"));
@@ -40,7 +43,10 @@ async fn backend_errors_are_logged_with_the_key() {
     let (events, _guard) = capture();
     let backend = RecordingBackend::default();
     backend.set_down(true);
-    let repo = CustomerRepository::with_cache(Store::with(&[ann()]), cache_runtime::Cache::with_backend(backend));
+    let repo = CustomerRepository::with_cache(
+        Store::with(&[ann()]),
+        cache_runtime::Cache::with_backend(backend),
+    );
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     let errors = events.ops("error");
     assert_eq!(errors.len(), 1);
@@ -58,12 +64,24 @@ async fn stats_count_per_method() {
     repo.find_by_email("ann@example.com").await.unwrap();
     repo.save(&ann()).await.unwrap();
     let stats = repo.cache.stats();
-    let by_id = stats.methods.iter().find(|m| m.method.ends_with("find_by_id")).unwrap();
+    let by_id = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap();
     assert_eq!((by_id.hits, by_id.misses, by_id.loads), (2, 1, 1));
     assert!((by_id.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
-    let by_email = stats.methods.iter().find(|m| m.method.ends_with("find_by_email")).unwrap();
+    let by_email = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_email"))
+        .unwrap();
     assert_eq!((by_email.hits, by_email.misses), (0, 1));
-    let save = stats.methods.iter().find(|m| m.method.ends_with("::save")).unwrap();
+    let save = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("::save"))
+        .unwrap();
     assert_eq!(save.invalidations, 1);
     assert!(stats.to_string().contains("find_by_id: hits=2 misses=1"));
 }

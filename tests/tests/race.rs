@@ -22,7 +22,11 @@ impl StallingRepo {
         self.store.get_then_stall(id).await
     }
 
-    #[cached(key = "customer.email.{email | lower | sha256}", ttl = 300, result_tags)]
+    #[cached(
+        key = "customer.email.{email | lower | sha256}",
+        ttl = 300,
+        result_tags
+    )]
     async fn find_by_email(&self, email: &str) -> Result<Option<Customer>, StoreError> {
         self.store.by_email(email).await
     }
@@ -31,13 +35,19 @@ impl StallingRepo {
 fn setup() -> (StallingRepo, CustomerRepository) {
     let store = Store::with(&[ann()]);
     let cache = Cache::in_memory(1000);
-    let reader = StallingRepo { store: store.clone(), cache: cache.clone() };
+    let reader = StallingRepo {
+        store: store.clone(),
+        cache: cache.clone(),
+    };
     let writer = CustomerRepository::with_cache(store, cache);
     (reader, writer)
 }
 
 fn anna() -> Customer {
-    Customer { name: "Anna".into(), ..ann() }
+    Customer {
+        name: "Anna".into(),
+        ..ann()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,9 +61,17 @@ async fn a_tag_invalidation_beats_a_load_that_started_before_it() {
     writer.save(&anna()).await.unwrap();
 
     gate.release.add_permits(1);
-    assert_eq!(slow.await.unwrap(), Ok(Some(ann())), "the overlapping read may return the old row");
+    assert_eq!(
+        slow.await.unwrap(),
+        Ok(Some(ann())),
+        "the overlapping read may return the old row"
+    );
     reader.store.open();
-    assert_eq!(reader.find_by_id("1").await, Ok(Some(anna())), "but it must not be left in the cache");
+    assert_eq!(
+        reader.find_by_id("1").await,
+        Ok(Some(anna())),
+        "but it must not be left in the cache"
+    );
     assert_eq!(reader.store.loads(), 2);
 }
 
@@ -66,7 +84,13 @@ async fn a_result_tag_invalidation_beats_a_load_that_started_before_it() {
     let slow = tokio::spawn(async move { r.find_by_email("ann@example.com").await });
     reached(&gate, 1).await;
 
-    writer.save(&Customer { email: "ann@new.example".into(), ..ann() }).await.unwrap();
+    writer
+        .save(&Customer {
+            email: "ann@new.example".into(),
+            ..ann()
+        })
+        .await
+        .unwrap();
 
     gate.release.add_permits(1);
     assert_eq!(slow.await.unwrap(), Ok(Some(ann())));
@@ -92,7 +116,11 @@ async fn key_invalidation_and_clear_beat_running_loads() {
         gate.release.add_permits(1);
         assert_eq!(slow.await.unwrap(), Ok(Some(ann())));
         reader.store.open();
-        assert_eq!(reader.find_by_id("1").await, Ok(Some(anna())), "after {how}");
+        assert_eq!(
+            reader.find_by_id("1").await,
+            Ok(Some(anna())),
+            "after {how}"
+        );
     }
 }
 

@@ -19,7 +19,11 @@ async fn a_hit_does_not_run_the_body() {
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 1);
     let stats = repo.cache.stats();
-    let row = stats.methods.iter().find(|m| m.method.ends_with("find_by_id")).unwrap();
+    let row = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap();
     assert_eq!((row.hits, row.misses, row.loads), (2, 1, 1));
 }
 
@@ -35,7 +39,11 @@ async fn err_is_returned_untouched_and_not_stored() {
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 3);
     let stats = repo.cache.stats();
-    let row = stats.methods.iter().find(|m| m.method.ends_with("find_by_id")).unwrap();
+    let row = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap();
     assert_eq!(row.load_errors, 2);
 }
 
@@ -54,7 +62,10 @@ struct Counting {
 
 impl Counting {
     fn new() -> Self {
-        Counting { cache: Cache::in_memory(1000), calls: AtomicUsize::new(0) }
+        Counting {
+            cache: Cache::in_memory(1000),
+            calls: AtomicUsize::new(0),
+        }
     }
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
@@ -63,7 +74,7 @@ impl Counting {
     #[cached(key = "maybe.{id}", ttl = 60, cache_none = false)]
     async fn maybe(&self, id: u32) -> Result<Option<u32>, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok((id % 2 == 0).then_some(id))
+        Ok(id.is_multiple_of(2).then_some(id))
     }
 
     #[cached(key = "plain.{n}", ttl = 60)]
@@ -118,7 +129,11 @@ async fn cache_none_false_skips_none() {
     let c = Counting::new();
     assert_eq!(c.maybe(1).await, Ok(None));
     assert_eq!(c.maybe(1).await, Ok(None));
-    assert_eq!(c.calls(), 2, "None must not be stored with cache_none = false");
+    assert_eq!(
+        c.calls(),
+        2,
+        "None must not be stored with cache_none = false"
+    );
     assert_eq!(c.maybe(2).await, Ok(Some(2)));
     assert_eq!(c.maybe(2).await, Ok(Some(2)));
     assert_eq!(c.calls(), 3);
@@ -157,7 +172,11 @@ async fn condition_false_bypasses_the_cache() {
     c.conditional(1).await;
     assert_eq!(c.calls(), 3);
     let stats = c.cache.stats();
-    let row = stats.methods.iter().find(|m| m.method.ends_with("conditional")).unwrap();
+    let row = stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("conditional"))
+        .unwrap();
     assert_eq!((row.bypassed, row.hits, row.misses), (2, 1, 1));
 }
 
@@ -175,9 +194,19 @@ async fn unless_true_does_not_store() {
 #[tokio::test]
 async fn owned_and_mut_arguments_work() {
     let c = Counting::new();
-    assert_eq!(c.owned("a".into(), "1".into(), vec!["x".into()]).await, "x+a+1");
-    assert_eq!(c.owned("a".into(), "1".into(), vec!["y".into()]).await, "x+a+1", "tags is ignored");
-    assert_eq!(c.owned("b".into(), "1".into(), vec!["x".into()]).await, "x+b+1");
+    assert_eq!(
+        c.owned("a".into(), "1".into(), vec!["x".into()]).await,
+        "x+a+1"
+    );
+    assert_eq!(
+        c.owned("a".into(), "1".into(), vec!["y".into()]).await,
+        "x+a+1",
+        "tags is ignored"
+    );
+    assert_eq!(
+        c.owned("b".into(), "1".into(), vec!["x".into()]).await,
+        "x+b+1"
+    );
     assert_eq!(c.calls(), 2);
 }
 
@@ -218,7 +247,10 @@ impl CustomerReader for Reader {
 
 #[tokio::test]
 async fn trait_impl_methods_work() {
-    let reader = Reader { store: Store::with(&[ann()]), cache: Arc::new(Cache::in_memory(10)) };
+    let reader = Reader {
+        store: Store::with(&[ann()]),
+        cache: Arc::new(Cache::in_memory(10)),
+    };
     assert_eq!(reader.name_of("1").await, Ok(Some("Ann".into())));
     assert_eq!(reader.name_of("1").await, Ok(Some("Ann".into())));
     assert_eq!(reader.store.loads(), 1);
@@ -243,11 +275,18 @@ impl Generic {
 
 #[tokio::test]
 async fn generic_functions_work() {
-    let g = Generic { cache: Cache::in_memory(10), calls: AtomicUsize::new(0) };
+    let g = Generic {
+        cache: Cache::in_memory(10),
+        calls: AtomicUsize::new(0),
+    };
     assert_eq!(g.describe(7u8).await, "<7>");
     assert_eq!(g.describe(7u64).await, "<7>");
     assert_eq!(g.describe("7").await, "<7>");
-    assert_eq!(g.calls.load(Ordering::SeqCst), 1, "same rendered key, same value type");
+    assert_eq!(
+        g.calls.load(Ordering::SeqCst),
+        1,
+        "same rendered key, same value type"
+    );
 }
 
 #[tokio::test]
@@ -259,13 +298,17 @@ async fn cached_futures_are_send() {
     assert_send(repo.save(&ann()));
     // And they run on a multi-threaded runtime's worker.
     let repo2 = repo.clone();
-    let found = tokio::spawn(async move { repo2.find_by_email("ANN@example.com").await }).await.unwrap();
+    let found = tokio::spawn(async move { repo2.find_by_email("ANN@example.com").await })
+        .await
+        .unwrap();
     assert_eq!(found, Ok(None));
 }
 
 #[tokio::test]
 async fn the_list_page_key_includes_limit() {
-    let customers: Vec<Customer> = (0..60).map(|i| Customer::new(&format!("{i:02}"), "n", &format!("{i}@x"))).collect();
+    let customers: Vec<Customer> = (0..60)
+        .map(|i| Customer::new(&format!("{i:02}"), "n", &format!("{i}@x")))
+        .collect();
     let repo = CustomerRepository::new(Store::with(&customers));
     assert_eq!(repo.find_active(1, 20).await.unwrap().len(), 20);
     assert_eq!(repo.find_active(1, 50).await.unwrap().len(), 50);

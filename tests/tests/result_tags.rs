@@ -13,10 +13,17 @@ async fn an_email_change_drops_the_old_email_lookup() {
     let repo = CustomerRepository::new(Store::with(&[ann()]));
     assert_eq!(repo.find_by_email("ann@example.com").await, Ok(Some(ann())));
 
-    let moved = Customer { email: "ann@new.example".into(), ..ann() };
+    let moved = Customer {
+        email: "ann@new.example".into(),
+        ..ann()
+    };
     repo.save(&moved).await.unwrap();
 
-    assert_eq!(repo.find_by_email("ann@example.com").await, Ok(None), "the old e-mail no longer finds her");
+    assert_eq!(
+        repo.find_by_email("ann@example.com").await,
+        Ok(None),
+        "the old e-mail no longer finds her"
+    );
     assert_eq!(repo.find_by_email("ann@new.example").await, Ok(Some(moved)));
 }
 
@@ -36,9 +43,13 @@ impl Toucher {
 
 #[tokio::test]
 async fn a_list_page_is_dropped_when_a_customer_on_it_changes() {
-    let customers: Vec<Customer> = (0..30).map(|i| Customer::new(&format!("{i:02}"), "n", &format!("{i}@x"))).collect();
+    let customers: Vec<Customer> = (0..30)
+        .map(|i| Customer::new(&format!("{i:02}"), "n", &format!("{i}@x")))
+        .collect();
     let repo = CustomerRepository::new(Store::with(&customers));
-    let toucher = Toucher { cache: repo.cache.clone() };
+    let toucher = Toucher {
+        cache: repo.cache.clone(),
+    };
     repo.find_active(1, 10).await.unwrap(); // ids 00..09
     repo.find_active(2, 10).await.unwrap(); // ids 10..19
     assert_eq!(repo.store.loads(), 2);
@@ -67,7 +78,10 @@ impl Lists {
 
 #[tokio::test]
 async fn result_tags_can_be_an_expression() {
-    let lists = Lists { store: Store::with(&[ann(), bob()]), cache: cache_runtime::Cache::in_memory(10) };
+    let lists = Lists {
+        store: Store::with(&[ann(), bob()]),
+        cache: cache_runtime::Cache::in_memory(10),
+    };
     lists.names(1).await.unwrap();
     lists.names(2).await.unwrap();
     lists.cache.invalidate_tags(["customer.2"]).await.unwrap();

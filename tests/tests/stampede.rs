@@ -65,7 +65,11 @@ async fn an_error_is_shared_with_the_waiters_but_not_stored() {
     assert_eq!(repo.store.loads(), 1);
     repo.store.open();
     repo.store.fail(false);
-    assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())), "the error was not stored");
+    assert_eq!(
+        repo.find_by_id("1").await,
+        Ok(Some(ann())),
+        "the error was not stored"
+    );
     assert_eq!(repo.store.loads(), 2);
 }
 
@@ -108,7 +112,10 @@ impl Fragile {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_body_does_not_wedge_the_key() {
-    let fragile = Arc::new(Fragile { cache: Cache::in_memory(10), calls: AtomicUsize::new(0) });
+    let fragile = Arc::new(Fragile {
+        cache: Cache::in_memory(10),
+        calls: AtomicUsize::new(0),
+    });
     let f = fragile.clone();
     let first = tokio::spawn(async move { f.get(1).await });
     until(|| fragile.calls.load(Ordering::SeqCst) == 1).await;

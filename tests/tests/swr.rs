@@ -13,12 +13,23 @@ use support::{ann, reached, Customer, Store, StoreError};
 
 fn repo() -> (CustomerRepository, ManualClock) {
     let (clock, hand) = Clock::manual();
-    let cache = Cache::builder().clock(clock).refresh_backoff(Duration::from_secs(3600)).build();
-    (CustomerRepository::with_cache(Store::with(&[ann()]), cache), hand)
+    let cache = Cache::builder()
+        .clock(clock)
+        .refresh_backoff(Duration::from_secs(3600))
+        .build();
+    (
+        CustomerRepository::with_cache(Store::with(&[ann()]), cache),
+        hand,
+    )
 }
 
 fn row(repo: &CustomerRepository) -> cache_runtime::MethodStats {
-    repo.cache.stats().methods.into_iter().find(|m| m.method.ends_with("find_by_id")).unwrap()
+    repo.cache
+        .stats()
+        .methods
+        .into_iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap()
 }
 
 async fn until(mut condition: impl FnMut() -> bool) {
@@ -32,7 +43,10 @@ async fn until(mut condition: impl FnMut() -> bool) {
 }
 
 fn anna() -> Customer {
-    Customer { name: "Anna".into(), ..ann() }
+    Customer {
+        name: "Anna".into(),
+        ..ann()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,8 +135,14 @@ impl Early {
 #[tokio::test]
 async fn xfetch_recomputes_some_calls_before_expiry() {
     let (clock, hand) = Clock::manual();
-    let with = Early { cache: Cache::builder().clock(clock.clone()).build(), calls: AtomicUsize::new(0) };
-    let without = Early { cache: Cache::builder().clock(clock).build(), calls: AtomicUsize::new(0) };
+    let with = Early {
+        cache: Cache::builder().clock(clock.clone()).build(),
+        calls: AtomicUsize::new(0),
+    };
+    let without = Early {
+        cache: Cache::builder().clock(clock).build(),
+        calls: AtomicUsize::new(0),
+    };
     with.with_beta(1).await;
     without.without_beta(1).await;
     hand.advance(Duration::from_secs(9)); // 1 s before expiry; δ ≈ 20 ms, β = 1000
@@ -130,6 +150,13 @@ async fn xfetch_recomputes_some_calls_before_expiry() {
         assert_eq!(with.with_beta(1).await, 1);
         assert_eq!(without.without_beta(1).await, 1);
     }
-    assert!(with.calls.load(Ordering::SeqCst) >= 2, "XFetch recomputed early");
-    assert_eq!(without.calls.load(Ordering::SeqCst), 1, "no early recomputation without beta");
+    assert!(
+        with.calls.load(Ordering::SeqCst) >= 2,
+        "XFetch recomputed early"
+    );
+    assert_eq!(
+        without.calls.load(Ordering::SeqCst),
+        1,
+        "no early recomputation without beta"
+    );
 }

@@ -34,7 +34,13 @@ impl Timed {
 
 fn timed() -> (Timed, ManualClock) {
     let (clock, hand) = Clock::manual();
-    (Timed { cache: Cache::builder().clock(clock).build(), calls: AtomicUsize::new(0) }, hand)
+    (
+        Timed {
+            cache: Cache::builder().clock(clock).build(),
+            calls: AtomicUsize::new(0),
+        },
+        hand,
+    )
 }
 
 #[tokio::test]
@@ -71,14 +77,21 @@ async fn jitter_spreads_expiries_between_ttl_minus_jitter_and_ttl() {
     for n in 0..200 {
         t.jittered(n).await;
     }
-    assert_eq!(t.calls.load(Ordering::SeqCst), 200, "nothing expires before ttl - jitter");
+    assert_eq!(
+        t.calls.load(Ordering::SeqCst),
+        200,
+        "nothing expires before ttl - jitter"
+    );
 
     hand.advance(Duration::from_secs(25)); // 75 s: somewhere in the window
     for n in 0..200 {
         t.jittered(n).await;
     }
     let reloaded = t.calls.load(Ordering::SeqCst) - 200;
-    assert!(reloaded > 0 && reloaded < 200, "expiries are spread, {reloaded} of 200 expired at 75 s");
+    assert!(
+        reloaded > 0 && reloaded < 200,
+        "expiries are spread, {reloaded} of 200 expired at 75 s"
+    );
 
     hand.advance(Duration::from_secs(100)); // everything from the first round is gone
     let before = t.calls.load(Ordering::SeqCst);

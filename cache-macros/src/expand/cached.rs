@@ -1,17 +1,24 @@
 //! `#[cached]`.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
-use syn::ItemFn;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::{FnArg, ItemFn, Type};
 
 use super::self_rewrite::{rename_self, SELF_CLONE};
-use super::{cache_ref, fake_return, field_path, method_name, shape};
+use super::{
+    cache_ref, fake_return, field_path, method_name, ranged, shape_probe, shape_traits, span_range,
+};
 use crate::attr::ResultTags;
 use crate::signature::Receiver;
 use crate::valid::CachedPlan;
 
 pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = item;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = item;
     let name = method_name(&plan.name, item);
     let key = plan.key.to_runtime();
     let tags = plan.tags.iter().map(|t| t.to_runtime());
@@ -21,14 +28,23 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
     let ret = &plan.ret;
     let ret_tokens = quote!(#ret);
-    let shape = shape(&ret_tokens);
-
+    let shape = shape_probe(&ret_tokens, span_range(ret));
+    let shape_traits = shape_traits();
+    let dispatch = dispatch(&ret_tokens, span_range(ret));
+    let return_type = ranged(
+        span_range(ret),
+        quote!(::core::marker::PhantomData::<#ret_tokens>),
+    );
     let values = plan.args.refs.iter().map(|r| {
-        let ident = plan.sig.args[plan.args.templated[r.slot]].ident.clone().expect("templated arguments are named");
-        field_path(quote!(#ident), &r.fields, r.span)
+        let ident = plan.sig.args[plan.args.templated[r.slot]]
+            .ident
+            .as_ref()
+            .expect("templated arguments are named");
+        field_path(ident, &r.fields, r.span)
     });
     let enabled = match &plan.condition {
-        Some(cond) => quote!(#cond),
+        // An `if`, so that a non-`bool` condition is reported on it alone.
+        Some(cond) => quote!(if #cond { true } else { false }),
         None => quote!(true),
     };
     let unless = match &plan.unless {
@@ -36,7 +52,9 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let skip_none = match plan.skip_none {
-        Some(span) => quote_spanned!(span=> ::core::option::Option::Some(<_ as ::cache_runtime::__private::MaybeNone>::is_none)),
+        Some(span) => {
+            quote_spanned!(span=> ::core::option::Option::Some(<_ as ::cache_runtime::__private::MaybeNone>::is_none))
+        }
         None => quote!(::core::option::Option::None),
     };
     let result_tags = match &plan.result_tags {
@@ -61,7 +79,6 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         },
         Some((_, swr_span)) => detachable(item, plan, swr_span),
     };
-
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -77,13 +94,20 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                 cache_none: #cache_none,
                 counters: ::cache_runtime::__private::CountersSlot::NEW,
             };
-            let __cache_pending = match ::cache_runtime::__private::lookup(&__CACHE_SITE, #cache, &[#(#values),*], #shape, #enabled) {
-                ::cache_runtime::__private::Lookup::Hit(__cache_value) => return __cache_value,
-                ::cache_runtime::__private::Lookup::Miss(__cache_pending) => __cache_pending,
+            #shape_traits
+            #dispatch
+            let __cache_shape = #shape;
+            (&&__CacheSelect::<#ret_tokens, _>::new(&__cache_shape)).__cache_return_check().__cache_return_type_must_be_send_and_static(#return_type);
+            let __cache_tag = (&&__CacheSelect::<#ret_tokens, _>::new(&__cache_shape)).__cache_select();
+            let __cache_pending = match __cache_tag.__cache_lookup(&__CACHE_SITE, #cache, &[#(#values),*], __cache_shape, #enabled) {
+                __CacheStep::Hit(__cache_value) => return __cache_value,
+                __CacheStep::Miss(__cache_pending) => __cache_pending,
             };
-            __cache_pending
-                .load(
-                    #shape,
+            __cache_tag
+                .__cache_load(
+                    __cache_value_type,
+                    __cache_pending,
+                    __cache_shape,
                     ::cache_runtime::__private::Options {
                         unless: #unless,
                         skip_none: #skip_none,
@@ -96,13 +120,193 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     }
 }
 
+/// The local items and checks that route a call to the runtime, or, when the value type
+/// cannot be cached, to a stand-in that compiles without further errors.
+///
+/// * `__cache_value_type` is `PhantomData<V>` of the cached value type `V` (`T` of a
+///   `Result<T, E>`, else the whole return type), found by autoref specialization like the
+///   runtime's `Probe`.
+/// * `__cache_value_check(...)` requires `V: CacheValue`, reported over the return type with
+///   `CacheValue`'s message ("`Customer` cannot be cached: ...").
+/// * `__CacheSelect` picks `__CacheReal` (the runtime's `lookup` and `Pending::load`) when the
+///   shape satisfies `ReturnShape<R>`, which holds exactly when `V: CacheValue`, and
+///   `__CacheFallback` otherwise: without it, every bound of the runtime on the value type
+///   would be reported once more, on the attribute or on the `.await`, after the check's.
+///   The fallback is only ever chosen when `__cache_value_check` fails to compile.
+fn dispatch(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
+    let value_type = ranged(
+        range,
+        quote!((&&__CacheValueProbe::<#ret>(::core::marker::PhantomData)).__cache_value()),
+    );
+    quote! {
+        struct __CacheValueProbe<R>(::core::marker::PhantomData<fn() -> R>);
+        trait __CacheResultValue {
+            type Value;
+            #[inline(always)]
+            fn __cache_value(&self) -> ::core::marker::PhantomData<Self::Value> {
+                ::core::marker::PhantomData
+            }
+        }
+        impl<T, E> __CacheResultValue for &__CacheValueProbe<::core::result::Result<T, E>> {
+            type Value = T;
+        }
+        trait __CacheWholeValue {
+            type Value;
+            #[inline(always)]
+            fn __cache_value(&self) -> ::core::marker::PhantomData<Self::Value> {
+                ::core::marker::PhantomData
+            }
+        }
+        impl<R> __CacheWholeValue for __CacheValueProbe<R> {
+            type Value = R;
+        }
+        #[inline(always)]
+        fn __cache_value_check<V: ::cache_runtime::CacheValue>(value: ::core::marker::PhantomData<V>) -> ::core::marker::PhantomData<V> {
+            value
+        }
+        let __cache_value_type = __cache_value_check(#value_type);
+
+        struct __CacheSelect<R, S>(::core::marker::PhantomData<fn() -> (R, S)>);
+        impl<R, S> __CacheSelect<R, S> {
+            #[inline(always)]
+            fn new(_: &S) -> Self {
+                __CacheSelect(::core::marker::PhantomData)
+            }
+        }
+        trait __CacheSelectReal {
+            #[inline(always)]
+            fn __cache_select(&self) -> __CacheReal {
+                __CacheReal
+            }
+        }
+        impl<R, S> __CacheSelectReal for &__CacheSelect<R, S>
+        where
+            S: ::cache_runtime::__private::ReturnShape<R>,
+            R: ::core::marker::Send + 'static,
+        {
+        }
+        trait __CacheSelectFallback {
+            #[inline(always)]
+            fn __cache_select(&self) -> __CacheFallback {
+                __CacheFallback
+            }
+        }
+        impl<R, S> __CacheSelectFallback for __CacheSelect<R, S> {}
+
+        // `R: Send + 'static`, checked only when the value type is fine (else that error is
+        // enough).
+        trait __CacheReturnCheckOn {
+            #[inline(always)]
+            fn __cache_return_check(&self) -> __CacheReturnCheck {
+                __CacheReturnCheck
+            }
+        }
+        impl<R, S: ::cache_runtime::__private::ReturnShape<R>> __CacheReturnCheckOn for &__CacheSelect<R, S> {}
+        trait __CacheReturnCheckOff {
+            #[inline(always)]
+            fn __cache_return_check(&self) -> __CacheNoReturnCheck {
+                __CacheNoReturnCheck
+            }
+        }
+        impl<R, S> __CacheReturnCheckOff for __CacheSelect<R, S> {}
+        // rustc reports a missing auto trait from its leaf ("`Rc<str>` cannot be sent between
+        // threads safely", "within `Result<u64, Rc<str>>`"), so a custom message would not be
+        // shown: the method's name says what is required.
+        struct __CacheReturnCheck;
+        impl __CacheReturnCheck {
+            #[inline(always)]
+            fn __cache_return_type_must_be_send_and_static<R: ::core::marker::Send + 'static>(
+                &self,
+                _: ::core::marker::PhantomData<R>,
+            ) {
+            }
+        }
+        struct __CacheNoReturnCheck;
+        impl __CacheNoReturnCheck {
+            #[inline(always)]
+            fn __cache_return_type_must_be_send_and_static<R>(&self, _: ::core::marker::PhantomData<R>) {}
+        }
+
+        enum __CacheStep<R, P> {
+            Hit(R),
+            Miss(P),
+        }
+
+        struct __CacheReal;
+        impl __CacheReal {
+            #[inline(always)]
+            fn __cache_lookup<R, S: ::cache_runtime::__private::ReturnShape<R>>(
+                &self,
+                site: &'static ::cache_runtime::__private::CachedSite,
+                cache: &::cache_runtime::Cache,
+                args: &[&(dyn ::cache_runtime::__private::KeyArg + ::core::marker::Sync)],
+                shape: S,
+                enabled: bool,
+            ) -> __CacheStep<R, ::cache_runtime::__private::Pending<S::Value>> {
+                match ::cache_runtime::__private::lookup(site, cache, args, shape, enabled) {
+                    ::cache_runtime::__private::Lookup::Hit(value) => __CacheStep::Hit(value),
+                    ::cache_runtime::__private::Lookup::Miss(pending) => __CacheStep::Miss(pending),
+                }
+            }
+            #[inline(always)]
+            fn __cache_load<R, S, V, L>(
+                &self,
+                _: ::core::marker::PhantomData<V>,
+                pending: ::cache_runtime::__private::Pending<V>,
+                shape: S,
+                options: ::cache_runtime::__private::Options<V>,
+                load: L,
+            ) -> impl ::core::future::Future<Output = R>
+            where
+                S: ::cache_runtime::__private::ReturnShape<R, Value = V>,
+                V: ::cache_runtime::CacheValue,
+                L: ::cache_runtime::__private::Load<R>,
+                R: ::core::marker::Send + 'static,
+            {
+                pending.load(shape, options, load)
+            }
+        }
+
+        struct __CacheFallback;
+        struct __CacheUncached;
+        impl __CacheFallback {
+            #[inline(always)]
+            fn __cache_lookup<R, S>(
+                &self,
+                _: &'static ::cache_runtime::__private::CachedSite,
+                _: &::cache_runtime::Cache,
+                _: &[&(dyn ::cache_runtime::__private::KeyArg + ::core::marker::Sync)],
+                _: S,
+                _: bool,
+            ) -> __CacheStep<R, __CacheUncached> {
+                __CacheStep::Miss(__CacheUncached)
+            }
+            #[inline(always)]
+            fn __cache_load<R, S, V, L>(
+                &self,
+                _: ::core::marker::PhantomData<V>,
+                _: __CacheUncached,
+                _: S,
+                _: ::cache_runtime::__private::Options<V>,
+                _: L,
+            ) -> ::core::future::Pending<R> {
+                ::core::future::pending()
+            }
+        }
+    }
+}
+
 /// The `swr` body: a closure that clones the receiver and owns every borrowed argument, so
 /// that the refresh can run after the call returned.
 fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
     let self_clone = format_ident!("{}", SELF_CLONE);
     let (clone_self, borrow_self, block) = if plan.sig.receiver.is(Receiver::Ref) {
+        // The receiver type, named so that rustc reports our `DetachableReceiver` message
+        // rather than suggesting to borrow `swr`.
+        let receiver = receiver_type(item).map(|ty| respan(ty.to_token_stream(), swr_span));
+        let receiver = receiver.map(|ty| quote!(::<#ty>));
         (
-            quote_spanned!(swr_span=> let #self_clone = ::cache_runtime::__private::clone_receiver(self);),
+            quote_spanned!(swr_span=> let #self_clone = ::cache_runtime::__private::clone_receiver #receiver (self);),
             quote!(let #self_clone = &#self_clone;),
             rename_self(&item.block),
         )
@@ -131,4 +335,33 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
             }
         })
     }
+}
+
+/// `T` of a `&T` receiver (`&self` is `&Self`).
+fn receiver_type(item: &ItemFn) -> Option<&Type> {
+    item.sig.inputs.iter().find_map(|input| match input {
+        FnArg::Receiver(r) => match &*r.ty {
+            Type::Reference(t) => Some(&*t.elem),
+            _ => None,
+        },
+        FnArg::Typed(_) => None,
+    })
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }

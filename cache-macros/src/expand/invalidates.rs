@@ -4,25 +4,43 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ItemFn;
 
-use super::{cache_ref, fake_return, field_path, method_name, shape};
+use super::{
+    cache_ref, fake_return, field_path, method_name, shape_probe, shape_traits, span_range,
+};
 use crate::valid::InvalidatesPlan;
 
 pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = item;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = item;
     let name = method_name(&plan.name, item);
     let tags = plan.tags.iter().map(|t| t.to_runtime());
     let keys = plan.keys.iter().map(|t| t.to_runtime());
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
     let values = plan.args.refs.iter().map(|r| {
-        let ident = plan.sig.args[plan.args.templated[r.slot]].ident.clone().expect("templated arguments are named");
-        field_path(quote!(#ident), &r.fields, r.span)
+        let ident = plan.sig.args[plan.args.templated[r.slot]]
+            .ident
+            .as_ref()
+            .expect("templated arguments are named");
+        field_path(ident, &r.fields, r.span)
     });
     let shape = match &plan.ret {
-        Some(ret) => shape(&quote!(#ret)),
+        Some(ret) => {
+            let probe = shape_probe(&quote!(#ret), span_range(ret));
+            let traits = shape_traits();
+            quote!({ #traits #probe })
+        }
         None => quote!(::cache_runtime::__private::Whole),
     };
     // An `impl Trait` return cannot be named: let the body infer it.
-    let fake = if plan.sig.ret.is_some() && plan.ret.is_none() { quote!() } else { fake_return(&plan.ret) };
+    let fake = if plan.sig.ret.is_some() && plan.ret.is_none() {
+        quote!()
+    } else {
+        fake_return(&plan.ret)
+    };
     quote! {
         #(#attrs)*
         #vis #sig {

@@ -1,5 +1,7 @@
-//! Code generation from checked plans. The expansion is one static descriptor and one runtime
-//! call; everything else lives in `cache_runtime`.
+//! Code generation from checked plans. The expansion is one static descriptor and the runtime
+//! calls; everything else lives in `cache_runtime`. The generated code is spanned so that a
+//! type error lands on the user's tokens (the return type, a template, an option's value), not
+//! on the attribute: see `span_range`, `ranged` and `cached::dispatch`.
 
 mod cached;
 mod invalidates;
@@ -8,8 +10,8 @@ mod self_rewrite;
 pub(crate) use cached::cached;
 pub(crate) use invalidates::invalidates;
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::{Expr, Ident, ItemFn, LitStr, Type};
 
 use crate::signature::Receiver;
@@ -40,42 +42,84 @@ fn cache_ref(cache: &Option<Expr>, receiver: Receiver) -> TokenStream {
     }
 }
 
-/// `(&&Probe::<R>::NEW).shape()`, with the shape traits in scope.
-fn shape(ret: &TokenStream) -> TokenStream {
+/// The spans of the first and last tokens of `tokens`. An expression whose first token has the
+/// first span and whose last token has the last one is reported by rustc over the whole range,
+/// e.g. all of `Result<Customer, String>` (a single `Span` covers one token on stable).
+pub(crate) fn span_range(tokens: &impl ToTokens) -> (Span, Span) {
+    let mut first = None;
+    let mut last = None;
+    for tt in tokens.to_token_stream() {
+        first.get_or_insert(tt.span());
+        last = Some(tt.span());
+    }
+    let first = first.unwrap_or_else(Span::call_site);
+    (first, last.unwrap_or(first))
+}
+
+/// `expr`, wrapped so that rustc reports it over `range`: `match () { () => expr }` with the
+/// `match` on the first span and the braces on the last. (A method call over the range would
+/// do too, but rustc then suggests removing the method call.)
+pub(crate) fn ranged(range: (Span, Span), expr: TokenStream) -> TokenStream {
+    let keyword = Ident::new("match", range.0);
+    let mut arms = Group::new(Delimiter::Brace, quote!(() => #expr));
+    arms.set_span(range.1);
+    quote!(#keyword () #arms)
+}
+
+/// `(&&Probe::<R>::NEW).shape()`, reported over `range`; needs the shape traits in scope (see
+/// [`shape_traits`]).
+fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
+    ranged(
+        range,
+        quote!((&&::cache_runtime::__private::Probe::<#ret>::NEW).shape()),
+    )
+}
+
+/// Brings the traits of [`shape_probe`] into scope.
+fn shape_traits() -> TokenStream {
     quote! {
-        {
-            #[allow(unused_imports)]
-            use ::cache_runtime::__private::{OwnErrorShape as _, SharedErrorShape as _, WholeShape as _};
-            (&&::cache_runtime::__private::Probe::<#ret>::NEW).shape()
-        }
+        #[allow(unused_imports)]
+        use ::cache_runtime::__private::{OwnErrorShape as _, SharedErrorShape as _, WholeShape as _};
     }
 }
 
 /// tracing-attributes' fake return edge: gives the body's async block its return type
 /// before the body is checked, so that `?` and inference behave as in the original function.
+/// It is spanned on the declared return type, so that a type error in the body says "return
+/// type inferred to be `u64` here" about the signature, not about the attribute.
 fn fake_return(ret: &Option<Type>) -> TokenStream {
-    let ret = match ret {
-        Some(ty) => quote!(#ty),
-        None => quote!(()),
+    let (ret, (first, last)) = match ret {
+        Some(ty) => (quote!(#ty), span_range(ty)),
+        None => (quote!(()), (Span::call_site(), Span::call_site())),
     };
+    let value = Ident::new("__cache_fake_return", last);
+    let return_token = Ident::new("return", first);
     quote! {
         #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
         if false {
-            let __cache_fake_return: #ret = loop {};
-            return __cache_fake_return;
+            let #value: #ret = loop {};
+            #return_token #value;
         }
     }
 }
 
-/// `&value.field.sub`, spanned on the template so that type errors point at it.
-fn field_path(base: TokenStream, fields: &[String], span: Span) -> TokenStream {
+/// `&value.field.sub`, spanned on the template so that type errors point at it. The fields
+/// get the macro's hygiene at the template's location: rustc then still reports a missing
+/// field on the template, without suggesting to replace the whole template by a field name.
+fn field_path(base: &Ident, fields: &[String], span: Span) -> TokenStream {
+    let mut base = base.clone();
+    base.set_span(span);
+    let field_span = Span::mixed_site().located_at(span);
     let members = fields.iter().map(|f| match f.parse::<usize>() {
         Ok(i) => {
-            let index = syn::Index { index: i as u32, span };
+            let index = syn::Index {
+                index: i as u32,
+                span: field_span,
+            };
             quote_spanned!(span=> .#index)
         }
         Err(_) => {
-            let ident = Ident::new(f, span);
+            let ident = Ident::new(f, field_span);
             quote_spanned!(span=> .#ident)
         }
     });

@@ -11,7 +11,9 @@ fn rename_tokens(tokens: TokenStream) -> TokenStream {
     tokens
         .into_iter()
         .map(|tt| match tt {
-            TokenTree::Ident(ident) if ident == "self" => TokenTree::Ident(Ident::new(SELF_CLONE, ident.span())),
+            TokenTree::Ident(ident) if ident == "self" => {
+                TokenTree::Ident(Ident::new(SELF_CLONE, ident.span()))
+            }
             TokenTree::Group(group) => {
                 let mut renamed = Group::new(group.delimiter(), rename_tokens(group.stream()));
                 renamed.set_span(group.span());

@@ -61,7 +61,12 @@ pub struct MemoryBackend {
 struct KeepUntilStale;
 
 impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
-    fn expire_after_create(&self, _: &Box<[u8]>, value: &Arc<MemEntry>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &Box<[u8]>,
+        value: &Arc<MemEntry>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(value.keep_for)
     }
     fn expire_after_update(
@@ -78,11 +83,17 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
 impl MemoryBackend {
     /// A backend holding at most `max_entries` entries (moka's TinyLFU decides which go).
     pub fn new(max_entries: u64) -> Self {
-        let read_index: Arc<ReadIndex> = Arc::new(papaya::HashMap::builder().hasher(foldhash::fast::RandomState::default()).build());
+        let read_index: Arc<ReadIndex> = Arc::new(
+            papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
+        );
         let index = read_index.clone();
         let unpublish = move |key: Arc<Box<[u8]>>, entry: Arc<MemEntry>, _: RemovalCause| {
             entry.dropped.store(true, Ordering::SeqCst);
-            let _ = index.pin().remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
+            let _ = index
+                .pin()
+                .remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
         };
         MemoryBackend {
             entries: Moka::builder()
@@ -98,19 +109,26 @@ impl MemoryBackend {
 
     #[inline]
     fn valid(&self, entry: &MemEntry, now: u64) -> bool {
-        entry.epoch == self.epoch.load(Ordering::Acquire) && now < entry.meta.stale_until && stamps_current(&entry.stamps)
+        entry.epoch == self.epoch.load(Ordering::Acquire)
+            && now < entry.meta.stale_until
+            && stamps_current(&entry.stamps)
     }
 
     /// Calls `f` with the entry under `key`, if its tags and the clear epoch are unchanged and
     /// it is not past its stale window.
     #[inline]
-    pub(crate) fn with_entry<T>(&self, key: &[u8], now: u64, f: impl FnOnce(&MemEntry) -> T) -> Option<T> {
+    pub(crate) fn with_entry<T>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&MemEntry) -> T,
+    ) -> Option<T> {
         let index = self.read_index.pin();
         if let Some(entry) = index.get(key) {
             let sampled = HITS.with(|hits| {
                 let n = hits.get().wrapping_add(1);
                 hits.set(n);
-                n % SAMPLE == 0
+                n.is_multiple_of(SAMPLE)
             });
             if sampled {
                 // Feed moka's frequency sketch; the value is already in hand.

@@ -21,7 +21,10 @@ impl Captured {
 
     /// The events whose `cache.op` is `op`.
     pub fn ops(&self, op: &str) -> Vec<Event> {
-        self.events().into_iter().filter(|e| e.get("cache.op").map(String::as_str) == Some(op)).collect()
+        self.events()
+            .into_iter()
+            .filter(|e| e.get("cache.op").map(String::as_str) == Some(op))
+            .collect()
     }
 
     pub fn clear(&self) {
@@ -33,7 +36,10 @@ struct Fields<'a>(&'a mut Event);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}").trim_matches('"').to_string());
+        self.0.insert(
+            field.name().to_string(),
+            format!("{value:?}").trim_matches('"').to_string(),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_string(), value.to_string());

@@ -24,7 +24,12 @@ pub struct Customer {
 
 impl Customer {
     pub fn new(id: &str, name: &str, email: &str) -> Self {
-        Customer { id: id.into(), name: name.into(), email: email.into(), active: true }
+        Customer {
+            id: id.into(),
+            name: name.into(),
+            email: email.into(),
+            active: true,
+        }
     }
 }
 
@@ -84,7 +89,10 @@ impl Store {
 
     /// From now on every load stops at the gate.
     pub fn hold(&self) -> Gate {
-        let gate = Gate { reached: Arc::new(Semaphore::new(0)), release: Arc::new(Semaphore::new(0)) };
+        let gate = Gate {
+            reached: Arc::new(Semaphore::new(0)),
+            release: Arc::new(Semaphore::new(0)),
+        };
         *self.gate.lock() = Some(gate.clone());
         gate
     }
@@ -120,7 +128,12 @@ impl Store {
     }
 
     pub async fn by_email(&self, email: &str) -> Result<Option<Customer>, StoreError> {
-        let row = self.rows.lock().values().find(|c| c.email.eq_ignore_ascii_case(email)).cloned();
+        let row = self
+            .rows
+            .lock()
+            .values()
+            .find(|c| c.email.eq_ignore_ascii_case(email))
+            .cloned();
         self.enter().await?;
         Ok(row)
     }

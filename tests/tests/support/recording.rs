@@ -48,7 +48,10 @@ impl RecordingBackend {
 
     fn check(&self) -> Result<(), BackendError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(BackendError::new(BackendErrorKind::Unavailable, "recording backend is down"))
+            Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "recording backend is down",
+            ))
         } else {
             Ok(())
         }
@@ -65,7 +68,11 @@ impl Backend for RecordingBackend {
         Box::pin(async move {
             self.ops.gets.fetch_add(1, Ordering::SeqCst);
             self.check()?;
-            let entry = self.entries.lock().get(&(key.scope, key.key.to_owned())).cloned();
+            let entry = self
+                .entries
+                .lock()
+                .get(&(key.scope, key.key.to_owned()))
+                .cloned();
             Ok(entry.map(|entry| Fetched {
                 current_versions: self.current(entry.tags.iter().map(|(t, _)| t.clone())),
                 entry,
@@ -85,7 +92,9 @@ impl Backend for RecordingBackend {
         Box::pin(async move {
             self.ops.puts.fetch_add(1, Ordering::SeqCst);
             self.check()?;
-            self.entries.lock().insert((key.scope, key.key.to_owned()), entry);
+            self.entries
+                .lock()
+                .insert((key.scope, key.key.to_owned()), entry);
             Ok(())
         })
     }

@@ -12,7 +12,10 @@ pub struct CustomerRepository {
 
 impl CustomerRepository {
     pub fn new(store: Store) -> Self {
-        CustomerRepository { store, cache: Cache::in_memory(100_000) }
+        CustomerRepository {
+            store,
+            cache: Cache::in_memory(100_000),
+        }
     }
 
     pub fn with_cache(store: Store, cache: Cache) -> Self {

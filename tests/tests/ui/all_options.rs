@@ -1,5 +1,7 @@
 //! Every option of #[cached] and #[invalidates], used as documented: this must compile.
 
+#![deny(warnings)]
+
 use std::sync::LazyLock;
 
 use cache_runtime::{cached, invalidates, Cache, CacheTags, TagSink};
@@ -26,7 +28,7 @@ pub struct Repo {
 
 impl Repo {
     #[cached(
-        key = "customer.email.{email | trim | lower | sha256}",
+        key = "customer.email.{email | trim | lower | sha256}.region.{region}",
         ttl = "10m",
         tags = ["customer", "customer.region.{region | upper}"],
         swr = 60,

@@ -5,7 +5,7 @@ struct Repo {
 }
 
 impl Repo {
-    // Every mistake is reported at once, each on its own token.
+    // Every mistake is reported at once, each on its own token, in the order of the source.
     #[cached(
         key = "customer.{idd}",
         ttl = 0,
@@ -14,7 +14,7 @@ impl Repo {
         refresh = true,
         beta = 0.0,
     )]
-    async fn find_by_id(&self, id: u64) -> Option<String> {
+    fn find_by_id(&self, id: u64) -> Option<String> {
         Some(id.to_string())
     }
 }

@@ -1,0 +1,14 @@
+use cache_runtime::{cached, Cache};
+
+struct Repo {
+    cache: Cache,
+}
+
+impl Repo {
+    #[cached(key = "customer.{id}" ttl = 600)]
+    async fn find_by_id(&self, id: u64) -> Option<String> {
+        Some(id.to_string())
+    }
+}
+
+fn main() {}
