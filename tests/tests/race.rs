@@ -43,6 +43,16 @@ fn setup() -> (StallingRepo, CustomerRepository) {
     (reader, writer)
 }
 
+async fn until(mut condition: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("condition never became true");
+}
+
 fn anna() -> Customer {
     Customer {
         name: "Anna".into(),
@@ -137,7 +147,17 @@ async fn a_caller_arriving_after_the_write_does_not_get_the_old_loads_value() {
     // Asks after save() returned: it finds the old load in flight and joins it.
     let r = reader.clone();
     let late = tokio::spawn(async move { r.find_by_id("1").await });
-    tokio::task::yield_now().await;
+    until(|| {
+        reader
+            .cache
+            .stats()
+            .methods
+            .iter()
+            .map(|m| m.coalesced)
+            .sum::<u64>()
+            == 1
+    })
+    .await;
     gate.release.add_permits(1); // the old load finishes
     assert_eq!(slow.await.unwrap(), Ok(Some(ann())));
     reached(&gate, 1).await; // the late caller saw the join was overtaken and loads itself

@@ -6,7 +6,8 @@ use syn::{FnArg, ItemFn, Type};
 
 use super::self_rewrite::{rename_self, SELF_CLONE};
 use super::{
-    cache_ref, fake_return, field_path, method_name, ranged, shape_probe, shape_traits, span_range,
+    cache_ref, fake_return, method_name, placeholder_values, ranged, shape_probe, shape_traits,
+    span_range,
 };
 use crate::attr::ResultTags;
 use crate::signature::Receiver;
@@ -35,13 +36,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         span_range(ret),
         quote!(::core::marker::PhantomData::<#ret_tokens>),
     );
-    let values = plan.args.refs.iter().map(|r| {
-        let ident = plan.sig.args[plan.args.templated[r.slot]]
-            .ident
-            .as_ref()
-            .expect("templated arguments are named");
-        field_path(ident, &r.fields, r.span)
-    });
+    let values = placeholder_values(&plan.args, &plan.sig);
     let enabled = match &plan.condition {
         // An `if`, so that a non-`bool` condition is reported on it alone.
         Some(cond) => quote!(if #cond { true } else { false }),

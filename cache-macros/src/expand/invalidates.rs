@@ -5,7 +5,7 @@ use quote::quote;
 use syn::ItemFn;
 
 use super::{
-    cache_ref, fake_return, field_path, method_name, shape_probe, shape_traits, span_range,
+    cache_ref, fake_return, method_name, placeholder_values, shape_probe, shape_traits, span_range,
 };
 use crate::valid::InvalidatesPlan;
 
@@ -20,13 +20,7 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     let tags = plan.tags.iter().map(|t| t.to_runtime());
     let keys = plan.keys.iter().map(|t| t.to_runtime());
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
-    let values = plan.args.refs.iter().map(|r| {
-        let ident = plan.sig.args[plan.args.templated[r.slot]]
-            .ident
-            .as_ref()
-            .expect("templated arguments are named");
-        field_path(ident, &r.fields, r.span)
-    });
+    let values = placeholder_values(&plan.args, &plan.sig);
     let shape = match &plan.ret {
         Some(ret) => {
             let probe = shape_probe(&quote!(#ret), span_range(ret));

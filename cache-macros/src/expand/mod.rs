@@ -125,3 +125,21 @@ fn field_path(base: &Ident, fields: &[String], span: Span) -> TokenStream {
     });
     quote_spanned!(span=> &#base #(#members)*)
 }
+
+/// `&arg.field` for every placeholder, in template order: the flat list the runtime renders
+/// keys and tags from.
+fn placeholder_values(
+    args: &crate::valid::TemplateArgs,
+    sig: &crate::signature::Signature,
+) -> Vec<TokenStream> {
+    args.refs
+        .iter()
+        .map(|r| {
+            let ident = sig.args[args.templated[r.slot]]
+                .ident
+                .as_ref()
+                .expect("templated arguments are named");
+            field_path(ident, &r.fields, r.span)
+        })
+        .collect()
+}

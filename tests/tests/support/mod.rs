@@ -161,9 +161,17 @@ impl Store {
     }
 }
 
-/// Waits until `n` loads have reached the gate.
+/// Waits until `n` loads have reached the gate; fails (instead of hanging) when they do not
+/// arrive within 10 s.
 pub async fn reached(gate: &Gate, n: u32) {
-    gate.reached.acquire_many(n).await.expect("gate").forget();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        gate.reached.acquire_many(n),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{n} load(s) never reached the gate"))
+    .expect("gate")
+    .forget();
 }
 
 pub fn ann() -> Customer {
