@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::cache::KEY_TAG_PREFIX;
 use crate::key::KeyArg;
-use crate::returns::{ResultOwnError, ResultSharedError, Whole};
+use crate::returns::{ResultOwnError, ResultSharedError, Serde, Whole};
 use crate::site::InvalidatesSite;
 use crate::Cache;
 
@@ -23,6 +23,12 @@ impl<T, E> Succeeded<Result<T, E>> for ResultSharedError {
 impl<T, E> Succeeded<Result<T, E>> for ResultOwnError {
     fn succeeded(&self, r: &Result<T, E>) -> bool {
         r.is_ok()
+    }
+}
+
+impl<R, S: Succeeded<R>> Succeeded<R> for Serde<S> {
+    fn succeeded(&self, r: &R) -> bool {
+        self.0.succeeded(r)
     }
 }
 

@@ -55,9 +55,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod autoref;
 pub mod backend;
 mod cache;
 mod clock;
+pub mod codec;
 mod flight;
 mod invalidate;
 mod key;
@@ -102,9 +104,13 @@ pub mod __private {
     pub use crate::load::{Borrowed, Detachable, Load, Options};
     pub use crate::lookup::{lookup, Lookup, Pending};
     pub use crate::result_tags::{CacheTags, TagSink};
-    pub use crate::returns::{
-        MaybeNone, OwnErrorShape, Probe, ReturnShape, SharedErrorShape, Whole, WholeShape,
-    };
+    pub use crate::returns::{MaybeNone, ReturnShape, Whole};
+
+    /// The traits and types the expansion's autoref dispatch resolves against; the expansion
+    /// glob-imports this module.
+    pub mod autoref {
+        pub use crate::autoref::*;
+    }
     pub use crate::site::{CachedSite, CountersSlot, InvalidatesSite};
     pub use crate::Cache;
 

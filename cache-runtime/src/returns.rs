@@ -1,14 +1,15 @@
 //! How a method's return value is split into "store this" and "pass this through".
 //!
 //! `#[cached]` never looks at the name of the return type. It asks the compiler, through
-//! [`Probe`], which of these shapes the type has:
+//! `autoref::Probe`, which of these shapes the type has:
 //! - `Result<T, E>` (under any alias): `Ok(T)` is cached, `Err(E)` is returned untouched. When
 //!   `E: Clone`, callers waiting on the same load share the error; otherwise they retry.
 //! - anything else, `Option<T>` included: the whole value is cached.
 
 use std::any::Any;
-use std::marker::PhantomData;
 use std::sync::Arc;
+
+use crate::codec::{SerdeOf, SerdeVTable};
 
 /// A value that can be kept in the cache: cloned out on every hit and shared between tasks.
 #[diagnostic::on_unimplemented(
@@ -50,6 +51,39 @@ pub trait ReturnShape<R>: Copy + Send + Sync + 'static {
     fn share_error(&self, r: &R) -> Option<Arc<dyn Any + Send + Sync>>;
     /// Rebuilds an error shared by [`share_error`](Self::share_error).
     fn shared_error(&self, shared: &(dyn Any + Send + Sync)) -> Option<R>;
+    /// How to turn the value into bytes, when its type is `Serialize + DeserializeOwned`.
+    fn serde(&self) -> Option<&'static SerdeVTable> {
+        None
+    }
+}
+
+/// A shape whose value type is `Serialize + DeserializeOwned`: it can be stored as bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Serde<S>(pub S);
+
+impl<R, S> ReturnShape<R> for Serde<S>
+where
+    S: ReturnShape<R>,
+    S::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    type Value = S::Value;
+    #[inline]
+    fn value<'r>(&self, r: &'r R) -> Option<&'r Self::Value> {
+        self.0.value(r)
+    }
+    #[inline]
+    fn wrap_value(&self, value: Self::Value) -> R {
+        self.0.wrap_value(value)
+    }
+    fn share_error(&self, r: &R) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.0.share_error(r)
+    }
+    fn shared_error(&self, shared: &(dyn Any + Send + Sync)) -> Option<R> {
+        self.0.shared_error(shared)
+    }
+    fn serde(&self) -> Option<&'static SerdeVTable> {
+        Some(const { &SerdeOf::<S::Value>::VTABLE })
+    }
 }
 
 /// `Result<T, E>` with an error that can be cloned and shared.
@@ -121,66 +155,50 @@ impl<R: CacheValue> ReturnShape<R> for Whole {
     }
 }
 
-/// Asks the compiler for the [`ReturnShape`] of `R` (autoref specialization): the expansion
-/// writes `(&&Probe::<R>::NEW).shape()` with all three traits in scope. Method resolution tries
-/// `Self = &Probe<R>`, then `&&Probe<R>`, then `Probe<R>`, and picks the first impl that
-/// applies.
-pub struct Probe<R>(PhantomData<fn() -> R>);
-
-impl<R> Probe<R> {
-    /// The probe.
-    pub const NEW: Self = Probe(PhantomData);
-}
-
-/// First choice: a `Result` whose error can be shared.
-pub trait SharedErrorShape {
-    /// The shape.
-    fn shape(&self) -> ResultSharedError {
-        ResultSharedError
-    }
-}
-impl<T, E: Clone + Send + Sync + 'static> SharedErrorShape for &Probe<Result<T, E>> {}
-
-/// Second choice: any `Result`.
-pub trait OwnErrorShape {
-    /// The shape.
-    fn shape(&self) -> ResultOwnError {
-        ResultOwnError
-    }
-}
-impl<T, E> OwnErrorShape for &&Probe<Result<T, E>> {}
-
-/// Last choice: the whole value.
-pub trait WholeShape {
-    /// The shape.
-    fn shape(&self) -> Whole {
-        Whole
-    }
-}
-impl<R> WholeShape for Probe<R> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::autoref::*;
 
     type Alias<T> = Result<T, std::io::Error>;
 
     fn shape_name<S: 'static>(_: S) -> &'static str {
-        std::any::type_name::<S>().rsplit("::").next().unwrap()
+        let name = std::any::type_name::<S>();
+        name.strip_prefix("cache_runtime::returns::")
+            .unwrap_or(name)
     }
 
     #[test]
     #[allow(clippy::needless_borrow)] // the borrows select the shape
     fn probe_sees_through_aliases() {
+        #[derive(Clone)]
+        struct Opaque;
+        let shared_serde = "Serde<cache_runtime::returns::ResultSharedError>";
+        let own_serde = "Serde<cache_runtime::returns::ResultOwnError>";
         assert_eq!(
-            shape_name((&&Probe::<Result<u8, String>>::NEW).shape()),
+            shape_name((&&&&&Probe::<Result<u8, String>>::NEW).shape()),
+            shared_serde
+        );
+        assert_eq!(
+            shape_name((&&&&&Probe::<Result<Opaque, String>>::NEW).shape()),
             "ResultSharedError"
         );
         assert_eq!(
-            shape_name((&&Probe::<Alias<u8>>::NEW).shape()),
+            shape_name((&&&&&Probe::<Alias<u8>>::NEW).shape()),
+            own_serde
+        );
+        assert_eq!(
+            shape_name((&&&&&Probe::<Alias<Opaque>>::NEW).shape()),
             "ResultOwnError"
         );
-        assert_eq!(shape_name((&&Probe::<Option<u8>>::NEW).shape()), "Whole");
-        assert_eq!(shape_name((&&Probe::<Vec<u8>>::NEW).shape()), "Whole");
+        assert_eq!(
+            shape_name((&&&&&Probe::<Option<u8>>::NEW).shape()),
+            "Serde<cache_runtime::returns::Whole>"
+        );
+        assert_eq!(shape_name((&&&&&Probe::<Opaque>::NEW).shape()), "Whole");
+        assert_eq!(
+            shape_name((&&&&&Probe::<Option<Opaque>>::NEW).shape()),
+            "Whole"
+        );
     }
 }

@@ -92,11 +92,11 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
             #shape_traits
             #dispatch
             let __cache_shape = #shape;
-            (&&__CacheSelect::<#ret_tokens, _>::new(&__cache_shape)).__cache_return_check().__cache_return_type_must_be_send_and_static(#return_type);
-            let __cache_tag = (&&__CacheSelect::<#ret_tokens, _>::new(&__cache_shape)).__cache_select();
+            (&&::cache_runtime::__private::autoref::Select::<#ret_tokens, _>::new(&__cache_shape)).__cache_return_check().__cache_return_type_must_be_send_and_static(#return_type);
+            let __cache_tag = (&&::cache_runtime::__private::autoref::Select::<#ret_tokens, _>::new(&__cache_shape)).__cache_select();
             let __cache_pending = match __cache_tag.__cache_lookup(&__CACHE_SITE, #cache, &[#(#values),*], __cache_shape, #enabled) {
-                __CacheStep::Hit(__cache_value) => return __cache_value,
-                __CacheStep::Miss(__cache_pending) => __cache_pending,
+                ::cache_runtime::__private::autoref::Step::Hit(__cache_value) => return __cache_value,
+                ::cache_runtime::__private::autoref::Step::Miss(__cache_pending) => __cache_pending,
             };
             __cache_tag
                 .__cache_load(
@@ -115,179 +115,17 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     }
 }
 
-/// The local items and checks that route a call to the runtime, or, when the value type
-/// cannot be cached, to a stand-in that compiles without further errors.
-///
-/// * `__cache_value_type` is `PhantomData<V>` of the cached value type `V` (`T` of a
-///   `Result<T, E>`, else the whole return type), found by autoref specialization like the
-///   runtime's `Probe`.
-/// * `__cache_value_check(...)` requires `V: CacheValue`, reported over the return type with
-///   `CacheValue`'s message ("`Customer` cannot be cached: ...").
-/// * `__CacheSelect` picks `__CacheReal` (the runtime's `lookup` and `Pending::load`) when the
-///   shape satisfies `ReturnShape<R>`, which holds exactly when `V: CacheValue`, and
-///   `__CacheFallback` otherwise: without it, every bound of the runtime on the value type
-///   would be reported once more, on the attribute or on the `.await`, after the check's.
-///   The fallback is only ever chosen when `__cache_value_check` fails to compile.
+/// The checks that route a call to the runtime (`cache_runtime::__private::autoref`), or,
+/// when the value type cannot be cached, to a stand-in that compiles without further errors:
+/// `value_check` reports `CacheValue`'s message over the return type, and nothing else repeats
+/// it.
 fn dispatch(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
     let value_type = ranged(
         range,
-        quote!((&&__CacheValueProbe::<#ret>(::core::marker::PhantomData)).__cache_value()),
+        quote!((&&::cache_runtime::__private::autoref::ValueProbe::<#ret>(::core::marker::PhantomData)).__cache_value()),
     );
     quote! {
-        struct __CacheValueProbe<R>(::core::marker::PhantomData<fn() -> R>);
-        trait __CacheResultValue {
-            type Value;
-            #[inline(always)]
-            fn __cache_value(&self) -> ::core::marker::PhantomData<Self::Value> {
-                ::core::marker::PhantomData
-            }
-        }
-        impl<T, E> __CacheResultValue for &__CacheValueProbe<::core::result::Result<T, E>> {
-            type Value = T;
-        }
-        trait __CacheWholeValue {
-            type Value;
-            #[inline(always)]
-            fn __cache_value(&self) -> ::core::marker::PhantomData<Self::Value> {
-                ::core::marker::PhantomData
-            }
-        }
-        impl<R> __CacheWholeValue for __CacheValueProbe<R> {
-            type Value = R;
-        }
-        #[inline(always)]
-        fn __cache_value_check<V: ::cache_runtime::CacheValue>(value: ::core::marker::PhantomData<V>) -> ::core::marker::PhantomData<V> {
-            value
-        }
-        let __cache_value_type = __cache_value_check(#value_type);
-
-        struct __CacheSelect<R, S>(::core::marker::PhantomData<fn() -> (R, S)>);
-        impl<R, S> __CacheSelect<R, S> {
-            #[inline(always)]
-            fn new(_: &S) -> Self {
-                __CacheSelect(::core::marker::PhantomData)
-            }
-        }
-        trait __CacheSelectReal {
-            #[inline(always)]
-            fn __cache_select(&self) -> __CacheReal {
-                __CacheReal
-            }
-        }
-        impl<R, S> __CacheSelectReal for &__CacheSelect<R, S>
-        where
-            S: ::cache_runtime::__private::ReturnShape<R>,
-            R: ::core::marker::Send + 'static,
-        {
-        }
-        trait __CacheSelectFallback {
-            #[inline(always)]
-            fn __cache_select(&self) -> __CacheFallback {
-                __CacheFallback
-            }
-        }
-        impl<R, S> __CacheSelectFallback for __CacheSelect<R, S> {}
-
-        // `R: Send + 'static`, checked only when the value type is fine (else that error is
-        // enough).
-        trait __CacheReturnCheckOn {
-            #[inline(always)]
-            fn __cache_return_check(&self) -> __CacheReturnCheck {
-                __CacheReturnCheck
-            }
-        }
-        impl<R, S: ::cache_runtime::__private::ReturnShape<R>> __CacheReturnCheckOn for &__CacheSelect<R, S> {}
-        trait __CacheReturnCheckOff {
-            #[inline(always)]
-            fn __cache_return_check(&self) -> __CacheNoReturnCheck {
-                __CacheNoReturnCheck
-            }
-        }
-        impl<R, S> __CacheReturnCheckOff for __CacheSelect<R, S> {}
-        // rustc reports a missing auto trait from its leaf ("`Rc<str>` cannot be sent between
-        // threads safely", "within `Result<u64, Rc<str>>`"), so a custom message would not be
-        // shown: the method's name says what is required.
-        struct __CacheReturnCheck;
-        impl __CacheReturnCheck {
-            #[inline(always)]
-            fn __cache_return_type_must_be_send_and_static<R: ::core::marker::Send + 'static>(
-                &self,
-                _: ::core::marker::PhantomData<R>,
-            ) {
-            }
-        }
-        struct __CacheNoReturnCheck;
-        impl __CacheNoReturnCheck {
-            #[inline(always)]
-            fn __cache_return_type_must_be_send_and_static<R>(&self, _: ::core::marker::PhantomData<R>) {}
-        }
-
-        enum __CacheStep<R, P> {
-            Hit(R),
-            Miss(P),
-        }
-
-        struct __CacheReal;
-        impl __CacheReal {
-            #[inline(always)]
-            fn __cache_lookup<R, S: ::cache_runtime::__private::ReturnShape<R>>(
-                &self,
-                site: &'static ::cache_runtime::__private::CachedSite,
-                cache: &::cache_runtime::Cache,
-                args: &[&(dyn ::cache_runtime::__private::KeyArg + ::core::marker::Sync)],
-                shape: S,
-                enabled: bool,
-            ) -> __CacheStep<R, ::cache_runtime::__private::Pending<S::Value>> {
-                match ::cache_runtime::__private::lookup(site, cache, args, shape, enabled) {
-                    ::cache_runtime::__private::Lookup::Hit(value) => __CacheStep::Hit(value),
-                    ::cache_runtime::__private::Lookup::Miss(pending) => __CacheStep::Miss(pending),
-                }
-            }
-            #[inline(always)]
-            fn __cache_load<R, S, V, L>(
-                &self,
-                _: ::core::marker::PhantomData<V>,
-                pending: ::cache_runtime::__private::Pending<V>,
-                shape: S,
-                options: ::cache_runtime::__private::Options<V>,
-                load: L,
-            ) -> impl ::core::future::Future<Output = R>
-            where
-                S: ::cache_runtime::__private::ReturnShape<R, Value = V>,
-                V: ::cache_runtime::CacheValue,
-                L: ::cache_runtime::__private::Load<R>,
-                R: ::core::marker::Send + 'static,
-            {
-                pending.load(shape, options, load)
-            }
-        }
-
-        struct __CacheFallback;
-        struct __CacheUncached;
-        impl __CacheFallback {
-            #[inline(always)]
-            fn __cache_lookup<R, S>(
-                &self,
-                _: &'static ::cache_runtime::__private::CachedSite,
-                _: &::cache_runtime::Cache,
-                _: &[&(dyn ::cache_runtime::__private::KeyArg + ::core::marker::Sync)],
-                _: S,
-                _: bool,
-            ) -> __CacheStep<R, __CacheUncached> {
-                __CacheStep::Miss(__CacheUncached)
-            }
-            #[inline(always)]
-            fn __cache_load<R, S, V, L>(
-                &self,
-                _: ::core::marker::PhantomData<V>,
-                _: __CacheUncached,
-                _: S,
-                _: ::cache_runtime::__private::Options<V>,
-                _: L,
-            ) -> ::core::future::Pending<R> {
-                ::core::future::pending()
-            }
-        }
+        let __cache_value_type = ::cache_runtime::__private::autoref::value_check(#value_type);
     }
 }
 

@@ -66,12 +66,12 @@ pub(crate) fn ranged(range: (Span, Span), expr: TokenStream) -> TokenStream {
     quote!(#keyword () #arms)
 }
 
-/// `(&&Probe::<R>::NEW).shape()`, reported over `range`; needs the shape traits in scope (see
+/// `(&&&&&Probe::<R>::NEW).shape()`, reported over `range`; needs the shape traits in scope (see
 /// [`shape_traits`]).
 fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
     ranged(
         range,
-        quote!((&&::cache_runtime::__private::Probe::<#ret>::NEW).shape()),
+        quote!((&&&&&::cache_runtime::__private::autoref::Probe::<#ret>::NEW).shape()),
     )
 }
 
@@ -79,7 +79,7 @@ fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
 fn shape_traits() -> TokenStream {
     quote! {
         #[allow(unused_imports)]
-        use ::cache_runtime::__private::{OwnErrorShape as _, SharedErrorShape as _, WholeShape as _};
+        use ::cache_runtime::__private::autoref::traits::*;
     }
 }
 

@@ -1,0 +1,297 @@
+//! Compile-time dispatch for the expansion of `#[cached]`, by autoref specialization. Not
+//! public API.
+//!
+//! The expansion writes `(&&&&&Probe::<R>::NEW).shape()` with this module's traits in scope.
+//! Method resolution tries `Self = &&&&Probe<R>`, `&&&&&Probe<R>`, `&&&Probe<R>`,
+//! `&&Probe<R>`, `&Probe<R>`, `Probe<R>` in that order, and picks the first impl whose bounds
+//! hold: so a `Result` whose error is `Clone` shares errors, a value type that is
+//! `Serialize + DeserializeOwned` can be stored as bytes, and anything else is cached whole.
+//! New levels can be added here without touching the macro.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::key::KeyArg;
+use crate::load::{Load, Options};
+use crate::lookup::{lookup, Lookup, Pending};
+use crate::returns::{ResultOwnError, ResultSharedError, ReturnShape, Serde, Whole};
+use crate::site::CachedSite;
+use crate::{Cache, CacheValue};
+
+/// The probe of a return type `R`.
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    /// The probe.
+    pub const NEW: Self = Probe(PhantomData);
+}
+
+/// Level 1: a `Result` with a shareable error and a serializable value.
+pub trait SharedErrorSerdeShape {
+    /// The shape.
+    fn shape(&self) -> Serde<ResultSharedError> {
+        Serde(ResultSharedError)
+    }
+}
+impl<T, E> SharedErrorSerdeShape for &&&&Probe<Result<T, E>>
+where
+    T: Serialize + DeserializeOwned,
+    E: Clone + Send + Sync + 'static,
+{
+}
+
+/// Level 2: a `Result` with a shareable error.
+pub trait SharedErrorShape {
+    /// The shape.
+    fn shape(&self) -> ResultSharedError {
+        ResultSharedError
+    }
+}
+impl<T, E: Clone + Send + Sync + 'static> SharedErrorShape for &&&&&Probe<Result<T, E>> {}
+
+/// Level 3: a `Result` with a serializable value.
+pub trait OwnErrorSerdeShape {
+    /// The shape.
+    fn shape(&self) -> Serde<ResultOwnError> {
+        Serde(ResultOwnError)
+    }
+}
+impl<T: Serialize + DeserializeOwned, E> OwnErrorSerdeShape for &&&Probe<Result<T, E>> {}
+
+/// Level 4: any `Result`.
+pub trait OwnErrorShape {
+    /// The shape.
+    fn shape(&self) -> ResultOwnError {
+        ResultOwnError
+    }
+}
+impl<T, E> OwnErrorShape for &&Probe<Result<T, E>> {}
+
+/// Level 5: a serializable value, cached whole.
+pub trait WholeSerdeShape {
+    /// The shape.
+    fn shape(&self) -> Serde<Whole> {
+        Serde(Whole)
+    }
+}
+impl<R: Serialize + DeserializeOwned> WholeSerdeShape for &Probe<R> {}
+
+/// Level 6: any value, cached whole.
+pub trait WholeShape {
+    /// The shape.
+    fn shape(&self) -> Whole {
+        Whole
+    }
+}
+impl<R> WholeShape for Probe<R> {}
+
+/// The cached value type of `R`, as `PhantomData`: `T` of a `Result<T, E>`, else `R`.
+pub struct ValueProbe<R>(pub PhantomData<fn() -> R>);
+
+/// `T` of a `Result<T, E>`.
+pub trait ResultValue {
+    /// The value type.
+    type Value;
+    /// The value type, as `PhantomData`.
+    #[inline(always)]
+    fn __cache_value(&self) -> PhantomData<Self::Value> {
+        PhantomData
+    }
+}
+impl<T, E> ResultValue for &ValueProbe<Result<T, E>> {
+    type Value = T;
+}
+
+/// The whole type.
+pub trait WholeValue {
+    /// The value type.
+    type Value;
+    /// The value type, as `PhantomData`.
+    #[inline(always)]
+    fn __cache_value(&self) -> PhantomData<Self::Value> {
+        PhantomData
+    }
+}
+impl<R> WholeValue for ValueProbe<R> {
+    type Value = R;
+}
+
+/// Reports `CacheValue`'s message over the return type when the value type cannot be cached.
+#[inline(always)]
+pub fn value_check<V: CacheValue>(value: PhantomData<V>) -> PhantomData<V> {
+    value
+}
+
+/// Picks [`Real`] when the shape holds, [`Fallback`] otherwise (after `value_check` already
+/// reported why), so that the runtime's other bounds do not repeat the error.
+pub struct Select<R, S>(PhantomData<fn() -> (R, S)>);
+
+impl<R, S> Select<R, S> {
+    /// A selector for the shape `S` of `R`.
+    #[inline(always)]
+    pub fn new(_: &S) -> Self {
+        Select(PhantomData)
+    }
+}
+
+/// The real runtime.
+pub trait SelectReal {
+    /// Picks it.
+    #[inline(always)]
+    fn __cache_select(&self) -> Real {
+        Real
+    }
+}
+impl<R, S> SelectReal for &Select<R, S>
+where
+    S: ReturnShape<R>,
+    R: Send + 'static,
+{
+}
+
+/// The stand-in.
+pub trait SelectFallback {
+    /// Picks it.
+    #[inline(always)]
+    fn __cache_select(&self) -> Fallback {
+        Fallback
+    }
+}
+impl<R, S> SelectFallback for Select<R, S> {}
+
+/// Checks `R: Send + 'static` only when the value type is fine (else that error is enough).
+pub trait ReturnCheckOn {
+    /// The check.
+    #[inline(always)]
+    fn __cache_return_check(&self) -> ReturnCheck {
+        ReturnCheck
+    }
+}
+impl<R, S: ReturnShape<R>> ReturnCheckOn for &Select<R, S> {}
+
+/// No check.
+pub trait ReturnCheckOff {
+    /// No check.
+    #[inline(always)]
+    fn __cache_return_check(&self) -> NoReturnCheck {
+        NoReturnCheck
+    }
+}
+impl<R, S> ReturnCheckOff for Select<R, S> {}
+
+/// rustc reports a missing auto trait from its leaf ("`Rc<str>` cannot be sent between
+/// threads safely"), so a custom message would not show: the method's name says what is
+/// required.
+pub struct ReturnCheck;
+impl ReturnCheck {
+    /// Requires `R: Send + 'static`.
+    #[inline(always)]
+    pub fn __cache_return_type_must_be_send_and_static<R: Send + 'static>(
+        &self,
+        _: PhantomData<R>,
+    ) {
+    }
+}
+
+/// Checks nothing.
+pub struct NoReturnCheck;
+impl NoReturnCheck {
+    /// Requires nothing.
+    #[inline(always)]
+    pub fn __cache_return_type_must_be_send_and_static<R>(&self, _: PhantomData<R>) {}
+}
+
+/// The outcome of the first half of a call.
+pub enum Step<R, P> {
+    /// Return this.
+    Hit(R),
+    /// Go on with this.
+    Miss(P),
+}
+
+/// Routes to [`lookup`] and [`Pending::load`].
+pub struct Real;
+
+impl Real {
+    /// The first half of a call.
+    #[inline(always)]
+    pub fn __cache_lookup<R, S: ReturnShape<R>>(
+        &self,
+        site: &'static CachedSite,
+        cache: &Cache,
+        args: &[&(dyn KeyArg + Sync)],
+        shape: S,
+        enabled: bool,
+    ) -> Step<R, Pending<S::Value>> {
+        match lookup(site, cache, args, shape, enabled) {
+            Lookup::Hit(value) => Step::Hit(value),
+            Lookup::Miss(pending) => Step::Miss(pending),
+        }
+    }
+
+    /// The second half of a call.
+    #[inline(always)]
+    pub fn __cache_load<R, S, V, L>(
+        &self,
+        _: PhantomData<V>,
+        pending: Pending<V>,
+        shape: S,
+        options: Options<V>,
+        load: L,
+    ) -> impl Future<Output = R>
+    where
+        S: ReturnShape<R, Value = V>,
+        V: CacheValue,
+        L: Load<R>,
+        R: Send + 'static,
+    {
+        pending.load(shape, options, load)
+    }
+}
+
+/// Compiles without further errors when the value type cannot be cached; never runs.
+pub struct Fallback;
+
+/// The pending state of [`Fallback`].
+pub struct Uncached;
+
+impl Fallback {
+    /// Stands in for [`Real::__cache_lookup`].
+    #[inline(always)]
+    pub fn __cache_lookup<R, S>(
+        &self,
+        _: &'static CachedSite,
+        _: &Cache,
+        _: &[&(dyn KeyArg + Sync)],
+        _: S,
+        _: bool,
+    ) -> Step<R, Uncached> {
+        Step::Miss(Uncached)
+    }
+
+    /// Stands in for [`Real::__cache_load`].
+    #[inline(always)]
+    pub fn __cache_load<R, S, V, L>(
+        &self,
+        _: PhantomData<V>,
+        _: Uncached,
+        _: S,
+        _: Options<V>,
+        _: L,
+    ) -> std::future::Pending<R> {
+        std::future::pending()
+    }
+}
+
+/// Every trait above, imported anonymously: the expansion glob-imports this module, which
+/// brings the methods into scope without binding a single name in the user's function.
+pub mod traits {
+    pub use super::{
+        OwnErrorSerdeShape as _, OwnErrorShape as _, ResultValue as _, ReturnCheckOff as _,
+        ReturnCheckOn as _, SelectFallback as _, SelectReal as _, SharedErrorSerdeShape as _,
+        SharedErrorShape as _, WholeSerdeShape as _, WholeShape as _, WholeValue as _,
+    };
+}
