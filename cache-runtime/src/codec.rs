@@ -8,6 +8,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
+/// Reads a value of one type from an erased deserializer.
+pub type DeserializeFn =
+    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Arc<dyn Any + Send + Sync>, erased_serde::Error>;
+
 /// Serializes and deserializes values of one type, erased.
 pub struct SerdeVTable {
     /// The value type's name, part of the stored envelope: a value written under another type
@@ -17,9 +21,7 @@ pub struct SerdeVTable {
     pub serialize:
         for<'a> fn(&'a (dyn Any + Send + Sync)) -> Option<&'a dyn erased_serde::Serialize>,
     /// Reads a value of this type.
-    pub deserialize: fn(
-        &mut dyn erased_serde::Deserializer<'_>,
-    ) -> Result<Arc<dyn Any + Send + Sync>, erased_serde::Error>,
+    pub deserialize: DeserializeFn,
 }
 
 impl std::fmt::Debug for SerdeVTable {

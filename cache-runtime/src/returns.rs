@@ -157,7 +157,6 @@ impl<R: CacheValue> ReturnShape<R> for Whole {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::autoref::*;
 
     type Alias<T> = Result<T, std::io::Error>;
