@@ -1,12 +1,12 @@
 //! The [`Cache`] handle.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, BackendError, MemoryBackend};
+use crate::backend::{Backend, BackendError, Feed, FeedEvent, MemoryBackend};
 use crate::clock::Clock;
 use crate::flight::Flights;
 use crate::stats::{MethodCounters, Stats, StatsRegistry};
@@ -52,6 +52,11 @@ pub(crate) struct Inner {
     pub(crate) log: InvalidationLog,
     pub(crate) pending: PendingInvalidations,
     pub(crate) failed_refreshes: moka::sync::Cache<Box<[u8]>, ()>,
+    /// With a shared backend in front of which the in-process tier sits: whether the
+    /// backend's feed is connected, so that in-process entries can be trusted.
+    trusted: AtomicBool,
+    replaying: AtomicBool,
+    _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Invalidations a shared backend refused, kept until it accepts them. While any are pending,
@@ -136,7 +141,11 @@ impl CacheBuilder {
         self
     }
 
-    /// Stores entries in `backend` instead of in process.
+    /// Stores entries in `backend`, shared by every instance. When the backend has an
+    /// invalidation feed ([`Backend::feed`], e.g. Redis), the in-process tier stays in front of
+    /// it (two tiers: an L1 hit makes no network call) and follows the feed; otherwise every
+    /// call goes to the backend. Build the cache inside a Tokio runtime: the feed is followed
+    /// by a task.
     pub fn backend(mut self, backend: impl Backend) -> Self {
         self.shared = Some(Arc::new(backend));
         self
@@ -158,25 +167,66 @@ impl CacheBuilder {
     /// Builds the cache.
     pub fn build(self) -> Cache {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let local = match self.shared {
-            Some(_) => None,
-            None => Some(MemoryBackend::new(self.max_entries)),
+        let feed = self.shared.as_ref().and_then(|shared| shared.feed());
+        let local = match (&self.shared, &feed) {
+            (Some(_), None) => None,
+            _ => Some(MemoryBackend::new(self.max_entries)),
         };
-        Cache {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                local,
-                shared: self.shared,
-                flights: Flights::new(),
-                stats: StatsRegistry::default(),
-                clock: self.clock,
-                log: InvalidationLog::new(),
-                pending: PendingInvalidations::default(),
-                failed_refreshes: moka::sync::Cache::builder()
-                    .max_capacity(10_000)
-                    .time_to_live(self.refresh_backoff.max(Duration::from_millis(1)))
-                    .build(),
-            }),
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            local,
+            shared: self.shared,
+            flights: Flights::new(),
+            stats: StatsRegistry::default(),
+            clock: self.clock,
+            log: InvalidationLog::new(),
+            pending: PendingInvalidations::default(),
+            failed_refreshes: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.refresh_backoff.max(Duration::from_millis(1)))
+                .build(),
+            trusted: AtomicBool::new(false),
+            replaying: AtomicBool::new(false),
+            _stop_feed: feed.is_some().then_some(stop_tx),
+        });
+        if let Some(feed) = feed {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(follow(Arc::downgrade(&inner), feed, stop_rx));
+            }
+        }
+        Cache { inner }
+    }
+}
+
+/// Applies a shared backend's feed to the in-process tier, until the cache is dropped.
+async fn follow(inner: Weak<Inner>, mut feed: Feed, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    loop {
+        let event = tokio::select! {
+            event = feed.recv() => event,
+            _ = &mut stop => None,
+        };
+        let (Some(event), Some(inner)) = (event, inner.upgrade()) else {
+            return;
+        };
+        let Some(local) = &inner.local else { return };
+        match event {
+            FeedEvent::Invalidated(tags) => {
+                inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
+                local.invalidate_tags(&tags);
+                tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.tags = ?tags, "invalidated by another instance");
+            }
+            FeedEvent::Cleared => {
+                inner.log.record_all();
+                local.clear();
+            }
+            FeedEvent::Connected => {
+                // Events may have been missed while disconnected: start over.
+                inner.log.record_all();
+                local.clear();
+                inner.trusted.store(true, Ordering::Release);
+            }
+            FeedEvent::Disconnected => inner.trusted.store(false, Ordering::Release),
         }
     }
 }
@@ -199,6 +249,51 @@ impl Cache {
 
     pub(crate) fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// Whether in-process entries may be served: always without a shared backend; with one,
+    /// only while its invalidation feed is connected.
+    #[inline]
+    pub(crate) fn local_trusted(&self) -> bool {
+        self.inner.shared.is_none() || self.inner.trusted.load(Ordering::Acquire)
+    }
+
+    /// Whether the shared backend's invalidation feed is connected (and so the in-process tier
+    /// in front of it is in use). Always `true` without a shared backend.
+    pub fn feed_connected(&self) -> bool {
+        self.local_trusted() && self.inner.local.is_some()
+    }
+
+    /// Retries refused invalidations in the background until the backend takes them.
+    fn replay_pending(&self) {
+        let inner = &self.inner;
+        if inner.replaying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            inner.replaying.store(false, Ordering::Release);
+            return;
+        };
+        let weak = Arc::downgrade(inner);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let Some(shared) = inner.shared.as_deref() else {
+                    return;
+                };
+                if !inner.pending.any() || inner.pending.flush(shared).await.is_ok() {
+                    inner.replaying.store(false, Ordering::Release);
+                    if inner.pending.any() {
+                        // Added after the flush: go on.
+                        if !inner.replaying.swap(true, Ordering::AcqRel) {
+                            continue;
+                        }
+                    }
+                    return;
+                }
+            }
+        });
     }
 
     pub(crate) fn method_counters(&self, name: &'static str) -> Arc<MethodCounters> {
@@ -280,6 +375,7 @@ impl Cache {
             inner.pending.add(tags);
             if let Err(error) = inner.pending.flush(&**shared).await {
                 counters.backend_errors.incr();
+                self.replay_pending();
                 tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", cache.method = method, cache.tags = ?tags, %error, "invalidation queued: backend refused it");
                 return Err(error);
             }

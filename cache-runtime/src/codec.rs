@@ -9,8 +9,9 @@ use std::any::Any;
 use std::sync::Arc;
 
 /// Reads a value of one type from an erased deserializer.
-pub type DeserializeFn =
-    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Arc<dyn Any + Send + Sync>, erased_serde::Error>;
+pub type DeserializeFn = fn(
+    &mut dyn erased_serde::Deserializer<'_>,
+) -> Result<Arc<dyn Any + Send + Sync>, erased_serde::Error>;
 
 /// Serializes and deserializes values of one type, erased.
 pub struct SerdeVTable {

@@ -71,6 +71,7 @@ mod returns;
 mod site;
 mod stats;
 mod tags;
+mod tiers;
 
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};

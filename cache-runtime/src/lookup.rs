@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::backend::{EntryKey, EntryMeta};
 use crate::cache::KEY_TAG_PREFIX;
+use crate::codec::SerdeVTable;
 use crate::key::KeyArg;
 use crate::returns::ReturnShape;
 use crate::site::CachedSite;
@@ -56,11 +57,16 @@ impl OwnedKey {
     pub(crate) fn rendered(&self) -> &str {
         std::str::from_utf8(&self.0[8..]).unwrap_or("<invalid key>")
     }
-    pub(crate) fn entry_key(&self, site: &'static CachedSite) -> EntryKey<'_> {
+    pub(crate) fn entry_key(
+        &self,
+        site: &'static CachedSite,
+        serde: Option<&'static SerdeVTable>,
+    ) -> EntryKey<'_> {
         EntryKey {
             method: site.name,
             scope: site.scope,
             key: self.rendered(),
+            serde,
         }
     }
 }
@@ -144,7 +150,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
         });
     }
     let inner = &*cache.inner;
-    let Some(local) = &inner.local else {
+    let Some(local) = inner.local.as_ref().filter(|_| cache.local_trusted()) else {
         let mut buf = Vec::new();
         render_key(site, args, &mut buf);
         let key = OwnedKey(buf.into_boxed_slice());

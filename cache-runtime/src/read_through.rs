@@ -10,9 +10,6 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::backend::memory::LocalStamp;
-use crate::backend::{EntryMeta, StoredEntry};
-use crate::cache::Inner;
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome};
 use crate::load::{Load, Options};
 use crate::lookup::{classify, Found, OwnedKey, Pending, PendingState, TARGET};
@@ -20,6 +17,7 @@ use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
+use crate::tiers;
 use crate::Cache;
 
 impl<V: Clone + Send + Sync + 'static> Pending<V> {
@@ -42,8 +40,9 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
         let found = match found {
             Some(found) => found,
             None => {
-                let now = cache.inner.clock.now_millis();
-                match shared_lookup::<V>(&cache, site, &key, now, &counters).await {
+                match tiers::shared_lookup::<V>(&cache, site, &key, &tags, shape.serde(), &counters)
+                    .await
+                {
                     Ok(found) => found,
                     Err(()) => return load.inline().await,
                 }
@@ -79,54 +78,6 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             Found::Miss => counters.misses.incr(),
         }
         lead_or_wait(&cache, site, key, tags, shape, options, load, &counters).await
-    }
-}
-
-/// Looks `key` up in the shared backend. `Err` means: bypass the cache for this call.
-async fn shared_lookup<V: Clone + 'static>(
-    cache: &Cache,
-    site: &'static CachedSite,
-    key: &OwnedKey,
-    now: u64,
-    counters: &MethodCounters,
-) -> Result<Found<V>, ()> {
-    let inner = &*cache.inner;
-    let shared = inner
-        .shared
-        .as_deref()
-        .expect("a cache without local tier has a backend");
-    if inner.pending.any() {
-        if let Err(error) = inner.pending.flush(shared).await {
-            counters.backend_errors.incr();
-            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "invalidations still pending: bypassing the cache");
-            return Err(());
-        }
-    }
-    match shared.get(key.entry_key(site)).await {
-        Ok(None) => Ok(Found::Miss),
-        Ok(Some(fetched)) => {
-            let current = fetched.entry.tags.len() == fetched.current_versions.len()
-                && fetched
-                    .entry
-                    .tags
-                    .iter()
-                    .zip(&fetched.current_versions)
-                    .all(|((_, stored), now)| stored == now);
-            if !current {
-                return Ok(Found::Miss);
-            }
-            Ok(classify(
-                site,
-                &*fetched.entry.value,
-                &fetched.entry.meta,
-                now,
-            ))
-        }
-        Err(error) => {
-            counters.backend_errors.incr();
-            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend read failed: running the body");
-            Err(())
-        }
     }
 }
 
@@ -210,35 +161,6 @@ where
     }
 }
 
-enum Stamp {
-    Local(LocalStamp),
-    Shared(Vec<(String, u64)>),
-    Unavailable,
-}
-
-async fn stamp(
-    cache: &Cache,
-    site: &'static CachedSite,
-    tags: Vec<String>,
-    counters: &MethodCounters,
-) -> Stamp {
-    let inner = &*cache.inner;
-    if let Some(local) = &inner.local {
-        return Stamp::Local(local.stamp(&tags));
-    }
-    let shared = inner.shared.as_deref().expect("a cache has a tier");
-    match shared.tag_versions(&tags).await {
-        Ok(versions) if versions.len() == tags.len() => {
-            Stamp::Shared(tags.into_iter().zip(versions).collect())
-        }
-        Ok(_) | Err(_) => {
-            counters.backend_errors.incr();
-            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored");
-            Stamp::Unavailable
-        }
-    }
-}
-
 /// Runs one load (foreground or background) and stores and shares its outcome.
 #[allow(clippy::too_many_arguments)]
 async fn run_load<R, S, F>(
@@ -260,7 +182,7 @@ where
     let inner = &*cache.inner;
     let started_at = inner.log.position();
     let mut tag_hashes: Vec<u64> = tags.iter().map(|t| inner.log.hash(t)).collect();
-    let mut stamp = stamp(cache, site, tags, counters).await;
+    let mut stamp = tiers::stamp(cache, site, tags, shape.serde(), counters).await;
     if background {
         counters.refreshes.incr();
     } else {
@@ -301,39 +223,19 @@ where
         tag_hashes.extend(result_tags.iter().map(|t| inner.log.hash(t)));
         // Stamp result tags first, then consult the log: an invalidation is either in the log
         // or after the stamp, so it cannot slip between them.
-        match &mut stamp {
-            Stamp::Local(local_stamp) => {
-                if let Some(local) = &inner.local {
-                    local.extend_stamp(local_stamp, &result_tags);
-                }
-            }
-            Stamp::Shared(pairs) if !result_tags.is_empty() => {
-                let shared = inner
-                    .shared
-                    .as_deref()
-                    .expect("a shared stamp has a backend");
-                match shared.tag_versions(&result_tags).await {
-                    Ok(versions) if versions.len() == result_tags.len() => {
-                        pairs.extend(result_tags.into_iter().zip(versions))
-                    }
-                    _ => {
-                        counters.backend_errors.incr();
-                        stamp = Stamp::Unavailable;
-                    }
-                }
-            }
-            _ => {}
-        }
+        tiers::extend_stamp(cache, &mut stamp, result_tags, counters).await;
         if inner.log.invalidated_since(started_at, &tag_hashes) {
             tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "invalidate", cache.method = site.name, cache.key = key.rendered(), "an invalidation overtook this load: not stored");
         } else {
-            store(
+            let meta = tiers::meta(cache, site, elapsed.as_micros() as u64);
+            tiers::store(
                 cache,
                 site,
                 key,
+                shape.serde(),
                 value,
                 stamp,
-                elapsed.as_micros() as u64,
+                meta,
                 counters,
             )
             .await;
@@ -346,59 +248,6 @@ where
         tag_hashes,
     });
     result
-}
-
-async fn store<V: Clone + Send + Sync + 'static>(
-    cache: &Cache,
-    site: &'static CachedSite,
-    key: &OwnedKey,
-    value: &V,
-    stamp: Stamp,
-    load_micros: u64,
-    counters: &MethodCounters,
-) {
-    let inner: &Inner = &cache.inner;
-    let now = inner.clock.now_millis();
-    let jitter = if site.jitter_ms > 0 {
-        fastrand::u64(0..=site.jitter_ms)
-    } else {
-        0
-    };
-    let fresh_until = now + site.ttl_ms.saturating_sub(jitter).max(1);
-    let meta = EntryMeta {
-        fresh_until,
-        stale_until: fresh_until + site.swr_ms,
-        load_micros,
-    };
-    match stamp {
-        Stamp::Local(stamp) => {
-            if let Some(local) = &inner.local {
-                local.insert(
-                    key.storage().into(),
-                    Box::new(value.clone()),
-                    meta,
-                    stamp,
-                    now,
-                );
-            }
-        }
-        Stamp::Shared(tags) => {
-            let shared = inner
-                .shared
-                .as_deref()
-                .expect("a shared stamp has a backend");
-            let entry = StoredEntry {
-                value: Arc::new(value.clone()),
-                meta,
-                tags,
-            };
-            if let Err(error) = shared.put(key.entry_key(site), entry).await {
-                counters.backend_errors.incr();
-                tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend write failed");
-            }
-        }
-        Stamp::Unavailable => {}
-    }
 }
 
 /// Starts one background refresh of `key`, unless one is running or the last one failed less

@@ -38,6 +38,7 @@ impl Counter {
 #[derive(Default)]
 pub(crate) struct MethodCounters {
     pub(crate) hits: Counter,
+    pub(crate) l2_hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) stale_hits: Counter,
     pub(crate) coalesced: Counter,
@@ -55,6 +56,7 @@ impl MethodCounters {
         MethodStats {
             method,
             hits: self.hits.get(),
+            l2_hits: self.l2_hits.get(),
             misses: self.misses.get(),
             stale_hits: self.stale_hits.get(),
             coalesced: self.coalesced.get(),
@@ -125,6 +127,8 @@ pub struct MethodStats {
     pub method: &'static str,
     /// Calls answered from a fresh entry.
     pub hits: u64,
+    /// Of those, calls answered by the shared backend (L2) rather than in process (L1).
+    pub l2_hits: u64,
     /// Calls that found no usable entry.
     pub misses: u64,
     /// Calls answered from an expired entry inside its stale window.

@@ -5,14 +5,23 @@
 //! implement. A backend only stores and fetches; the runtime decides freshness, compares tag
 //! versions, coalesces loads and falls back to the loader when the backend fails.
 
+#[cfg(feature = "redis")]
+pub(crate) mod envelope;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisBackend, RedisBuilder};
 pub use memory::MemoryBackend;
+
+use crate::codec::SerdeVTable;
 
 /// The future a [`Backend`] method returns.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
@@ -73,7 +82,27 @@ pub struct EntryKey<'a> {
     pub scope: u64,
     /// The rendered key, e.g. `customer.42`.
     pub key: &'a str,
+    /// How the method's values turn into bytes and back, when its value type is
+    /// `Serialize + DeserializeOwned`; backends that store bytes need it, others ignore it.
+    pub serde: Option<&'static SerdeVTable>,
 }
+
+/// What a shared backend tells the caches that use it about changes made elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// Another instance invalidated these tags.
+    Invalidated(Vec<String>),
+    /// Another instance cleared the cache.
+    Cleared,
+    /// The feed is (again) connected; anything kept in process may have missed events.
+    Connected,
+    /// The feed broke; until [`Connected`](FeedEvent::Connected), nothing kept in process may
+    /// be trusted.
+    Disconnected,
+}
+
+/// The stream of [`FeedEvent`]s of a backend.
+pub type Feed = tokio::sync::mpsc::UnboundedReceiver<FeedEvent>;
 
 /// When an entry stops being fresh and stops being servable, in milliseconds since the Unix
 /// epoch.
@@ -180,4 +209,17 @@ pub trait Backend: Send + Sync + 'static {
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()>;
     /// Drops every entry of this cache.
     fn clear(&self) -> BackendFuture<'_, ()>;
+
+    /// Events about changes made by other instances, for a cache that keeps an in-process tier
+    /// in front of this backend. `None` (the default) when the backend has no such feed: then
+    /// a cache does not keep an in-process tier in front of it.
+    fn feed(&self) -> Option<Feed> {
+        None
+    }
+
+    /// Whether the backend stores bytes (and so can only hold values whose type is
+    /// `Serialize + DeserializeOwned`; other methods keep their entries in process).
+    fn stores_bytes(&self) -> bool {
+        false
+    }
 }

@@ -1,0 +1,223 @@
+//! The storage steps of a call, over the in-process tier (L1), the shared backend (L2), or
+//! both: stamping tag versions before a load, reading L2 (and promoting what it finds into
+//! L1), and storing.
+
+use std::sync::Arc;
+
+use crate::backend::memory::LocalStamp;
+use crate::backend::{BackendErrorKind, EntryMeta, StoredEntry};
+use crate::codec::SerdeVTable;
+use crate::lookup::{classify, Found, OwnedKey, TARGET};
+use crate::site::CachedSite;
+use crate::stats::MethodCounters;
+use crate::Cache;
+
+/// Tag versions taken before a load, per tier. A tier whose part is `None` is not written.
+pub(crate) struct Stamp {
+    pub(crate) local: Option<LocalStamp>,
+    pub(crate) shared: Option<Vec<(String, u64)>>,
+}
+
+/// The shared backend, if it can hold this method's values.
+fn shared_for(
+    cache: &Cache,
+    serde: Option<&'static SerdeVTable>,
+) -> Option<&dyn crate::backend::Backend> {
+    cache
+        .inner
+        .shared
+        .as_deref()
+        .filter(|shared| serde.is_some() || !shared.stores_bytes())
+}
+
+pub(crate) async fn stamp(
+    cache: &Cache,
+    site: &'static CachedSite,
+    tags: Vec<String>,
+    serde: Option<&'static SerdeVTable>,
+    counters: &MethodCounters,
+) -> Stamp {
+    let inner = &*cache.inner;
+    let local = inner
+        .local
+        .as_ref()
+        .filter(|_| cache.local_trusted())
+        .map(|local| local.stamp(&tags));
+    let shared = match shared_for(cache, serde) {
+        None => None,
+        Some(shared) => match shared.tag_versions(&tags).await {
+            Ok(versions) if versions.len() == tags.len() => {
+                Some(tags.into_iter().zip(versions).collect())
+            }
+            _ => {
+                counters.backend_errors.incr();
+                tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored there");
+                None
+            }
+        },
+    };
+    Stamp { local, shared }
+}
+
+/// Adds tags known only after the load (from the result) to the stamp.
+pub(crate) async fn extend_stamp(
+    cache: &Cache,
+    stamp: &mut Stamp,
+    tags: Vec<String>,
+    counters: &MethodCounters,
+) {
+    if tags.is_empty() {
+        return;
+    }
+    let inner = &*cache.inner;
+    if let (Some(local), Some(local_stamp)) = (&inner.local, &mut stamp.local) {
+        local.extend_stamp(local_stamp, &tags);
+    }
+    if let (Some(shared), Some(pairs)) = (inner.shared.as_deref(), &mut stamp.shared) {
+        match shared.tag_versions(&tags).await {
+            Ok(versions) if versions.len() == tags.len() => {
+                pairs.extend(tags.into_iter().zip(versions))
+            }
+            _ => {
+                counters.backend_errors.incr();
+                stamp.shared = None;
+            }
+        }
+    }
+}
+
+pub(crate) fn meta(cache: &Cache, site: &CachedSite, load_micros: u64) -> EntryMeta {
+    let now = cache.inner.clock.now_millis();
+    let jitter = if site.jitter_ms > 0 {
+        fastrand::u64(0..=site.jitter_ms)
+    } else {
+        0
+    };
+    let fresh_until = now + site.ttl_ms.saturating_sub(jitter).max(1);
+    EntryMeta {
+        fresh_until,
+        stale_until: fresh_until + site.swr_ms,
+        load_micros,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store<V: Clone + Send + Sync + 'static>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    serde: Option<&'static SerdeVTable>,
+    value: &V,
+    stamp: Stamp,
+    meta: EntryMeta,
+    counters: &MethodCounters,
+) {
+    let inner = &*cache.inner;
+    if let (Some(local), Some(local_stamp)) = (&inner.local, stamp.local) {
+        let now = inner.clock.now_millis();
+        local.insert(
+            key.storage().into(),
+            Box::new(value.clone()),
+            meta,
+            local_stamp,
+            now,
+        );
+    }
+    if let (Some(shared), Some(tags)) = (shared_for(cache, serde), stamp.shared) {
+        let entry = StoredEntry {
+            value: Arc::new(value.clone()),
+            meta,
+            tags,
+        };
+        if let Err(error) = shared.put(key.entry_key(site, serde), entry).await {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend write failed");
+        }
+    }
+}
+
+/// Looks `key` up in the shared backend; a hit is promoted into the in-process tier. `Err`
+/// means: bypass the cache for this call.
+pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    static_tags: &[String],
+    serde: Option<&'static SerdeVTable>,
+    counters: &MethodCounters,
+) -> Result<Found<V>, ()> {
+    let inner = &*cache.inner;
+    let Some(shared) = shared_for(cache, serde) else {
+        return Ok(Found::Miss);
+    };
+    if inner.pending.any() {
+        if let Err(error) = inner.pending.flush(shared).await {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "invalidations still pending: bypassing the cache");
+            return Err(());
+        }
+    }
+    // For a promotion into L1: stamp before reading, so that an invalidation arriving
+    // meanwhile leaves the promoted entry outdated.
+    let started_at = inner.log.position();
+    let mut local_stamp = inner
+        .local
+        .as_ref()
+        .filter(|_| cache.local_trusted())
+        .map(|local| local.stamp(static_tags));
+    let fetched = match shared.get(key.entry_key(site, serde)).await {
+        Ok(None) => return Ok(Found::Miss),
+        Ok(Some(fetched)) => fetched,
+        Err(error) if error.kind() == BackendErrorKind::Corrupt => {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "unreadable entry: a miss, and it will be overwritten");
+            return Ok(Found::Miss);
+        }
+        Err(error) => {
+            counters.backend_errors.incr();
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend read failed: running the body");
+            return Err(());
+        }
+    };
+    let entry = &fetched.entry;
+    let current = entry.tags.len() == fetched.current_versions.len()
+        && entry
+            .tags
+            .iter()
+            .zip(&fetched.current_versions)
+            .all(|((_, stored), now)| stored == now);
+    if !current {
+        return Ok(Found::Miss);
+    }
+    let now = inner.clock.now_millis();
+    let found = classify::<V>(site, &*entry.value, &entry.meta, now);
+    if let (
+        Some(local),
+        Some(stamp),
+        Found::Fresh(value) | Found::Stale(value) | Found::EarlyRefresh(value),
+    ) = (&inner.local, local_stamp.as_mut(), &found)
+    {
+        let extra: Vec<String> = entry
+            .tags
+            .iter()
+            .map(|(t, _)| t.clone())
+            .filter(|t| !static_tags.contains(t))
+            .collect();
+        local.extend_stamp(stamp, &extra);
+        let hashes: Vec<u64> = entry.tags.iter().map(|(t, _)| inner.log.hash(t)).collect();
+        if !inner.log.invalidated_since(started_at, &hashes) {
+            let stamp = local_stamp.take().expect("checked above");
+            local.insert(
+                key.storage().into(),
+                Box::new(value.clone()),
+                entry.meta,
+                stamp,
+                now,
+            );
+        }
+    }
+    if matches!(found, Found::Fresh(_)) {
+        counters.l2_hits.incr();
+    }
+    Ok(found)
+}
