@@ -19,10 +19,10 @@ pub(crate) struct Stamp {
 }
 
 /// The shared backend, if it can hold this method's values.
-fn shared_for(
-    cache: &Cache,
+fn shared_for<'a>(
+    cache: &'a Cache,
     serde: Option<&'static SerdeVTable>,
-) -> Option<&dyn crate::backend::Backend> {
+) -> Option<&'a dyn crate::backend::Backend> {
     cache
         .inner
         .shared
