@@ -53,6 +53,8 @@ where
     };
 }
 
+pub use erased_serde::{deserialize, Deserializer as ErasedDeserializer, Error as ErasedError};
+
 /// An error of a [`Codec`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -190,7 +190,12 @@ pub fn lookup<R, S: ReturnShape<R>>(
         }
         let key = OwnedKey(buf.as_slice().into());
         let tags = render_tags(site, args, &key);
-        let state = PendingState::Keyed { key, tags, found: Some(found) };
+        // An L1 miss in front of a shared backend goes on to L2.
+        let found = match found {
+            Found::Miss if inner.shared.is_some() => None,
+            found => Some(found),
+        };
+        let state = PendingState::Keyed { key, tags, found };
         Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state })
     })
 }

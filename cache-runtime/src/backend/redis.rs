@@ -243,6 +243,12 @@ impl RedisBackend {
         }
     }
 
+    /// Whether the circuit breaker is open: Redis failed repeatedly, and calls skip it until the
+    /// cooldown ends.
+    pub fn is_circuit_open(&self) -> bool {
+        self.inner.breaker.check().is_err()
+    }
+
     /// The Redis key of an entry: over-long keys are hashed.
     pub fn entry_key(&self, key: &EntryKey<'_>) -> String {
         let shared = &self.inner;

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod recording;
+pub mod redis_server;
 pub mod repo;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use cache_runtime::{CacheTags, TagSink};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Customer {
     pub id: String,
     pub name: String,
