@@ -30,6 +30,7 @@ pub(crate) struct CachedArgs {
     pub(crate) ttl: Option<Millis>,
     pub(crate) tags: Vec<LitStr>,
     pub(crate) swr: Option<Swr>,
+    pub(crate) lock: Option<Swr>,
     pub(crate) beta: Option<(f64, Span)>,
     pub(crate) jitter: Option<Millis>,
     pub(crate) cache: Option<Expr>,
@@ -60,6 +61,7 @@ const CACHED_OPTIONS: &[&str] = &[
     "ttl",
     "tags",
     "swr",
+    "lock",
     "beta",
     "jitter",
     "cache",
@@ -92,6 +94,17 @@ pub(crate) fn parse_cached(tokens: TokenStream, errors: &mut Errors) -> CachedAr
                         None
                     };
                     args.swr = Some(Swr {
+                        span: name.span(),
+                        window,
+                    });
+                }
+                "lock" => {
+                    let window = if input.peek(Token![=]) {
+                        Some(duration::parse(&value(name, input)?, "lock")?)
+                    } else {
+                        None
+                    };
+                    args.lock = Some(Swr {
                         span: name.span(),
                         window,
                     });
@@ -184,6 +197,7 @@ fn example(option: &str) -> &'static str {
         "ttl" => "`ttl = 600` (seconds) or `ttl = \"10m\"`",
         "jitter" => "`jitter = 30` (seconds) or `jitter = \"30s\"`",
         "swr" => "`swr = 60` (seconds), `swr = \"1m\"`, or a bare `swr` for a window as long as the TTL",
+        "lock" => "a bare `lock` (5 s), or `lock = \"2s\"`: how long another instance waits for this one's load",
         "beta" => "`beta = 1.0`",
         "tags" => "`tags = [\"customer\", \"customer.{id}\"]`",
         "keys" => "`keys = [\"customer.{id}\"]`",

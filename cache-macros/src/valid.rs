@@ -40,6 +40,7 @@ pub(crate) struct CachedPlan {
     pub(crate) ttl_ms: u64,
     pub(crate) jitter_ms: u64,
     pub(crate) swr_ms: Option<(u64, Span)>,
+    pub(crate) lock_ms: u64,
     pub(crate) beta: f64,
     pub(crate) skip_none: Option<Span>,
     pub(crate) cache: Option<Expr>,
@@ -282,6 +283,21 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         Some(j) => j.value,
         None => 0,
     };
+    errors.at(position(&args.given, "lock"));
+    let lock_ms = match &args.lock {
+        Some(lock) => match lock.window {
+            Some(w) if w.value == 0 => {
+                errors.error_at(
+                    w.span,
+                    "`lock = 0` would never wait for another instance; remove `lock` instead",
+                );
+                0
+            }
+            Some(w) => w.value,
+            None => 5_000,
+        },
+        None => 0,
+    };
     errors.at(position(&args.given, "swr"));
     let swr_ms = match &args.swr {
         Some(swr) => match swr.window {
@@ -382,6 +398,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         ttl_ms,
         jitter_ms,
         swr_ms,
+        lock_ms,
         beta: args.beta.map_or(0.0, |(b, _)| b),
         skip_none,
         cache: args.cache,

@@ -118,8 +118,27 @@ where
         retry = true;
         match inner.flights.join(cache, key.storage()) {
             Joined::Leader(guard) => {
+                let token = if site.lock_ms > 0 {
+                    match tiers::lock::<S::Value>(cache, site, &key, &tags, shape.serde(), counters)
+                        .await
+                    {
+                        Ok(token) => token,
+                        Err(value) => {
+                            // Another instance loaded it while we waited.
+                            let landing = Landing {
+                                outcome: Outcome::Value(Arc::new(value.clone())),
+                                started_at: 0,
+                                tag_hashes: Vec::new(),
+                            };
+                            guard.land(landing);
+                            return shape.wrap_value(value);
+                        }
+                    }
+                } else {
+                    None
+                };
                 let span = tracing::debug_span!(target: TARGET, "cache.load", cache.method = site.name, cache.key = key.rendered());
-                return run_load(
+                let result = run_load(
                     cache,
                     site,
                     &key,
@@ -133,6 +152,10 @@ where
                 )
                 .instrument(span)
                 .await;
+                if let Some(token) = token {
+                    tiers::unlock(cache, site, &key, shape.serde(), token).await;
+                }
+                return result;
             }
             Joined::Waiter(rx) => {
                 counters.coalesced.incr();

@@ -24,6 +24,10 @@ pub struct CachedSite {
     /// How long after expiry an entry may still be served while it is refreshed, in
     /// milliseconds; 0 turns stale-while-revalidate off.
     pub swr_ms: u64,
+    /// With a shared backend that can lock: how long other instances wait for this
+    /// instance's load of a key before loading themselves, in milliseconds; 0 turns the
+    /// cross-instance lock off.
+    pub lock_ms: u64,
     /// XFetch's β; 0 turns probabilistic early recomputation off.
     pub beta: f64,
     /// Whether a `None` value is stored.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::backend::memory::LocalStamp;
-use crate::backend::{BackendErrorKind, EntryMeta, StoredEntry};
+use crate::backend::{BackendErrorKind, EntryMeta, LockToken, StoredEntry};
 use crate::codec::SerdeVTable;
 use crate::lookup::{classify, Found, OwnedKey, TARGET};
 use crate::site::CachedSite;
@@ -220,4 +220,55 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
         counters.l2_hits.incr();
     }
     Ok(found)
+}
+
+/// Takes the cross-instance lock of `key` (`lock` on the method), or waits for the instance
+/// that holds it to store the value (`Err(value)`). Gives up waiting after twice the lock's
+/// time, and loads without a lock when the backend fails: the lock only saves work.
+pub(crate) async fn lock<V: Clone + Send + Sync + 'static>(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    tags: &[String],
+    serde: Option<&'static SerdeVTable>,
+    counters: &MethodCounters,
+) -> Result<Option<LockToken>, V> {
+    let Some(shared) = shared_for(cache, serde) else {
+        return Ok(None);
+    };
+    let ttl = std::time::Duration::from_millis(site.lock_ms);
+    let deadline = std::time::Instant::now() + ttl * 2;
+    loop {
+        match shared.try_lock(key.entry_key(site, serde), ttl).await {
+            Ok(Some(token)) => return Ok(Some(token)),
+            Ok(None) => {}
+            Err(_) => {
+                counters.backend_errors.incr();
+                return Ok(None);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if let Ok(Found::Fresh(value)) =
+            shared_lookup::<V>(cache, site, key, tags, serde, counters).await
+        {
+            counters.coalesced.incr();
+            return Err(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "the instance holding the lock did not store the value in time: loading here");
+            return Ok(None);
+        }
+    }
+}
+
+pub(crate) async fn unlock(
+    cache: &Cache,
+    site: &'static CachedSite,
+    key: &OwnedKey,
+    serde: Option<&'static SerdeVTable>,
+    token: LockToken,
+) {
+    if let Some(shared) = shared_for(cache, serde) {
+        let _ = shared.unlock(key.entry_key(site, serde), token).await;
+    }
 }

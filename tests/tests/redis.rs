@@ -448,3 +448,112 @@ async fn a_dead_redis_opens_the_circuit_and_calls_still_succeed() {
     assert!(backend.is_circuit_open());
     assert!(!repo.cache.feed_connected());
 }
+
+#[derive(Clone)]
+struct Locked {
+    store: Store,
+    cache: Cache,
+}
+
+impl Locked {
+    #[cached(key = "customer.{id}", ttl = 600, lock = "500ms")]
+    async fn find(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
+        self.store.get(id).await
+    }
+}
+
+async fn locked(server: &RedisServer, ns: &str, store: &Store) -> Locked {
+    let locked = Locked {
+        store: store.clone(),
+        cache: Cache::builder().backend(backend(server, ns)).build(),
+    };
+    until(|| locked.cache.feed_connected()).await;
+    locked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_missing_the_same_key_load_it_once() {
+    let server = RedisServer::shared();
+    let ns = namespace("lock");
+    let store = Store::with(&[ann()]);
+    let (a, b) = (
+        locked(&server, &ns, &store).await,
+        locked(&server, &ns, &store).await,
+    );
+    let gate = store.hold();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.find("1").await }
+    });
+    support::reached(&gate, 1).await; // A holds the lock and is loading
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.find("1").await }
+    });
+    // B waits on the lock instead of loading: no second load reaches the gate.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(gate.reached.available_permits(), 0, "B did not load");
+    gate.release.add_permits(1);
+    assert_eq!(first.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(second.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(store.loads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lock_holder_does_not_block_the_others() {
+    let server = RedisServer::shared();
+    let ns = namespace("dead-lock");
+    let store = Store::with(&[ann()]);
+    let (a, b) = (
+        locked(&server, &ns, &store).await,
+        locked(&server, &ns, &store).await,
+    );
+    let gate = store.hold();
+    let holder = tokio::spawn({
+        let a = a.clone();
+        async move { a.find("1").await }
+    });
+    support::reached(&gate, 1).await;
+    holder.abort(); // dies holding the lock
+    let _ = holder.await;
+    let waiter = tokio::spawn({
+        let b = b.clone();
+        async move { b.find("1").await }
+    });
+    support::reached(&gate, 1).await; // once the lock expired, B loads itself
+    gate.release.add_permits(1);
+    assert_eq!(waiter.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(store.loads(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_subscription_flushes_l1_instead_of_serving_missed_invalidations() {
+    let server = RedisServer::start();
+    let ns = namespace("pubsub");
+    let store = Store::with(&[ann()]);
+    let a = instance(&server, &ns, &store).await;
+    let b = instance(&server, &ns, &store).await;
+    b.find_by_id("1").await.unwrap();
+    // Kill every subscription; the save's message may be published while B is not listening.
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut server.connection())
+        .unwrap();
+    let anna = Customer {
+        name: "Anna".into(),
+        ..ann()
+    };
+    a.save(&anna).await.unwrap();
+    let mut seen = b.find_by_id("1").await.unwrap();
+    for _ in 0..2_000 {
+        if seen == Some(anna.clone()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        seen = b.find_by_id("1").await.unwrap();
+    }
+    assert_eq!(seen, Some(anna));
+    until(|| b.cache.feed_connected()).await;
+}

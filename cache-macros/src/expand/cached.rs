@@ -25,6 +25,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let tags = plan.tags.iter().map(|t| t.to_runtime());
     let (ttl, jitter, beta) = (plan.ttl_ms, plan.jitter_ms, plan.beta);
     let swr = plan.swr_ms.map_or(0, |(ms, _)| ms);
+    let lock = plan.lock_ms;
     let cache_none = plan.skip_none.is_none();
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
     let ret = &plan.ret;
@@ -85,6 +86,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                 ttl_ms: #ttl,
                 jitter_ms: #jitter,
                 swr_ms: #swr,
+                lock_ms: #lock,
                 beta: #beta,
                 cache_none: #cache_none,
                 counters: ::cache_runtime::__private::CountersSlot::NEW,

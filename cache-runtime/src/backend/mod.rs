@@ -101,6 +101,10 @@ pub enum FeedEvent {
     Disconnected,
 }
 
+/// Proof of holding a lock of [`Backend::try_lock`]: releasing needs the same token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockToken(pub u64);
+
 /// The stream of [`FeedEvent`]s of a backend.
 pub type Feed = tokio::sync::mpsc::UnboundedReceiver<FeedEvent>;
 
@@ -215,6 +219,24 @@ pub trait Backend: Send + Sync + 'static {
     /// a cache does not keep an in-process tier in front of it.
     fn feed(&self) -> Option<Feed> {
         None
+    }
+
+    /// Takes a short lock on `key` for one instance's load (`SET NX PX`), held for at most
+    /// `ttl`. `Ok(None)`: another instance holds it. The default, for backends without locks,
+    /// always grants it.
+    fn try_lock<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        ttl: std::time::Duration,
+    ) -> BackendFuture<'a, Option<LockToken>> {
+        let _ = (key, ttl);
+        Box::pin(std::future::ready(Ok(Some(LockToken(0)))))
+    }
+
+    /// Releases a lock taken by [`try_lock`](Backend::try_lock), if it is still ours.
+    fn unlock<'a>(&'a self, key: EntryKey<'a>, token: LockToken) -> BackendFuture<'a, ()> {
+        let _ = (key, token);
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// Whether the backend stores bytes (and so can only hold values whose type is

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope, Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, Feed, FeedEvent,
-    Fetched, StoredEntry,
+    Fetched, LockToken, StoredEntry,
 };
 use crate::codec::{Codec, MessagePack};
 
@@ -61,6 +61,11 @@ for i = 3, #ARGV do
 end
 redis.call('PUBLISH', KEYS[1], ARGV[2])
 return 1
+";
+
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 const MAX_KEY: usize = 200;
@@ -185,6 +190,7 @@ impl RedisBuilder {
                 get: Script::new(GET),
                 put: Script::new(PUT),
                 invalidate: Script::new(INVALIDATE),
+                unlock: Script::new(UNLOCK),
             }),
         })
     }
@@ -219,6 +225,7 @@ struct Shared {
     get: Script,
     put: Script,
     invalidate: Script,
+    unlock: Script,
 }
 
 fn redis_error(e: redis::RedisError) -> BackendError {
@@ -495,6 +502,47 @@ impl Backend for RedisBackend {
 
     fn stores_bytes(&self) -> bool {
         true
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        ttl: Duration,
+    ) -> BackendFuture<'a, Option<LockToken>> {
+        Box::pin(async move {
+            let token = fastrand::u64(1..);
+            let lock_key = format!("{}:lock", self.entry_key(&key));
+            let mut conn = self.inner.manager.clone();
+            let set: Option<String> = self
+                .run(
+                    redis::cmd("SET")
+                        .arg(&lock_key)
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl.as_millis() as u64)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            Ok(set.map(|_| LockToken(token)))
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: EntryKey<'a>, token: LockToken) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let lock_key = format!("{}:lock", self.entry_key(&key));
+            let mut conn = self.inner.manager.clone();
+            let _: i64 = self
+                .run(
+                    self.inner
+                        .unlock
+                        .key(&lock_key)
+                        .arg(token.0)
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            Ok(())
+        })
     }
 
     fn feed(&self) -> Option<Feed> {
