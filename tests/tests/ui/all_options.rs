@@ -32,6 +32,7 @@ impl Repo {
         ttl = "10m",
         tags = ["customer", "customer.region.{region | upper}"],
         swr = 60,
+        lock = "2s",
         beta = 1.0,
         jitter = "30s",
         cache = self.cache,
