@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     /// backend's feed is connected, so that in-process entries can be trusted.
     trusted: AtomicBool,
     replaying: AtomicBool,
+    feed_events: AtomicU64,
     _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -118,6 +119,7 @@ impl std::fmt::Debug for Cache {
 /// ```
 pub struct CacheBuilder {
     max_entries: u64,
+    in_process: bool,
     shared: Option<Arc<dyn Backend>>,
     clock: Clock,
     refresh_backoff: Duration,
@@ -127,6 +129,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
             max_entries: 100_000,
+            in_process: true,
             shared: None,
             clock: Clock::system(),
             refresh_backoff: Duration::from_secs(1),
@@ -151,6 +154,14 @@ impl CacheBuilder {
         self
     }
 
+    /// With a shared backend: whether to keep the in-process tier in front of it (default
+    /// `true`, when the backend has an invalidation feed). `false` sends every call to the
+    /// backend.
+    pub fn in_process_tier(mut self, keep: bool) -> Self {
+        self.in_process = keep;
+        self
+    }
+
     /// The clock that decides freshness (default: the system clock).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -167,7 +178,11 @@ impl CacheBuilder {
     /// Builds the cache.
     pub fn build(self) -> Cache {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let feed = self.shared.as_ref().and_then(|shared| shared.feed());
+        let feed = self
+            .shared
+            .as_ref()
+            .filter(|_| self.in_process)
+            .and_then(|shared| shared.feed());
         let local = match (&self.shared, &feed) {
             (Some(_), None) => None,
             _ => Some(MemoryBackend::new(self.max_entries)),
@@ -188,6 +203,7 @@ impl CacheBuilder {
                 .build(),
             trusted: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
+            feed_events: AtomicU64::new(0),
             _stop_feed: feed.is_some().then_some(stop_tx),
         });
         if let Some(feed) = feed {
@@ -210,6 +226,7 @@ async fn follow(inner: Weak<Inner>, mut feed: Feed, mut stop: tokio::sync::onesh
             return;
         };
         let Some(local) = &inner.local else { return };
+        inner.feed_events.fetch_add(1, Ordering::Relaxed);
         match event {
             FeedEvent::Invalidated(tags) => {
                 inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
@@ -262,6 +279,12 @@ impl Cache {
     /// in front of it is in use). Always `true` without a shared backend.
     pub fn feed_connected(&self) -> bool {
         self.local_trusted() && self.inner.local.is_some()
+    }
+
+    /// How many events of the shared backend's feed (invalidations and clears by other
+    /// instances, reconnections) this cache has applied.
+    pub fn feed_events(&self) -> u64 {
+        self.inner.feed_events.load(Ordering::Relaxed)
     }
 
     /// Retries refused invalidations in the background until the backend takes them.
