@@ -46,24 +46,45 @@ impl Visit for Fields<'_> {
     }
 }
 
-struct Collect(Captured);
+/// Routes events to the capture active on the emitting thread. Installed once, globally: a
+/// per-test scoped subscriber races with other test threads over tracing's callsite interest
+/// cache, and then misses events.
+struct Collect;
+
+thread_local! {
+    static ACTIVE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
 
 impl<S: tracing::Subscriber> Layer<S> for Collect {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         if event.metadata().target() != "cache_runtime" {
             return;
         }
+        let Some(captured) = ACTIVE.with(|a| a.borrow().clone()) else { return };
         let mut fields = Event::new();
         fields.insert("level".into(), event.metadata().level().to_string());
         event.record(&mut Fields(&mut fields));
-        self.0 .0.lock().push(fields);
+        captured.0.lock().push(fields);
     }
 }
 
-/// Captures events on this thread until the guard is dropped.
-pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+/// Stops capturing when dropped.
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.borrow_mut().take());
+    }
+}
+
+/// Captures the `cache_runtime` events emitted on this thread until the guard is dropped.
+pub fn capture() -> (Captured, CaptureGuard) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Collect)).expect("no other global subscriber");
+        tracing::callsite::rebuild_interest_cache();
+    });
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(Collect(captured.clone()));
-    let guard = tracing::subscriber::set_default(subscriber);
-    (captured, guard)
+    ACTIVE.with(|a| *a.borrow_mut() = Some(captured.clone()));
+    (captured, CaptureGuard)
 }
