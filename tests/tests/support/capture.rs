@@ -60,7 +60,9 @@ impl<S: tracing::Subscriber> Layer<S> for Collect {
         if event.metadata().target() != "cache_runtime" {
             return;
         }
-        let Some(captured) = ACTIVE.with(|a| a.borrow().clone()) else { return };
+        let Some(captured) = ACTIVE.with(|a| a.borrow().clone()) else {
+            return;
+        };
         let mut fields = Event::new();
         fields.insert("level".into(), event.metadata().level().to_string());
         event.record(&mut Fields(&mut fields));
@@ -81,7 +83,8 @@ impl Drop for CaptureGuard {
 pub fn capture() -> (Captured, CaptureGuard) {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Collect)).expect("no other global subscriber");
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Collect))
+            .expect("no other global subscriber");
         tracing::callsite::rebuild_interest_cache();
     });
     let captured = Captured::default();
