@@ -215,6 +215,9 @@ mod tests {
         assert_ne!(one, two);
         assert_eq!(one, "x.1%2E2.3");
         assert_eq!(two, "x.1.2%2E3");
+        assert_eq!(decode_value("1%2E2").as_deref(), Some("1.2"));
+        assert_eq!(decode_value("Zo\u{eb}%0A").as_deref(), Some("Zo\u{eb}\n"));
+        assert_eq!(decode_value("a.b"), None);
         assert_eq!(DOTTED.render(&[&"%2E", &""]), "x.%252E.");
     }
 
@@ -248,4 +251,28 @@ mod tests {
         assert_eq!(T.render(&[&"Zoë\n"]), "n.Zoë%0A");
         assert_eq!(T.render(&[&42u32]), "n.42");
     }
+}
+
+/// Undoes the encoding of one interpolated value: `decode_value("1%2E2")` is `"1.2"`. For tools
+/// that read ids back out of rendered keys (a cache warmer, say). `None` when `encoded` is not
+/// the output of the encoding.
+pub fn decode_value(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = encoded.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b if is_plain(b) => {
+                out.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
 }

@@ -66,6 +66,7 @@ mod key;
 mod load;
 mod lookup;
 mod read_through;
+mod report;
 mod result_tags;
 mod returns;
 mod site;
@@ -75,7 +76,8 @@ mod tiers;
 
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
-pub use key::{Filter, KeyArg, Segment, Template};
+pub use key::{decode_value, Filter, KeyArg, Segment, Template};
+pub use report::{observe, CallOutcome, Observed};
 pub use result_tags::{CacheTags, TagSink};
 pub use returns::{CacheValue, MaybeNone};
 pub use stats::{MethodStats, Stats};

@@ -186,6 +186,8 @@ pub fn lookup<R, S: ReturnShape<R>>(
                 let key = std::str::from_utf8(&buf[8..]).unwrap_or_default();
                 tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key, cache.duration_us = started.elapsed().as_micros() as u64);
             }
+            crate::report::record(site.name, || String::from_utf8_lossy(&buf[8..]).into_owned(), crate::report::CallOutcome::Hit);
+            counters.sample_hit(&buf[8..]);
             return Lookup::Hit(shape.wrap_value(value));
         }
         let key = OwnedKey(buf.as_slice().into());

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome};
 use crate::load::{Load, Options};
 use crate::lookup::{classify, Found, OwnedKey, Pending, PendingState, TARGET};
+use crate::report::CallOutcome;
 use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
 use crate::site::CachedSite;
@@ -35,6 +36,7 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             state,
         } = self;
         let PendingState::Keyed { key, tags, found } = state else {
+            crate::report::record(site.name, String::new, CallOutcome::Bypass);
             return load.inline().await;
         };
         let found = match found {
@@ -44,7 +46,14 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
                     .await
                 {
                     Ok(found) => found,
-                    Err(()) => return load.inline().await,
+                    Err(()) => {
+                        crate::report::record(
+                            site.name,
+                            || key.rendered().to_owned(),
+                            CallOutcome::Bypass,
+                        );
+                        return load.inline().await;
+                    }
                 }
             }
         };
@@ -52,11 +61,13 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
         match found {
             Found::Fresh(value) => {
                 counters.hits.incr();
+                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Hit);
                 tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key.rendered());
                 return shape.wrap_value(value);
             }
             Found::EarlyRefresh(value) => {
                 counters.hits.incr();
+                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Hit);
                 match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
                     Ok(()) => return shape.wrap_value(value),
                     Err(back) => load = back,
@@ -66,16 +77,31 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
                 match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
                     Ok(()) => {
                         counters.stale_hits.incr();
+                        crate::report::record(
+                            site.name,
+                            || key.rendered().to_owned(),
+                            CallOutcome::Stale,
+                        );
                         tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = key.rendered());
                         return shape.wrap_value(value);
                     }
                     Err(back) => {
                         counters.misses.incr();
+                        counters.record_key(key.rendered());
+                        crate::report::record(
+                            site.name,
+                            || key.rendered().to_owned(),
+                            CallOutcome::Miss,
+                        );
                         load = back;
                     }
                 }
             }
-            Found::Miss => counters.misses.incr(),
+            Found::Miss => {
+                counters.misses.incr();
+                counters.record_key(key.rendered());
+                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Miss);
+            }
         }
         lead_or_wait(&cache, site, key, tags, shape, options, load, &counters).await
     }

@@ -34,9 +34,59 @@ impl Counter {
     }
 }
 
+/// The most-read keys of a method: a space-saving sketch (Metwally et al.) of bounded size,
+/// fed by every miss and one hit in [`HOT_SAMPLE`] per thread. Counts are estimates, ranks
+/// of clearly hot keys are reliable.
+#[derive(Default)]
+pub(crate) struct HotKeys {
+    counts: HashMap<Box<str>, u64>,
+}
+
+const HOT_CAPACITY: usize = 512;
+const HOT_SAMPLE: u32 = 16;
+
+thread_local! {
+    static HOT_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl HotKeys {
+    fn record(&mut self, key: &str, weight: u64) {
+        if let Some(count) = self.counts.get_mut(key) {
+            *count += weight;
+            return;
+        }
+        if self.counts.len() < HOT_CAPACITY {
+            self.counts.insert(key.into(), weight);
+            return;
+        }
+        // Replace the least counted key; the newcomer inherits its count.
+        if let Some((victim, floor)) = self
+            .counts
+            .iter()
+            .min_by_key(|(_, c)| **c)
+            .map(|(k, c)| (k.clone(), *c))
+        {
+            self.counts.remove(&victim);
+            self.counts.insert(key.into(), floor + weight);
+        }
+    }
+
+    fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = self
+            .counts
+            .iter()
+            .map(|(k, c)| (k.to_string(), *c))
+            .collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
 /// The live counters of one method.
 #[derive(Default)]
 pub(crate) struct MethodCounters {
+    pub(crate) hot: parking_lot::Mutex<HotKeys>,
     pub(crate) hits: Counter,
     pub(crate) l2_hits: Counter,
     pub(crate) misses: Counter,
@@ -52,6 +102,30 @@ pub(crate) struct MethodCounters {
 }
 
 impl MethodCounters {
+    /// Counts a read of `key` (a miss).
+    pub(crate) fn record_key(&self, key: &str) {
+        self.hot.lock().record(key, 1);
+    }
+
+    /// Counts one in [`HOT_SAMPLE`] hits, weighted accordingly.
+    #[inline]
+    pub(crate) fn sample_hit(&self, key: &[u8]) {
+        let sampled = HOT_TICK.with(|tick| {
+            let n = tick.get().wrapping_add(1);
+            tick.set(n);
+            n % HOT_SAMPLE == 0
+        });
+        if sampled {
+            if let Ok(key) = std::str::from_utf8(key) {
+                self.hot.lock().record(key, HOT_SAMPLE as u64);
+            }
+        }
+    }
+
+    pub(crate) fn hot_keys(&self, n: usize) -> Vec<(String, u64)> {
+        self.hot.lock().top(n)
+    }
+
     fn snapshot(&self, method: &'static str) -> MethodStats {
         MethodStats {
             method,
@@ -83,6 +157,14 @@ impl StatsRegistry {
             return counters.clone();
         }
         self.methods.write().entry(name).or_default().clone()
+    }
+
+    pub(crate) fn hot_keys(&self, method: &str, n: usize) -> Vec<(String, u64)> {
+        self.methods
+            .read()
+            .get(method)
+            .map(|m| m.hot_keys(n))
+            .unwrap_or_default()
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
