@@ -1,0 +1,5 @@
+//! Use cases.
+
+mod update_customer;
+
+pub use update_customer::{UpdateCustomerCommand, UpdateCustomerCommandHandler};

@@ -1,0 +1,7 @@
+//! The domain: the customer and the repository port. No infrastructure here.
+
+mod customer;
+mod repository;
+
+pub use customer::{Customer, CustomerStatus};
+pub use repository::{CustomerRepository, RepositoryError};

@@ -1,0 +1,51 @@
+//! The repository port.
+
+use std::future::Future;
+
+use super::Customer;
+
+/// What can go wrong in a repository.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// No customer has this id.
+    #[error("customer {0} not found")]
+    NotFound(String),
+    /// Another customer has this e-mail address.
+    #[error("e-mail address {0} is already taken")]
+    DuplicateEmail(String),
+    /// The input breaks a rule of the domain.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The database could not be reached or failed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Customers, wherever they are kept.
+pub trait CustomerRepository: Clone + Send + Sync + 'static {
+    /// The customer with this id.
+    fn find_by_id(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// The customer with this e-mail address (case-insensitive).
+    fn find_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// A page (from 1) of active customers, newest first.
+    fn find_active_customers(
+        &self,
+        page: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Customer>, RepositoryError>> + Send;
+    /// Creates or replaces a customer. Fails with `DuplicateEmail` when another customer has
+    /// its e-mail address.
+    fn save(&self, customer: &Customer)
+        -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Deletes a customer. Fails with `NotFound` when there is none.
+    fn delete(
+        &self,
+        customer: &Customer,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}

@@ -1,0 +1,98 @@
+//! The repository port over any store, with the cache policies of the PHP original, its
+//! defects fixed: the list key includes `limit`, and a save drops every e-mail lookup of the
+//! customer (the old address included) through tags taken from the cached value.
+
+use cache_runtime::{cached, invalidates, Cache};
+
+use crate::domain::{Customer, CustomerRepository, RepositoryError};
+use crate::infrastructure::persistence::{
+    CustomerStore, InMemoryCustomerStore, MongoCustomerStore,
+};
+
+/// A store with a cache in front of it.
+#[derive(Clone)]
+pub struct CachedCustomerRepository<S> {
+    store: S,
+    cache: Cache,
+}
+
+/// The MongoDB repository.
+pub type MongoCustomerRepository = CachedCustomerRepository<MongoCustomerStore>;
+/// The embedded default.
+pub type InMemoryCustomerRepository = CachedCustomerRepository<InMemoryCustomerStore>;
+
+/// The method names the cache knows them by (stats, logs, hot keys).
+pub mod methods {
+    /// `find_by_id`.
+    pub const FIND_BY_ID: &str = "CustomerRepository::find_by_id";
+    /// `find_active_customers`.
+    pub const FIND_ACTIVE: &str = "CustomerRepository::find_active_customers";
+    /// `find_by_email`.
+    pub const FIND_BY_EMAIL: &str = "CustomerRepository::find_by_email";
+}
+
+impl<S: CustomerStore> CachedCustomerRepository<S> {
+    /// `store` behind `cache`.
+    pub fn new(store: S, cache: Cache) -> Self {
+        CachedCustomerRepository { store, cache }
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The store, without the cache.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        swr = 60,
+        tags = ["customer", "customer.{id}"],
+        name = "CustomerRepository::find_by_id"
+    )]
+    async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
+        self.store.get(id).await
+    }
+
+    #[cached(
+        key = "customer.email.{email | trim | lower | sha256}",
+        ttl = 300,
+        tags = ["customer", "customer.email"],
+        result_tags,
+        name = "CustomerRepository::find_by_email"
+    )]
+    async fn find_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
+        self.store.get_by_email(email.trim()).await
+    }
+
+    #[cached(
+        key = "customer.list.active.page.{page}.limit.{limit}",
+        ttl = 300,
+        tags = ["customer.list", "customer.list.active"],
+        result_tags,
+        name = "CustomerRepository::find_active_customers"
+    )]
+    async fn find_active_customers(
+        &self,
+        page: u32,
+        limit: u32,
+    ) -> Result<Vec<Customer>, RepositoryError> {
+        self.store.active(page, limit).await
+    }
+
+    #[invalidates(tags = ["customer.{customer.id}", "customer.list"], name = "CustomerRepository::save")]
+    async fn save(&self, customer: &Customer) -> Result<(), RepositoryError> {
+        self.store.upsert(customer).await
+    }
+
+    #[invalidates(tags = ["customer.{customer.id}", "customer.list"], name = "CustomerRepository::delete")]
+    async fn delete(&self, customer: &Customer) -> Result<(), RepositoryError> {
+        self.store.remove(&customer.id).await
+    }
+}

@@ -1,0 +1,85 @@
+//! Warms the cache from what was really read: the most-read keys of `find_by_id` (recorded by
+//! the runtime; with Redis, summed over what the running instances publish), and the first
+//! pages of the active list. There is no hard-coded list of ids.
+
+use std::time::{Duration, Instant};
+
+use cache_runtime::decode_value;
+
+use crate::domain::{CustomerRepository, RepositoryError};
+
+/// What a warm-up did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WarmReport {
+    /// Customers loaded into the cache.
+    pub customers: usize,
+    /// Ids among the most read that no longer exist.
+    pub missing: usize,
+    /// Pages of the active list loaded.
+    pub pages: usize,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Loads the hot entries into the cache through the repository.
+pub struct CustomerCacheWarmer<R> {
+    repository: R,
+}
+
+/// The id in a rendered `customer.{id}` key.
+pub fn id_of_key(key: &str) -> Option<String> {
+    decode_value(key.strip_prefix("customer.")?)
+}
+
+impl<R: CustomerRepository> CustomerCacheWarmer<R> {
+    /// A warmer over `repository`.
+    pub fn new(repository: R) -> Self {
+        CustomerCacheWarmer { repository }
+    }
+
+    /// The ids of the `limit` most-read customers, given the hot keys of `find_by_id`.
+    pub fn top_ids(hot_keys: &[(String, u64)], limit: usize) -> Vec<String> {
+        hot_keys
+            .iter()
+            .filter_map(|(key, _)| id_of_key(key))
+            .take(limit)
+            .collect()
+    }
+
+    /// Warms `ids` and the first `pages` pages of `page_size` active customers; `progress` is
+    /// called after each step.
+    pub async fn warm(
+        &self,
+        ids: &[String],
+        pages: u32,
+        page_size: u32,
+        mut progress: impl FnMut(),
+    ) -> Result<WarmReport, RepositoryError> {
+        let started = Instant::now();
+        let mut report = WarmReport::default();
+        tracing::info!(customers = ids.len(), pages, "cache warm-up started");
+        for id in ids {
+            match self.repository.find_by_id(id).await? {
+                Some(_) => report.customers += 1,
+                None => report.missing += 1,
+            }
+            progress();
+        }
+        for page in 1..=pages {
+            self.repository
+                .find_active_customers(page, page_size)
+                .await?;
+            report.pages += 1;
+            progress();
+        }
+        report.duration = started.elapsed();
+        tracing::info!(
+            warmed = report.customers,
+            missing = report.missing,
+            pages = report.pages,
+            duration_ms = report.duration.as_secs_f64() * 1000.0,
+            "cache warm-up done"
+        );
+        Ok(report)
+    }
+}

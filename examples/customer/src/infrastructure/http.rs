@@ -1,0 +1,218 @@
+//! The HTTP JSON API of one instance (axum). Each response says whether it came from the
+//! cache, in `X-Cache` (`hit`, `stale`, `miss`, `bypass`).
+
+use std::fmt::Write as _;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cache_runtime::{observe, CallOutcome, Observed};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::cache::CachedCustomerRepository;
+use super::persistence::CustomerStore;
+use crate::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
+use crate::domain::{CustomerRepository, RepositoryError};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState<S> {
+    repository: CachedCustomerRepository<S>,
+    handler: UpdateCustomerCommandHandler<CachedCustomerRepository<S>>,
+}
+
+/// The routes.
+pub fn router<S: CustomerStore>(repository: CachedCustomerRepository<S>) -> Router {
+    let state = AppState {
+        handler: UpdateCustomerCommandHandler::new(repository.clone()),
+        repository,
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics::<S>))
+        .route("/customers", get(list::<S>))
+        .route("/customers/by-email/{email}", get(by_email::<S>))
+        .route(
+            "/customers/{id}",
+            get(by_id::<S>).put(update::<S>).delete(remove::<S>),
+        )
+        .with_state(state)
+}
+
+fn cache_header(observed: &[Observed]) -> &'static str {
+    match observed.first().map(|o| o.outcome) {
+        Some(CallOutcome::Hit) => "hit",
+        Some(CallOutcome::Stale) => "stale",
+        Some(CallOutcome::Miss) => "miss",
+        Some(CallOutcome::Bypass) | None => "bypass",
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn from_repository(e: RepositoryError) -> Response {
+    let status = match &e {
+        RepositoryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RepositoryError::DuplicateEmail(_) => StatusCode::CONFLICT,
+        RepositoryError::Invalid(_) => StatusCode::BAD_REQUEST,
+        RepositoryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, e.to_string())
+}
+
+fn with_cache_header(mut response: Response, observed: &[Observed]) -> Response {
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(cache_header(observed)));
+    response
+}
+
+async fn health() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn by_id<S: CustomerStore>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+) -> Response {
+    let (result, observed) = observe(app.repository.find_by_id(&id)).await;
+    let response = match result {
+        Ok(Some(customer)) => Json(customer).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("customer {id} not found")),
+        Err(e) => from_repository(e),
+    };
+    with_cache_header(response, &observed)
+}
+
+async fn by_email<S: CustomerStore>(
+    State(app): State<AppState<S>>,
+    Path(email): Path<String>,
+) -> Response {
+    let (result, observed) = observe(app.repository.find_by_email(&email)).await;
+    let response = match result {
+        Ok(Some(customer)) => Json(customer).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no customer has this e-mail address"),
+        Err(e) => from_repository(e),
+    };
+    with_cache_header(response, &observed)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    page: Option<u32>,
+    limit: Option<u32>,
+}
+
+async fn list<S: CustomerStore>(
+    State(app): State<AppState<S>>,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(page)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "page and limit must be positive integers",
+        );
+    };
+    let (page, limit) = (page.page.unwrap_or(1), page.limit.unwrap_or(20));
+    if page == 0 || limit == 0 || limit > 100 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "page starts at 1; limit is between 1 and 100",
+        );
+    }
+    let (result, observed) = observe(app.repository.find_active_customers(page, limit)).await;
+    let response = match result {
+        Ok(customers) => Json(customers).into_response(),
+        Err(e) => from_repository(e),
+    };
+    with_cache_header(response, &observed)
+}
+
+async fn update<S: CustomerStore>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateCustomerCommand>, JsonRejection>,
+) -> Response {
+    let Json(mut command) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("malformed body: {}", rejection.body_text()),
+            )
+        }
+    };
+    command.id = id;
+    match app.handler.handle(command).await {
+        Ok(customer) => Json(customer).into_response(),
+        Err(e) => from_repository(e),
+    }
+}
+
+async fn remove<S: CustomerStore>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+) -> Response {
+    let customer = match app.repository.find_by_id(&id).await {
+        Ok(Some(customer)) => customer,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("customer {id} not found")),
+        Err(e) => return from_repository(e),
+    };
+    match app.repository.delete(&customer).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => from_repository(e),
+    }
+}
+
+/// The cache's counters in Prometheus text format.
+async fn metrics<S: CustomerStore>(State(app): State<AppState<S>>) -> Response {
+    let stats = app.repository.cache().stats();
+    let mut out = String::new();
+    let series: [(&str, &str, fn(&cache_runtime::MethodStats) -> u64); 8] = [
+        (
+            "cache_hits_total",
+            "Calls answered from a fresh entry.",
+            |m| m.hits,
+        ),
+        (
+            "cache_l2_hits_total",
+            "Fresh hits answered by the shared tier.",
+            |m| m.l2_hits,
+        ),
+        (
+            "cache_stale_hits_total",
+            "Calls answered from a stale entry.",
+            |m| m.stale_hits,
+        ),
+        (
+            "cache_misses_total",
+            "Calls that found no usable entry.",
+            |m| m.misses,
+        ),
+        ("cache_loads_total", "Times the body ran.", |m| m.loads),
+        ("cache_load_errors_total", "Loads that failed.", |m| {
+            m.load_errors
+        }),
+        (
+            "cache_backend_errors_total",
+            "Backend operations that failed.",
+            |m| m.backend_errors,
+        ),
+        ("cache_invalidations_total", "Invalidations issued.", |m| {
+            m.invalidations
+        }),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for m in &stats.methods {
+            let _ = writeln!(out, "{name}{{method=\"{}\"}} {}", m.method, value(m));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,73 @@
+//! The in-memory store: the embedded default, for `demo` and `serve` without MongoDB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::RwLock;
+
+use super::{offset, CustomerStore};
+use crate::domain::{Customer, CustomerStatus, RepositoryError};
+
+/// Customers in a map, lost when the process ends.
+#[derive(Clone, Default)]
+pub struct InMemoryCustomerStore {
+    rows: Arc<RwLock<HashMap<String, Customer>>>,
+}
+
+impl CustomerStore for InMemoryCustomerStore {
+    async fn get(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
+        Ok(self.rows.read().await.get(id).cloned())
+    }
+
+    async fn get_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
+        Ok(self
+            .rows
+            .read()
+            .await
+            .values()
+            .find(|c| c.email.eq_ignore_ascii_case(email))
+            .cloned())
+    }
+
+    async fn active(&self, page: u32, limit: u32) -> Result<Vec<Customer>, RepositoryError> {
+        let rows = self.rows.read().await;
+        let mut active: Vec<&Customer> = rows
+            .values()
+            .filter(|c| c.status == CustomerStatus::Active)
+            .collect();
+        active.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(active
+            .into_iter()
+            .skip(offset(page, limit) as usize)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn upsert(&self, customer: &Customer) -> Result<(), RepositoryError> {
+        let mut rows = self.rows.write().await;
+        if rows
+            .values()
+            .any(|c| c.id != customer.id && c.email.eq_ignore_ascii_case(&customer.email))
+        {
+            return Err(RepositoryError::DuplicateEmail(customer.email.clone()));
+        }
+        rows.insert(customer.id.clone(), customer.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RepositoryError> {
+        match self.rows.write().await.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(RepositoryError::NotFound(id.to_owned())),
+        }
+    }
+
+    async fn count(&self) -> Result<u64, RepositoryError> {
+        Ok(self.rows.read().await.len() as u64)
+    }
+}

@@ -1,0 +1,46 @@
+//! Where customers are kept. A store is plain persistence; caching is added on top of any
+//! store by [`crate::infrastructure::cache::CachedCustomerRepository`].
+
+mod memory;
+mod mongo;
+
+use std::future::Future;
+
+pub use memory::InMemoryCustomerStore;
+pub use mongo::MongoCustomerStore;
+
+use crate::domain::{Customer, RepositoryError};
+
+/// Plain storage of customers, without caching.
+pub trait CustomerStore: Clone + Send + Sync + 'static {
+    /// The customer with this id.
+    fn get(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// The customer with this e-mail address, case-insensitively.
+    fn get_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// Active customers, newest first, page `page` (from 1) of `limit`.
+    fn active(
+        &self,
+        page: u32,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Customer>, RepositoryError>> + Send;
+    /// Creates or replaces a customer; `DuplicateEmail` when another has its address.
+    fn upsert(
+        &self,
+        customer: &Customer,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Deletes a customer; `NotFound` when there is none.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// How many customers there are.
+    fn count(&self) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+}
+
+/// Where a page starts.
+pub(crate) fn offset(page: u32, limit: u32) -> u64 {
+    u64::from(page.max(1) - 1) * u64::from(limit)
+}
