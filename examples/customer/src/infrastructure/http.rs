@@ -174,7 +174,12 @@ async fn remove<S: CustomerStore>(
 async fn metrics<S: CustomerStore>(State(app): State<AppState<S>>) -> Response {
     let stats = app.repository.cache().stats();
     let mut out = String::new();
-    let series: [(&str, &str, fn(&cache_runtime::MethodStats) -> u64); 8] = [
+    type Series = (
+        &'static str,
+        &'static str,
+        fn(&cache_runtime::MethodStats) -> u64,
+    );
+    let series: [Series; 8] = [
         (
             "cache_hits_total",
             "Calls answered from a fresh entry.",

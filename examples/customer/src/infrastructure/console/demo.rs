@@ -116,7 +116,7 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     hand.advance(Duration::from_secs(601));
-    println!("{:<42} {}", "(10 minutes later: ttl 600 s, swr 60 s)", "");
+    println!("(10 minutes later: ttl 600 s, swr 60 s)");
     step("find_by_id", repository.find_by_id(&id))
         .await
         .map_err(|e| e.to_string())?;
