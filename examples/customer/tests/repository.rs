@@ -1,0 +1,310 @@
+//! The cached repository, the handler and the warmer against a real MongoDB-wire server. Loads
+//! are counted with the driver's command monitoring (`find` commands the server received), not
+//! with a counter in our code.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cache_runtime::{observe, Cache, CallOutcome};
+use customer_example::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
+use customer_example::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
+use customer_example::infrastructure::cache::{CustomerCacheWarmer, MongoCustomerRepository};
+use customer_example::infrastructure::persistence::MongoCustomerStore;
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::ClientOptions;
+use support::mongo::{database, MongoServer};
+
+struct Fixture {
+    repo: MongoCustomerRepository,
+    finds: Arc<AtomicUsize>,
+    _server: MongoServer,
+}
+
+impl Fixture {
+    /// `find` commands on the customers collection so far.
+    fn finds(&self) -> usize {
+        self.finds.load(Ordering::SeqCst)
+    }
+}
+
+async fn fixture(test: &str) -> Fixture {
+    let server = MongoServer::start();
+    let finds = Arc::new(AtomicUsize::new(0));
+    let mut options = ClientOptions::parse(&server.uri)
+        .await
+        .expect("a valid URI");
+    let counter = finds.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event {
+            if started.command_name == "find" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }));
+    let store = MongoCustomerStore::with_options(options, &database(test))
+        .await
+        .expect("MongoDB reachable");
+    Fixture {
+        repo: MongoCustomerRepository::new(store, Cache::in_memory(10_000)),
+        finds,
+        _server: server,
+    }
+}
+
+fn customer(i: u32) -> Customer {
+    Customer {
+        id: format!("c{i:03}"),
+        name: format!("Customer {i}"),
+        email: format!("customer{i}@example.com"),
+        status: CustomerStatus::Active,
+        created_at: 1_700_000_000_000 + i64::from(i) * 1_000,
+    }
+}
+
+async fn seed(fx: &Fixture, n: u32) {
+    for i in 0..n {
+        fx.repo.save(&customer(i)).await.unwrap();
+    }
+}
+
+async fn outcome<T>(call: impl std::future::Future<Output = T>) -> (T, CallOutcome) {
+    let (value, observed) = observe(call).await;
+    (value, observed[0].outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_read_method_misses_then_hits() {
+    let fx = fixture("reads").await;
+    seed(&fx, 3).await;
+    let before = fx.finds();
+
+    let (found, first) = outcome(fx.repo.find_by_id("c001")).await;
+    let (_, second) = outcome(fx.repo.find_by_id("c001")).await;
+    assert_eq!(found, Ok(Some(customer(1))));
+    assert_eq!((first, second), (CallOutcome::Miss, CallOutcome::Hit));
+
+    let (found, first) = outcome(fx.repo.find_by_email("CUSTOMER2@example.com")).await;
+    let (_, second) = outcome(fx.repo.find_by_email("customer2@example.com")).await;
+    assert_eq!(found, Ok(Some(customer(2))));
+    assert_eq!((first, second), (CallOutcome::Miss, CallOutcome::Hit));
+
+    let (page, first) = outcome(fx.repo.find_active_customers(1, 20)).await;
+    let (_, second) = outcome(fx.repo.find_active_customers(1, 20)).await;
+    assert_eq!(
+        page.unwrap()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["c002", "c001", "c000"],
+        "newest first"
+    );
+    assert_eq!((first, second), (CallOutcome::Miss, CallOutcome::Hit));
+
+    assert_eq!(fx.finds() - before, 3, "MongoDB saw one find per method");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_drops_the_id_the_lists_and_every_email_lookup() {
+    let fx = fixture("save").await;
+    seed(&fx, 3).await;
+    fx.repo.find_by_id("c001").await.unwrap();
+    fx.repo
+        .find_by_email("customer1@example.com")
+        .await
+        .unwrap();
+    fx.repo.find_active_customers(1, 20).await.unwrap();
+
+    let mut moved = customer(1);
+    moved.name = "Renamed".into();
+    moved.email = "moved@example.com".into();
+    fx.repo.save(&moved).await.unwrap();
+
+    let (by_id, o1) = outcome(fx.repo.find_by_id("c001")).await;
+    let (old, o2) = outcome(fx.repo.find_by_email("customer1@example.com")).await;
+    let (page, o3) = outcome(fx.repo.find_active_customers(1, 20)).await;
+    assert_eq!(by_id, Ok(Some(moved.clone())));
+    assert_eq!(old, Ok(None), "the old e-mail no longer finds the customer");
+    assert!(page.unwrap().contains(&moved));
+    assert_eq!(
+        (o1, o2, o3),
+        (CallOutcome::Miss, CallOutcome::Miss, CallOutcome::Miss)
+    );
+    assert_eq!(
+        fx.repo.find_by_email("moved@example.com").await,
+        Ok(Some(moved))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_the_customer_from_every_cached_view() {
+    let fx = fixture("delete").await;
+    seed(&fx, 3).await;
+    let c = customer(2);
+    fx.repo.find_by_id(&c.id).await.unwrap();
+    fx.repo.find_by_email(&c.email).await.unwrap();
+    fx.repo.find_active_customers(1, 20).await.unwrap();
+    fx.repo.delete(&c).await.unwrap();
+    assert_eq!(fx.repo.find_by_id(&c.id).await, Ok(None));
+    assert_eq!(fx.repo.find_by_email(&c.email).await, Ok(None));
+    assert!(!fx
+        .repo
+        .find_active_customers(1, 20)
+        .await
+        .unwrap()
+        .contains(&c));
+    assert_eq!(
+        fx.repo.delete(&c).await,
+        Err(RepositoryError::NotFound(c.id.clone()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_one_with_limit_20_and_with_limit_50_are_different_entries() {
+    let fx = fixture("pages").await;
+    seed(&fx, 60).await;
+    let twenty = fx.repo.find_active_customers(1, 20).await.unwrap();
+    let fifty = fx.repo.find_active_customers(1, 50).await.unwrap();
+    assert_eq!((twenty.len(), fifty.len()), (20, 50));
+    assert_eq!(twenty[..], fifty[..20]);
+    assert_eq!(
+        fx.repo.find_active_customers(3, 20).await.unwrap().len(),
+        20
+    );
+    assert_eq!(fx.repo.find_active_customers(4, 20).await.unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_email_is_rejected() {
+    let fx = fixture("duplicate").await;
+    seed(&fx, 2).await;
+    let mut copy = customer(1);
+    copy.email = "CUSTOMER0@example.com".into();
+    assert_eq!(
+        fx.repo.save(&copy).await,
+        Err(RepositoryError::DuplicateEmail(copy.email.clone()))
+    );
+    assert_eq!(
+        fx.repo.find_by_id("c001").await,
+        Ok(Some(customer(1))),
+        "nothing changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_updates_through_the_cache_and_reports_unknown_ids() {
+    let fx = fixture("handler").await;
+    seed(&fx, 2).await;
+    let handler = UpdateCustomerCommandHandler::new(fx.repo.clone());
+    fx.repo.find_by_id("c001").await.unwrap(); // cached: the handler's load is a hit
+    let (updated, observed) = observe(handler.handle(UpdateCustomerCommand {
+        id: "c001".into(),
+        name: Some("Anna".into()),
+        email: Some("anna@example.com".into()),
+    }))
+    .await;
+    let updated = updated.unwrap();
+    assert_eq!(observed[0].outcome, CallOutcome::Hit);
+    assert_eq!(
+        (updated.name.as_str(), updated.email.as_str()),
+        ("Anna", "anna@example.com")
+    );
+    assert_eq!(fx.repo.find_by_id("c001").await, Ok(Some(updated)));
+    assert_eq!(
+        fx.repo.find_by_email("customer1@example.com").await,
+        Ok(None)
+    );
+
+    let missing = handler
+        .handle(UpdateCustomerCommand {
+            id: "nobody".into(),
+            name: Some("X".into()),
+            email: None,
+        })
+        .await;
+    assert_eq!(missing, Err(RepositoryError::NotFound("nobody".into())));
+    let taken = handler
+        .handle(UpdateCustomerCommand {
+            id: "c000".into(),
+            name: None,
+            email: Some("anna@example.com".into()),
+        })
+        .await;
+    assert_eq!(
+        taken,
+        Err(RepositoryError::DuplicateEmail("anna@example.com".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warmer_warms_the_most_read_customers() {
+    let fx = fixture("warmer").await;
+    seed(&fx, 10).await;
+    // Real traffic: c007 read 9 times, c003 6 times, c005 3 times, the rest once.
+    for (id, reads) in [
+        ("c007", 9),
+        ("c003", 6),
+        ("c005", 3),
+        ("c001", 1),
+        ("c002", 1),
+    ] {
+        for _ in 0..reads {
+            fx.repo
+                .cache()
+                .invalidate_key(&format!("customer.{id}"))
+                .await
+                .unwrap(); // each read goes to MongoDB
+            fx.repo.find_by_id(id).await.unwrap();
+        }
+    }
+    fx.repo.cache().clear().await.unwrap();
+
+    let hot = fx
+        .repo
+        .cache()
+        .hot_keys("CustomerRepository::find_by_id", 100);
+    let ids = CustomerCacheWarmer::<MongoCustomerRepository>::top_ids(&hot, 3);
+    assert_eq!(ids, ["c007", "c003", "c005"]);
+    let before = fx.finds();
+    let report = CustomerCacheWarmer::new(fx.repo.clone())
+        .warm(&ids, 2, 20, || {})
+        .await
+        .unwrap();
+    assert_eq!((report.customers, report.pages), (3, 2));
+    assert_eq!(
+        fx.finds() - before,
+        5,
+        "three customers and two pages loaded"
+    );
+    for id in ["c007", "c003", "c005"] {
+        assert_eq!(
+            outcome(fx.repo.find_by_id(id)).await.1,
+            CallOutcome::Hit,
+            "{id} is warm"
+        );
+    }
+    assert_eq!(
+        outcome(fx.repo.find_by_id("c001")).await.1,
+        CallOutcome::Miss,
+        "c001 was not among the top 3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_parallel_reads_of_a_cold_key_reach_mongodb_once() {
+    let fx = fixture("stampede").await;
+    seed(&fx, 2).await;
+    let before = fx.finds();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let repo = fx.repo.clone();
+            tokio::spawn(async move { repo.find_by_id("c001").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Ok(Some(customer(1))));
+    }
+    assert_eq!(fx.finds() - before, 1, "MongoDB received one find");
+}
