@@ -194,6 +194,30 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Undoes the encoding of one interpolated value: `decode_value("1%2E2")` is `"1.2"`. For tools
+/// that read ids back out of rendered keys (a cache warmer, say). `None` when `encoded` is not
+/// the output of the encoding.
+pub fn decode_value(encoded: &str) -> Option<String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = encoded.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b if is_plain(b) => {
+                out.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,28 +275,4 @@ mod tests {
         assert_eq!(T.render(&[&"Zoë\n"]), "n.Zoë%0A");
         assert_eq!(T.render(&[&42u32]), "n.42");
     }
-}
-
-/// Undoes the encoding of one interpolated value: `decode_value("1%2E2")` is `"1.2"`. For tools
-/// that read ids back out of rendered keys (a cache warmer, say). `None` when `encoded` is not
-/// the output of the encoding.
-pub fn decode_value(encoded: &str) -> Option<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = encoded.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b if is_plain(b) => {
-                out.push(b);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
 }
