@@ -96,11 +96,19 @@ impl StatsPublisher {
         let client = self.client.clone();
         tokio::spawn(async move {
             let key = format!("{PREFIX}{instance}");
+            let mut connection = None;
             loop {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    let stats = PublishedStats::of(&cache, hot_method);
-                    if let Ok(json) = serde_json::to_string(&stats) {
-                        let _: Result<(), _> = conn.set_ex(&key, json, 10).await;
+                if connection.is_none() {
+                    connection = client.get_multiplexed_async_connection().await.ok();
+                }
+                if let (Some(conn), Ok(json)) = (
+                    connection.as_mut(),
+                    serde_json::to_string(&PublishedStats::of(&cache, hot_method)),
+                ) {
+                    let published: Result<(), redis::RedisError> =
+                        conn.set_ex(&key, json, 10).await;
+                    if published.is_err() {
+                        connection = None; // reconnect next time
                     }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
