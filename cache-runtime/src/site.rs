@@ -49,10 +49,20 @@ pub struct InvalidatesSite {
     pub counters: CountersSlot,
 }
 
-/// Remembers the counters of the first cache a site is used with, so that a hit does not look
-/// them up by name.
-#[derive(Debug, Default)]
-pub struct CountersSlot(OnceLock<(u64, SlotCounters)>);
+/// How many caches a site remembers the counters of.
+const SLOTS: usize = 8;
+
+/// Remembers the counters of the first caches a site is used with, so that a hit neither
+/// looks them up by name nor touches a shared reference count (two threads hitting one method
+/// would fight over its cache line).
+#[derive(Debug)]
+pub struct CountersSlot([OnceLock<(u64, SlotCounters)>; SLOTS]);
+
+impl Default for CountersSlot {
+    fn default() -> Self {
+        CountersSlot(std::array::from_fn(|_| OnceLock::new()))
+    }
+}
 
 #[derive(Clone)]
 struct SlotCounters(Arc<MethodCounters>);
@@ -66,18 +76,27 @@ impl std::fmt::Debug for SlotCounters {
 impl CountersSlot {
     /// An empty slot, for statics.
     #[allow(clippy::declare_interior_mutable_const)] // only ever used to initialize a static
-    pub const NEW: CountersSlot = CountersSlot(OnceLock::new());
+    pub const NEW: CountersSlot = CountersSlot([const { OnceLock::new() }; SLOTS]);
 
     #[inline]
     pub(crate) fn get(&'static self, cache: &Cache, name: &'static str) -> Counters {
-        if let Some((id, counters)) = self.0.get() {
-            if *id == cache.id() {
-                return Counters::Slot(&counters.0);
+        let id = cache.id();
+        for slot in &self.0 {
+            match slot.get() {
+                Some((owner, counters)) if *owner == id => return Counters::Slot(&counters.0),
+                Some(_) => continue,
+                None => {
+                    let _ = slot.set((id, SlotCounters(cache.method_counters(name))));
+                    if let Some((owner, counters)) = slot.get() {
+                        if *owner == id {
+                            return Counters::Slot(&counters.0);
+                        }
+                    }
+                }
             }
         }
-        let counters = cache.method_counters(name);
-        let _ = self.0.set((cache.id(), SlotCounters(counters.clone())));
-        Counters::Shared(counters)
+        // More caches than slots used this site: look the counters up by name.
+        Counters::Shared(cache.method_counters(name))
     }
 }
 
