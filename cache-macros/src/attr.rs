@@ -12,7 +12,7 @@ use syn::{bracketed, Expr, Ident, LitBool, LitStr, Token};
 use crate::duration::{self, Millis};
 use crate::errors::{closest, Errors};
 
-/// `swr` or `swr = N`.
+/// `swr` or `swr = N`; `lock` or `lock = N`.
 pub(crate) struct Swr {
     pub(crate) span: Span,
     pub(crate) window: Option<Millis>,
@@ -87,28 +87,8 @@ pub(crate) fn parse_cached(tokens: TokenStream, errors: &mut Errors) -> CachedAr
                 "ttl" => args.ttl = Some(duration::parse(&value(name, input)?, "ttl")?),
                 "jitter" => args.jitter = Some(duration::parse(&value(name, input)?, "jitter")?),
                 "tags" => args.tags = string_list(name, input)?,
-                "swr" => {
-                    let window = if input.peek(Token![=]) {
-                        Some(duration::parse(&value(name, input)?, "swr")?)
-                    } else {
-                        None
-                    };
-                    args.swr = Some(Swr {
-                        span: name.span(),
-                        window,
-                    });
-                }
-                "lock" => {
-                    let window = if input.peek(Token![=]) {
-                        Some(duration::parse(&value(name, input)?, "lock")?)
-                    } else {
-                        None
-                    };
-                    args.lock = Some(Swr {
-                        span: name.span(),
-                        window,
-                    });
-                }
+                "swr" => args.swr = Some(optional_duration(name, input)?),
+                "lock" => args.lock = Some(optional_duration(name, input)?),
                 "beta" => {
                     let expr: Expr = value(name, input)?;
                     let beta = match &expr {
@@ -210,6 +190,19 @@ fn example(option: &str) -> &'static str {
         "name" => "`name = \"customer.find_by_id\"`",
         _ => "`name = value`",
     }
+}
+
+/// A bare option (`swr`), or one with a duration (`swr = "1m"`).
+fn optional_duration(name: &Ident, input: ParseStream) -> syn::Result<Swr> {
+    let window = if input.peek(Token![=]) {
+        Some(duration::parse(&value(name, input)?, &name.to_string())?)
+    } else {
+        None
+    };
+    Ok(Swr {
+        span: name.span(),
+        window,
+    })
 }
 
 fn value<T: syn::parse::Parse>(name: &Ident, input: ParseStream) -> syn::Result<T> {

@@ -284,35 +284,20 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         None => 0,
     };
     errors.at(position(&args.given, "lock"));
-    let lock_ms = match &args.lock {
-        Some(lock) => match lock.window {
-            Some(w) if w.value == 0 => {
-                errors.error_at(
-                    w.span,
-                    "`lock = 0` would never wait for another instance; remove `lock` instead",
-                );
-                0
-            }
-            Some(w) => w.value,
-            None => 5_000,
-        },
-        None => 0,
-    };
+    let lock_ms = window(
+        &args.lock,
+        5_000,
+        "`lock = 0` would never wait for another instance; remove `lock` instead",
+        errors,
+    )
+    .map_or(0, |(ms, _)| ms);
     errors.at(position(&args.given, "swr"));
-    let swr_ms = match &args.swr {
-        Some(swr) => match swr.window {
-            Some(w) if w.value == 0 => {
-                errors.error_at(
-                    w.span,
-                    "`swr = 0` serves nothing stale; remove `swr` instead",
-                );
-                None
-            }
-            Some(w) => Some((w.value, swr.span)),
-            None => Some((ttl_ms, swr.span)),
-        },
-        None => None,
-    };
+    let swr_ms = window(
+        &args.swr,
+        ttl_ms,
+        "`swr = 0` serves nothing stale; remove `swr` instead",
+        errors,
+    );
     if let Some((_, span)) = swr_ms {
         if sig.receiver.is(Receiver::RefMut) {
             errors.error_at(
@@ -453,4 +438,23 @@ pub(crate) fn invalidates(
         args: resolved,
         cache: args.cache,
     })
+}
+
+/// A bare or valued duration option: `(milliseconds, span of the option)`, `default` when bare;
+/// zero is reported with `zero`.
+fn window(
+    option: &Option<crate::attr::Swr>,
+    default: u64,
+    zero: &str,
+    errors: &mut Errors,
+) -> Option<(u64, Span)> {
+    let option = option.as_ref()?;
+    match option.window {
+        Some(w) if w.value == 0 => {
+            errors.error_at(w.span, zero);
+            None
+        }
+        Some(w) => Some((w.value, option.span)),
+        None => Some((default, option.span)),
+    }
 }

@@ -7,7 +7,7 @@ mod support;
 
 use cache_runtime::{cached, Cache};
 use support::repo::CustomerRepository;
-use support::{ann, reached, Customer, Store, StoreError};
+use support::{ann, reached, until, Customer, Store, StoreError};
 
 /// Reads the row, then stalls at the gate: the old row is in hand before the write.
 #[derive(Clone)]
@@ -41,16 +41,6 @@ fn setup() -> (StallingRepo, CustomerRepository) {
     };
     let writer = CustomerRepository::with_cache(store, cache);
     (reader, writer)
-}
-
-async fn until(mut condition: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    panic!("condition never became true");
 }
 
 fn anna() -> Customer {

@@ -11,7 +11,7 @@ use cache_runtime::backend::RedisBackend;
 use cache_runtime::{cached, Cache};
 use support::redis_server::{namespace, RedisServer};
 use support::repo::CustomerRepository;
-use support::{ann, bob, Customer, Store};
+use support::{ann, bob, until, Customer, Store};
 
 fn backend(server: &RedisServer, ns: &str) -> RedisBackend {
     RedisBackend::builder(&server.url)
@@ -26,16 +26,6 @@ async fn instance(server: &RedisServer, ns: &str, store: &Store) -> CustomerRepo
     let repo = CustomerRepository::with_cache(store.clone(), cache);
     until(|| repo.cache.feed_connected()).await;
     repo
-}
-
-async fn until(mut condition: impl FnMut() -> bool) {
-    for _ in 0..5_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("condition never became true");
 }
 
 fn commandstats(server: &RedisServer) -> HashMap<String, u64> {

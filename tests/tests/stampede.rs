@@ -9,18 +9,7 @@ use std::time::Duration;
 
 use cache_runtime::{cached, Cache};
 use support::repo::CustomerRepository;
-use support::{ann, reached, Store, StoreError};
-
-async fn until(mut condition: impl FnMut() -> bool) {
-    // Waits for a state, not for a time: bounded so that a bug fails instead of hanging.
-    for _ in 0..10_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("condition never became true");
-}
+use support::{ann, reached, until, Store, StoreError};
 
 fn coalesced(cache: &Cache) -> u64 {
     cache.stats().methods.iter().map(|m| m.coalesced).sum()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cache_runtime::{cached, Cache, Clock, ManualClock};
 use support::repo::CustomerRepository;
-use support::{ann, reached, Customer, Store, StoreError};
+use support::{ann, reached, until, Customer, Store, StoreError};
 
 fn repo() -> (CustomerRepository, ManualClock) {
     let (clock, hand) = Clock::manual();
@@ -30,16 +30,6 @@ fn row(repo: &CustomerRepository) -> cache_runtime::MethodStats {
         .into_iter()
         .find(|m| m.method.ends_with("find_by_id"))
         .unwrap()
-}
-
-async fn until(mut condition: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("condition never became true");
 }
 
 fn anna() -> Customer {

@@ -182,3 +182,15 @@ pub fn ann() -> Customer {
 pub fn bob() -> Customer {
     Customer::new("2", "Bob", "bob@example.com")
 }
+
+/// Waits for a state, not for a time: polls every millisecond, and fails (instead of
+/// hanging) when the state does not come within 10 s.
+pub async fn until(mut condition: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("condition never became true");
+}
