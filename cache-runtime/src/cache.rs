@@ -60,18 +60,60 @@ pub(crate) struct Inner {
     _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Invalidations a shared backend refused, kept until it accepts them. While any are pending,
-/// the shared backend is bypassed, so that no pre-write value is served.
+/// Invalidations not yet accepted by the shared backend: queued before they are sent, kept
+/// until the backend takes them, sent in batches. While any are pending, the shared backend is
+/// bypassed, so that no pre-write value is served.
 #[derive(Default)]
 pub(crate) struct PendingInvalidations {
     any: AtomicBool,
-    tags: Mutex<Vec<String>>,
+    queue: Mutex<PendingQueue>,
     flushing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct PendingQueue {
+    tags: std::collections::VecDeque<String>,
+    queued: std::collections::HashSet<String>,
+}
+
+impl PendingQueue {
+    fn push_back(&mut self, tag: String) {
+        if self.queued.insert(tag.clone()) {
+            self.tags.push_back(tag);
+        }
+    }
+}
+
+const FLUSH_BATCH: usize = 500;
+
+/// Puts a batch being sent back at the front of the queue unless it was delivered, so that a
+/// failed or cancelled send loses nothing.
+struct InFlight<'a> {
+    pending: &'a PendingInvalidations,
+    batch: Vec<String>,
+    delivered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.delivered {
+            let mut queue = self.pending.queue.lock();
+            for tag in self.batch.drain(..).rev() {
+                if queue.queued.insert(tag.clone()) {
+                    queue.tags.push_front(tag);
+                }
+            }
+            self.pending.any.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl PendingInvalidations {
     pub(crate) fn add(&self, tags: &[String]) {
-        self.tags.lock().extend_from_slice(tags);
+        let mut queue = self.queue.lock();
+        for tag in tags {
+            queue.push_back(tag.clone());
+        }
         self.any.store(true, Ordering::Release);
     }
 
@@ -80,20 +122,31 @@ impl PendingInvalidations {
         self.any.load(Ordering::Acquire)
     }
 
-    /// Sends the pending invalidations to `backend`.
+    /// Sends the pending invalidations to `backend`, a batch at a time.
     pub(crate) async fn flush(&self, backend: &dyn Backend) -> Result<(), BackendError> {
         let _one_at_a_time = self.flushing.lock().await;
-        let tags: Vec<String> = self.tags.lock().clone();
-        if tags.is_empty() {
-            return Ok(());
+        loop {
+            let batch: Vec<String> = {
+                let mut queue = self.queue.lock();
+                if queue.tags.is_empty() {
+                    self.any.store(false, Ordering::Release);
+                    return Ok(());
+                }
+                let n = queue.tags.len().min(FLUSH_BATCH);
+                let batch: Vec<String> = queue.tags.drain(..n).collect();
+                for tag in &batch {
+                    queue.queued.remove(tag);
+                }
+                batch
+            };
+            let mut in_flight = InFlight {
+                pending: self,
+                batch,
+                delivered: false,
+            };
+            backend.invalidate_tags(&in_flight.batch).await?;
+            in_flight.delivered = true;
         }
-        backend.invalidate_tags(&tags).await?;
-        let mut pending = self.tags.lock();
-        pending.drain(..tags.len());
-        if pending.is_empty() {
-            self.any.store(false, Ordering::Release);
-        }
-        Ok(())
     }
 }
 
@@ -416,16 +469,21 @@ impl Cache {
     ) -> Result<(), BackendError> {
         let inner = &*self.inner;
         counters.invalidations.incr();
+        // Queue for the shared backend first: a reader that does not see it pending has
+        // already read the log position it will check.
+        if inner.shared.is_some() {
+            inner.pending.add(tags);
+            // Delivered even if the caller's future is dropped during the send.
+            self.replay_pending();
+        }
         inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
         if let Some(local) = &inner.local {
             local.invalidate_tags(tags);
         }
         tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.method = method, cache.tags = ?tags);
         if let Some(shared) = &inner.shared {
-            inner.pending.add(tags);
             if let Err(error) = inner.pending.flush(&**shared).await {
                 counters.backend_errors.incr();
-                self.replay_pending();
                 tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", cache.method = method, cache.tags = ?tags, %error, "invalidation queued: backend refused it");
                 return Err(error);
             }

@@ -23,7 +23,9 @@ pub(crate) enum Outcome {
     Value(Arc<dyn Any + Send + Sync>),
     /// The load failed with this shareable error (of the method's error type).
     Error(Arc<dyn Any + Send + Sync>),
-    /// The load failed with an error that cannot be shared, or its leader went away.
+    /// The load failed with an error that cannot be shared: each waiter runs its own body.
+    Failed,
+    /// The leader went away (cancelled, panicked) or was overtaken: look again.
     Retry,
 }
 

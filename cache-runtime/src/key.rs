@@ -194,6 +194,15 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Encodes one value as a placeholder interpolates it: `encode_value("1.2")` is `"1%2E2"`.
+/// For tags and keys built outside templates (a `CacheTags` implementation, a console) that
+/// must match rendered ones.
+pub fn encode_value(raw: &str) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    encode_into(raw, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Undoes the encoding of one interpolated value: `decode_value("1%2E2")` is `"1.2"`. For tools
 /// that read ids back out of rendered keys (a cache warmer, say). `None` when `encoded` is not
 /// the output of the encoding.

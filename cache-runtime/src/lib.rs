@@ -76,7 +76,7 @@ mod tiers;
 
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
-pub use key::{decode_value, Filter, KeyArg, Segment, Template};
+pub use key::{decode_value, encode_value, Filter, KeyArg, Segment, Template};
 pub use report::{observe, CallOutcome, Observed};
 pub use result_tags::{CacheTags, TagSink};
 pub use returns::{CacheValue, MaybeNone};

@@ -95,7 +95,10 @@ fn render_tags(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], key: &OwnedKey)
     let mut tags = Vec::with_capacity(site.tags.len() + 1);
     for template in site.tags {
         let n = template.placeholders().min(rest.len());
-        tags.push(template.render(&rest[..n]));
+        let tag = template.render(&rest[..n]);
+        if !tag.is_empty() {
+            tags.push(tag);
+        }
         rest = &rest[n..];
     }
     tags.push(format!("{KEY_TAG_PREFIX}{}", key.rendered()));

@@ -131,7 +131,7 @@ where
         if retry {
             // The flight we waited on was abandoned or overtaken; someone may have stored a
             // value since.
-            if let Some(local) = &inner.local {
+            if let Some(local) = inner.local.as_ref().filter(|_| cache.local_trusted()) {
                 let now = inner.clock.now_millis();
                 let found = local.with_entry(key.storage(), now, |entry| {
                     classify::<S::Value>(site, &*entry.value, &entry.meta, now)
@@ -144,16 +144,19 @@ where
         retry = true;
         match inner.flights.join(cache, key.storage()) {
             Joined::Leader(guard) => {
+                let position = inner.log.position();
                 let token = if site.lock_ms > 0 {
                     match tiers::lock::<S::Value>(cache, site, &key, &tags, shape.serde(), counters)
                         .await
                     {
-                        Ok(token) => token,
+                        Ok(token) => token.map(|token| {
+                            tiers::HeldLock::new(cache, site, &key, shape.serde(), token)
+                        }),
                         Err(value) => {
                             // Another instance loaded it while we waited.
                             let landing = Landing {
                                 outcome: Outcome::Value(Arc::new(value.clone())),
-                                started_at: 0,
+                                started_at: position,
                                 tag_hashes: Vec::new(),
                             };
                             guard.land(landing);
@@ -178,8 +181,8 @@ where
                 )
                 .instrument(span)
                 .await;
-                if let Some(token) = token {
-                    tiers::unlock(cache, site, &key, shape.serde(), token).await;
+                if let Some(lock) = token {
+                    lock.release().await;
                 }
                 return result;
             }
@@ -200,6 +203,12 @@ where
                                 if let Some(r) = shape.shared_error(&**error) {
                                     return r;
                                 }
+                            }
+                            Outcome::Failed => {
+                                // The leader failed with an error that cannot be shared:
+                                // run our own body now rather than queue behind another
+                                // leader that is likely to fail the same way.
+                                return load.inline().await;
                             }
                             Outcome::Retry => {}
                         }
@@ -252,7 +261,7 @@ where
         tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = false);
         let outcome = shape
             .share_error(&result)
-            .map_or(Outcome::Retry, Outcome::Error);
+            .map_or(Outcome::Failed, Outcome::Error);
         guard.land(Landing {
             outcome,
             started_at,

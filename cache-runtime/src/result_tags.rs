@@ -29,8 +29,22 @@ impl TagSink {
         &self.tags
     }
 
-    pub(crate) fn into_tags(self) -> Vec<String> {
+    pub(crate) fn into_tags(mut self) -> Vec<String> {
+        self.tags.retain(|t| !t.is_empty());
         self.tags
+    }
+
+    /// Adds `prefix` followed by `value` encoded as a template placeholder would encode it, so
+    /// that the tag matches one rendered from a template such as `"customer.{id}"`.
+    ///
+    /// ```
+    /// let mut sink = cache_runtime::TagSink::default();
+    /// sink.push_encoded("customer.", "acme.42");
+    /// assert_eq!(sink.tags(), ["customer.acme%2E42"]);
+    /// ```
+    pub fn push_encoded(&mut self, prefix: &str, value: &str) {
+        self.tags
+            .push(format!("{prefix}{}", crate::key::encode_value(value)));
     }
 }
 

@@ -16,6 +16,8 @@ use crate::Cache;
 pub(crate) struct Stamp {
     pub(crate) local: Option<LocalStamp>,
     pub(crate) shared: Option<Vec<(String, u64)>>,
+    /// The shared backend's invalidation watermark before the load, when it has one.
+    pub(crate) watermark: Option<u64>,
 }
 
 /// The shared backend, if it can hold this method's values.
@@ -43,10 +45,12 @@ pub(crate) async fn stamp(
         .as_ref()
         .filter(|_| cache.local_trusted())
         .map(|local| local.stamp(&tags));
+    let mut watermark = None;
     let shared = match shared_for(cache, serde) {
         None => None,
-        Some(shared) => match shared.tag_versions(&tags).await {
-            Ok(versions) if versions.len() == tags.len() => {
+        Some(shared) => match shared.stamp_versions(&tags).await {
+            Ok((versions, mark)) if versions.len() == tags.len() => {
+                watermark = mark;
                 Some(tags.into_iter().zip(versions).collect())
             }
             _ => {
@@ -56,7 +60,11 @@ pub(crate) async fn stamp(
             }
         },
     };
-    Stamp { local, shared }
+    Stamp {
+        local,
+        shared,
+        watermark,
+    }
 }
 
 /// Adds tags known only after the load (from the result) to the stamp.
@@ -75,6 +83,15 @@ pub(crate) async fn extend_stamp(
     }
     if let (Some(shared), Some(pairs)) = (inner.shared.as_deref(), &mut stamp.shared) {
         match shared.tag_versions(&tags).await {
+            // A result tag invalidated (anywhere) after the load started: not stored in the
+            // shared tier, whose versions already include that invalidation.
+            Ok(versions)
+                if stamp
+                    .watermark
+                    .is_some_and(|mark| versions.iter().any(|v| *v > mark)) =>
+            {
+                stamp.shared = None;
+            }
             Ok(versions) if versions.len() == tags.len() => {
                 pairs.extend(tags.into_iter().zip(versions))
             }
@@ -150,13 +167,6 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
     let Some(shared) = shared_for(cache, serde) else {
         return Ok(Found::Miss);
     };
-    if inner.pending.any() {
-        if let Err(error) = inner.pending.flush(shared).await {
-            counters.backend_errors.incr();
-            tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "invalidations still pending: bypassing the cache");
-            return Err(());
-        }
-    }
     // For a promotion into L1: stamp before reading, so that an invalidation arriving
     // meanwhile leaves the promoted entry outdated.
     let started_at = inner.log.position();
@@ -165,6 +175,12 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
         .as_ref()
         .filter(|_| cache.local_trusted())
         .map(|local| local.stamp(static_tags));
+    if inner.pending.any() {
+        // The background replay delivers them; until then the backend may hold pre-write
+        // values.
+        tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "invalidations pending: bypassing the shared tier");
+        return Err(());
+    }
     let fetched = match shared.get(key.entry_key(site, serde)).await {
         Ok(None) => return Ok(Found::Miss),
         Ok(Some(fetched)) => fetched,
@@ -258,6 +274,66 @@ pub(crate) async fn lock<V: Clone + Send + Sync + 'static>(
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "the instance holding the lock did not store the value in time: loading here");
             return Ok(None);
         }
+    }
+}
+
+/// A cross-instance lock held by this instance's load. Released when the load ends; if the
+/// load is cancelled or panics, released in the background, so that other instances do not
+/// wait for its expiry.
+pub(crate) struct HeldLock {
+    cache: Cache,
+    site: &'static CachedSite,
+    key: Box<[u8]>,
+    serde: Option<&'static SerdeVTable>,
+    token: Option<LockToken>,
+}
+
+impl HeldLock {
+    pub(crate) fn new(
+        cache: &Cache,
+        site: &'static CachedSite,
+        key: &OwnedKey,
+        serde: Option<&'static SerdeVTable>,
+        token: LockToken,
+    ) -> Self {
+        HeldLock {
+            cache: cache.clone(),
+            site,
+            key: key.storage().into(),
+            serde,
+            token: Some(token),
+        }
+    }
+
+    pub(crate) async fn release(mut self) {
+        if let Some(token) = self.token.take() {
+            unlock(
+                &self.cache,
+                self.site,
+                &OwnedKey(self.key.clone()),
+                self.serde,
+                token,
+            )
+            .await;
+        }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (cache, site, key, serde) = (
+            self.cache.clone(),
+            self.site,
+            OwnedKey(self.key.clone()),
+            self.serde,
+        );
+        runtime.spawn(async move { unlock(&cache, site, &key, serde, token).await });
     }
 }
 

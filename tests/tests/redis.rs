@@ -67,7 +67,7 @@ fn other_commands(stats: &HashMap<String, u64>, allowed: &[&str]) -> Vec<String>
 }
 
 /// What the get script runs inside its one round trip.
-const GET_SCRIPT: &[&str] = &["evalsha", "hmget", "get"];
+const GET_SCRIPT: &[&str] = &["evalsha", "type", "hmget", "get"];
 
 fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
     let mut conn = server.connection();
@@ -189,9 +189,18 @@ async fn invalidating_k_tags_is_one_round_trip_and_reaches_other_instances() {
         Some(&1),
         "one round trip for both tags: {stats:?}"
     );
-    assert_eq!(stats.get("incr"), Some(&2), "{stats:?}");
+    assert_eq!(
+        stats.get("incr"),
+        Some(&1),
+        "one sequence number for the invalidation: {stats:?}"
+    );
+    assert_eq!(
+        stats.get("set"),
+        Some(&2),
+        "both tags take it as their version: {stats:?}"
+    );
     assert!(
-        other_commands(&stats, &["evalsha", "incr", "pttl", "pexpire", "publish"]).is_empty(),
+        other_commands(&stats, &["evalsha", "incr", "exists", "set", "publish"]).is_empty(),
         "{stats:?}"
     );
 
@@ -546,4 +555,47 @@ async fn a_broken_subscription_flushes_l1_instead_of_serving_missed_invalidation
     }
     assert_eq!(seen, Some(anna));
     until(|| b.cache.feed_connected()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_tag_invalidated_elsewhere_during_a_load_keeps_the_value_out_of_redis() {
+    let server = RedisServer::shared();
+    let ns = namespace("watermark");
+    let store = Store::with(&[ann()]);
+    // No in-process tier, no feed: only Redis's versions can tell.
+    let l2_only = |store: &Store| {
+        CustomerRepository::with_cache(
+            store.clone(),
+            Cache::builder()
+                .backend(backend(&server, &ns))
+                .in_process_tier(false)
+                .build(),
+        )
+    };
+    let (reader, writer, later) = (l2_only(&store), l2_only(&store), l2_only(&store));
+    let gate = store.hold();
+    let slow = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.find_by_email("ann@example.com").await }
+    });
+    support::reached(&gate, 1).await; // the reader holds the old row
+    store.open();
+    writer
+        .save(&Customer {
+            email: "ann@new.example".into(),
+            ..ann()
+        })
+        .await
+        .unwrap();
+    gate.release.add_permits(1);
+    assert_eq!(
+        slow.await.unwrap(),
+        Ok(Some(ann())),
+        "the overlapping read may return the old row"
+    );
+    assert_eq!(
+        later.find_by_email("ann@example.com").await,
+        Ok(None),
+        "but Redis must not hold it"
+    );
 }

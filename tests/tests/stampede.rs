@@ -115,3 +115,44 @@ async fn a_panicking_body_does_not_wedge_the_key() {
     assert_eq!(fragile.get(1).await, 1);
     assert_eq!(fragile.calls.load(Ordering::SeqCst), 2);
 }
+
+#[derive(Debug, PartialEq)]
+struct Opaque(&'static str); // not Clone: cannot be shared with waiters
+
+struct Failing {
+    store: Store,
+    cache: Cache,
+}
+
+impl Failing {
+    #[cached(key = "failing.{id}", ttl = 60)]
+    async fn get(&self, id: &str) -> Result<Option<support::Customer>, Opaque> {
+        self.store.get(id).await.map_err(|_| Opaque("down"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_on_an_unshareable_error_load_at_once_instead_of_in_turn() {
+    let failing = Arc::new(Failing {
+        store: Store::with(&[ann()]),
+        cache: Cache::in_memory(10),
+    });
+    failing.store.fail(true);
+    let gate = failing.store.hold();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let f = failing.clone();
+            tokio::spawn(async move { f.get("1").await })
+        })
+        .collect();
+    reached(&gate, 1).await;
+    until(|| coalesced(&failing.cache) == 9).await;
+    gate.release.add_permits(1); // the leader fails; its error cannot be shared
+                                 // The nine waiters now run their own bodies together: all reach the gate while it holds.
+    reached(&gate, 9).await;
+    gate.release.add_permits(9);
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Err(Opaque("down")));
+    }
+    assert_eq!(failing.store.loads(), 10);
+}

@@ -207,6 +207,17 @@ pub trait Backend: Send + Sync + 'static {
     fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>>;
     /// The current versions of `tags`, in order. Called before a load starts.
     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>>;
+    /// Like [`tag_versions`](Backend::tag_versions), with the backend's invalidation
+    /// watermark when it has one: a number that every later invalidation exceeds (tag
+    /// versions drawn from one increasing sequence). With it, tags known only after a load
+    /// (from its result) whose version is above the watermark taken before the load were
+    /// invalidated during it, and the value is not stored. The default has none.
+    fn stamp_versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BackendFuture<'a, (Vec<u64>, Option<u64>)> {
+        Box::pin(async move { Ok((self.tag_versions(tags).await?, None)) })
+    }
     /// Stores an entry, replacing any previous one under the same key.
     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()>;
     /// Gives each of `tags` a new version, so that every entry carrying one becomes invalid.

@@ -29,18 +29,23 @@ use super::{
 use crate::codec::{Codec, MessagePack};
 
 const GET: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return nil end
+if kind ~= 'hash' then return { '', '' } end
 local h = redis.call('HMGET', KEYS[1], 'v', 't')
-if not h[1] then return nil end
+if not h[1] then return { '', '' } end
 local out = { h[1], h[2] or '' }
 if h[2] and #h[2] > 0 then
   for tag in string.gmatch(h[2], '([^%z]+)') do
-    out[#out + 1] = redis.call('GET', ARGV[1] .. tag) or '0'
+    out[#out + 1] = redis.call('GET', ARGV[1] .. tag) or ''
   end
 end
 return out
 ";
 
 const PUT: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if #ARGV[2] > 0 then
@@ -54,13 +59,17 @@ return 1
 ";
 
 const INVALIDATE: &str = r"
+local v = redis.call('INCR', KEYS[2])
 for i = 3, #ARGV do
   local k = ARGV[1] .. ARGV[i]
-  redis.call('INCR', k)
-  if redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, 3600000) end
+  if redis.call('EXISTS', k) == 1 then
+    redis.call('SET', k, v, 'KEEPTTL')
+  else
+    redis.call('SET', k, v, 'PX', 3600000)
+  end
 end
 redis.call('PUBLISH', KEYS[1], ARGV[2])
-return 1
+return v
 ";
 
 const UNLOCK: &str = r"
@@ -178,6 +187,7 @@ impl RedisBuilder {
                 entry_prefix: format!("{ns}:e:"),
                 tag_prefix: format!("{ns}:t:"),
                 channel: format!("{ns}:invalidate"),
+                sequence: format!("{ns}:seq"),
                 timeout: self.timeout,
                 codec: self.codec,
                 breaker: Breaker {
@@ -218,6 +228,7 @@ struct Shared {
     entry_prefix: String,
     tag_prefix: String,
     channel: String,
+    sequence: String,
     timeout: Duration,
     codec: Arc<dyn Codec>,
     breaker: Breaker,
@@ -387,6 +398,26 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn stamp_versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BackendFuture<'a, (Vec<u64>, Option<u64>)> {
+        Box::pin(async move {
+            let mut keys: Vec<String> = tags
+                .iter()
+                .map(|t| format!("{}{t}", self.inner.tag_prefix))
+                .collect();
+            keys.push(self.inner.sequence.clone());
+            let mut conn = self.inner.manager.clone();
+            let mut values: Vec<Option<u64>> = self.run(async { conn.mget(&keys).await }).await?;
+            let watermark = values.pop().flatten().unwrap_or(0);
+            Ok((
+                values.into_iter().map(|v| v.unwrap_or(0)).collect(),
+                Some(watermark),
+            ))
+        })
+    }
+
     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>> {
         Box::pin(async move {
             if tags.is_empty() {
@@ -456,6 +487,7 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let mut conn = self.inner.manager.clone();
             let mut invocation = self.inner.invalidate.key(&self.inner.channel);
+            invocation.key(&self.inner.sequence);
             invocation
                 .arg(&self.inner.tag_prefix)
                 .arg(self.message(tags));
@@ -469,7 +501,16 @@ impl Backend for RedisBackend {
 
     fn clear(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
-            let pattern = format!("{}*", self.inner.entry_prefix);
+            let escaped: String = self
+                .inner
+                .entry_prefix
+                .chars()
+                .flat_map(|c| match c {
+                    '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let pattern = format!("{escaped}*");
             let mut conn = self.inner.manager.clone();
             let mut cursor: u64 = 0;
             loop {
@@ -569,12 +610,17 @@ async fn subscribe(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
         match tokio::time::timeout(shared.timeout.max(Duration::from_millis(500)), connected).await
         {
             Ok(Ok(pubsub)) => {
-                backoff = Duration::from_millis(50);
+                let connected_at = std::time::Instant::now();
                 if tx.send(FeedEvent::Connected).is_err() {
                     return;
                 }
                 let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        _ = tx.closed() => return,
+                    };
+                    let Some(message) = message else { break };
                     let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
                         continue;
                     };
@@ -584,9 +630,9 @@ async fn subscribe(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
                     else {
                         continue;
                     };
-                    if origin == shared.origin {
-                        continue;
-                    }
+                    // Our own messages are applied too: other caches may share this backend,
+                    // and re-applying an invalidation only bumps a version again.
+                    let _ = origin;
                     let event = match kind {
                         "i" => FeedEvent::Invalidated(
                             rest.unwrap_or_default()
@@ -602,6 +648,10 @@ async fn subscribe(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
                         return;
                     }
                 }
+                // A connection that held for a while starts the backoff over.
+                if connected_at.elapsed() > Duration::from_secs(5) {
+                    backoff = Duration::from_millis(50);
+                }
                 tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", "invalidation feed disconnected: in-process entries are bypassed until it is back");
                 if tx.send(FeedEvent::Disconnected).is_err() {
                     return;
@@ -613,7 +663,10 @@ async fn subscribe(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
                 }
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = tx.closed() => return,
+        }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

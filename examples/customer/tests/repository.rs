@@ -139,6 +139,42 @@ async fn save_drops_the_id_the_lists_and_every_email_lookup() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_unknown_email_is_dropped_when_a_customer_takes_the_address() {
+    let fx = fixture("new-address").await;
+    seed(&fx, 2).await;
+    assert_eq!(fx.repo.find_by_email("new@example.com").await, Ok(None)); // cached: nobody
+    let mut moved = customer(1);
+    moved.email = "new@example.com".into();
+    fx.repo.save(&moved).await.unwrap();
+    assert_eq!(
+        fx.repo.find_by_email("NEW@example.com").await,
+        Ok(Some(moved))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_need_encoding_are_invalidated_everywhere() {
+    let fx = fixture("encoded-ids").await;
+    let odd = Customer {
+        id: "acme.42/x".into(),
+        ..customer(9)
+    };
+    fx.repo.save(&odd).await.unwrap();
+    fx.repo.find_by_email(&odd.email).await.unwrap();
+    let renamed = Customer {
+        name: "Renamed".into(),
+        email: "renamed@example.com".into(),
+        ..odd.clone()
+    };
+    fx.repo.save(&renamed).await.unwrap();
+    assert_eq!(
+        fx.repo.find_by_email(&odd.email).await,
+        Ok(None),
+        "the result tag matched the template's encoding"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_removes_the_customer_from_every_cached_view() {
     let fx = fixture("delete").await;
     seed(&fx, 3).await;

@@ -62,6 +62,7 @@ impl Customer {
 /// every list page it is on.
 impl CacheTags for Customer {
     fn cache_tags(&self, tags: &mut TagSink) {
-        tags.push(format_args!("customer.{}", self.id));
+        // Encoded as the `customer.{id}` templates encode it, so that the tags match.
+        tags.push_encoded("customer.", &self.id);
     }
 }

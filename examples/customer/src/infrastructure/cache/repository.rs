@@ -63,7 +63,7 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
     #[cached(
         key = "customer.email.{email | trim | lower | sha256}",
         ttl = 300,
-        tags = ["customer", "customer.email"],
+        tags = ["customer", "customer.email", "customer.email.{email | trim | lower | sha256}"],
         result_tags,
         name = "CustomerRepository::find_by_email"
     )]
@@ -86,12 +86,21 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         self.store.active(page, limit).await
     }
 
-    #[invalidates(tags = ["customer.{customer.id}", "customer.list"], name = "CustomerRepository::save")]
+    // `customer.{id}` reaches every cached view of the customer, the lookups of its old e-mail
+    // included (they are tagged from their result); the e-mail tag reaches a cached "nobody
+    // has this address" for its new one.
+    #[invalidates(
+        tags = ["customer.{customer.id}", "customer.list", "customer.email.{customer.email | trim | lower | sha256}"],
+        name = "CustomerRepository::save"
+    )]
     async fn save(&self, customer: &Customer) -> Result<(), RepositoryError> {
         self.store.upsert(customer).await
     }
 
-    #[invalidates(tags = ["customer.{customer.id}", "customer.list"], name = "CustomerRepository::delete")]
+    #[invalidates(
+        tags = ["customer.{customer.id}", "customer.list", "customer.email.{customer.email | trim | lower | sha256}"],
+        name = "CustomerRepository::delete"
+    )]
     async fn delete(&self, customer: &Customer) -> Result<(), RepositoryError> {
         self.store.remove(&customer.id).await
     }

@@ -131,18 +131,19 @@ pub async fn run<S: CustomerStore>(
             Ok(())
         }
         Command::Invalidate { customer_id, tags } => {
-            let tags: Vec<String> =
-                match (customer_id, tags.is_empty()) {
-                    (Some(id), true) => vec![format!("customer.{id}")],
-                    (None, false) => tags,
-                    (Some(_), false) => {
-                        return Err("give either --customer-id or --tags, not both".into())
-                    }
-                    (None, true) => return Err(
+            let tags: Vec<String> = match (customer_id, tags.is_empty()) {
+                (Some(id), true) => vec![format!("customer.{}", cache_runtime::encode_value(&id))],
+                (None, false) => tags,
+                (Some(_), false) => {
+                    return Err("give either --customer-id or --tags, not both".into())
+                }
+                (None, true) => {
+                    return Err(
                         "nothing to invalidate: give --customer-id ID or --tags TAG (repeatable)"
                             .into(),
-                    ),
-                };
+                    )
+                }
+            };
             if !shared {
                 eprintln!("{local_only}");
             }
