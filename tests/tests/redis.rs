@@ -67,7 +67,7 @@ fn other_commands(stats: &HashMap<String, u64>, allowed: &[&str]) -> Vec<String>
 }
 
 /// What the get script runs inside its one round trip.
-const GET_SCRIPT: &[&str] = &["evalsha", "type", "hmget", "get"];
+const GET_SCRIPT: &[&str] = &["evalsha", "hmget", "get"];
 
 fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
     let mut conn = server.connection();

@@ -29,11 +29,12 @@ use super::{
 use crate::codec::{Codec, MessagePack};
 
 const GET: &str = r"
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'none' then return nil end
-if kind ~= 'hash' then return { '', '' } end
-local h = redis.call('HMGET', KEYS[1], 'v', 't')
-if not h[1] then return { '', '' } end
+local h = redis.pcall('HMGET', KEYS[1], 'v', 't')
+if h.err then return { '', '' } end
+if not h[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+  return { '', '' }
+end
 local out = { h[1], h[2] or '' }
 if h[2] and #h[2] > 0 then
   for tag in string.gmatch(h[2], '([^%z]+)') do
