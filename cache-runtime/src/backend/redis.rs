@@ -295,7 +295,14 @@ impl RedisBackend {
                 Ok(value)
             }
             Ok(Err(e)) => {
-                shared.breaker.failure();
+                // A reply error is Redis answering, not Redis failing: it does not open the
+                // circuit.
+                if !matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                ) {
+                    shared.breaker.failure();
+                }
                 Err(redis_error(e))
             }
             Err(_) => {

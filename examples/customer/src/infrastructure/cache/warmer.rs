@@ -13,6 +13,8 @@ use crate::domain::{CustomerRepository, RepositoryError};
 pub struct WarmReport {
     /// Customers loaded into the cache.
     pub customers: usize,
+    /// Customers among the most read that were already cached.
+    pub already_warm: usize,
     /// Ids among the most read that no longer exist.
     pub missing: usize,
     /// Pages of the active list loaded.
@@ -59,7 +61,15 @@ impl<R: CustomerRepository> CustomerCacheWarmer<R> {
         let mut report = WarmReport::default();
         tracing::info!(customers = ids.len(), pages, "cache warm-up started");
         for id in ids {
-            match self.repository.find_by_id(id).await? {
+            let (found, observed) = cache_runtime::observe(self.repository.find_by_id(id)).await;
+            match found? {
+                Some(_)
+                    if observed
+                        .first()
+                        .is_some_and(|o| o.outcome == cache_runtime::CallOutcome::Hit) =>
+                {
+                    report.already_warm += 1
+                }
                 Some(_) => report.customers += 1,
                 None => report.missing += 1,
             }

@@ -122,8 +122,9 @@ pub async fn run<S: CustomerStore>(
                 .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
             println!(
-                "warmed {} customers ({} of the most read no longer exist) and {} pages in {:.1} ms",
+                "warmed {} customers ({} of the most read were already cached, {} no longer exist) and {} pages in {:.1} ms",
                 report.customers,
+                report.already_warm,
                 report.missing,
                 report.pages,
                 report.duration.as_secs_f64() * 1000.0
