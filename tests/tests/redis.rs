@@ -67,7 +67,7 @@ fn other_commands(stats: &HashMap<String, u64>, allowed: &[&str]) -> Vec<String>
 }
 
 /// What the get script runs inside its one round trip.
-const GET_SCRIPT: &[&str] = &["evalsha", "hmget", "get"];
+const GET_SCRIPT: &[&str] = &["evalsha", "hmget", "get", "publish"];
 
 fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
     let mut conn = server.connection();
@@ -598,4 +598,26 @@ async fn a_result_tag_invalidated_elsewhere_during_a_load_keeps_the_value_out_of
         Ok(None),
         "but Redis must not hold it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_subscription_is_noticed_by_its_heartbeat() {
+    let server = RedisServer::start();
+    let ns = namespace("heartbeat");
+    let backend = RedisBackend::builder(&server.url)
+        .namespace(&ns)
+        .heartbeat(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let cache = Cache::builder().backend(backend).build();
+    until(|| cache.feed_connected()).await;
+    // Redis stops answering anyone (the sockets stay open): the heartbeat does not come back.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query(&mut server.connection())
+        .unwrap();
+    until(|| !cache.feed_connected()).await;
+    until(|| cache.feed_connected()).await; // back, and flushed, after the pause
 }

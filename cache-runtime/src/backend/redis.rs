@@ -128,9 +128,18 @@ pub struct RedisBuilder {
     codec: Arc<dyn Codec>,
     breaker_threshold: u32,
     breaker_cooldown: Duration,
+    heartbeat: Duration,
 }
 
 impl RedisBuilder {
+    /// How often each instance publishes a heartbeat on the invalidation channel (default
+    /// 1 s). A subscription that hears nothing, not even its own heartbeat, for three periods
+    /// counts as broken: the in-process tier is bypassed, then flushed once it is back.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
     /// The prefix of every key, so that several applications or tenants share one Redis
     /// (default `cache`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -189,6 +198,7 @@ impl RedisBuilder {
                 tag_prefix: format!("{ns}:t:"),
                 channel: format!("{ns}:invalidate"),
                 sequence: format!("{ns}:seq"),
+                heartbeat: self.heartbeat,
                 timeout: self.timeout,
                 codec: self.codec,
                 breaker: Breaker {
@@ -231,6 +241,7 @@ struct Shared {
     channel: String,
     sequence: String,
     timeout: Duration,
+    heartbeat: Duration,
     codec: Arc<dyn Codec>,
     breaker: Breaker,
     origin: String,
@@ -259,6 +270,7 @@ impl RedisBackend {
             codec: Arc::new(MessagePack),
             breaker_threshold: 3,
             breaker_cooldown: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(1),
         }
     }
 
@@ -623,12 +635,27 @@ async fn subscribe(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
                     return;
                 }
                 let mut messages = pubsub.into_on_message();
+                // A subscription can die without the socket noticing (no FIN, no traffic): a
+                // heartbeat we publish ourselves must come back, or the feed counts as broken.
+                let mut beat = tokio::time::interval(shared.heartbeat);
+                let mut last_heard = tokio::time::Instant::now();
                 loop {
                     let message = tokio::select! {
                         message = messages.next() => message,
                         _ = tx.closed() => return,
+                        _ = beat.tick() => {
+                            if last_heard.elapsed() > shared.heartbeat * 3 {
+                                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", "invalidation feed silent: reconnecting");
+                                break;
+                            }
+                            let mut conn = shared.manager.clone();
+                            let ping = format!("h{ORIGIN_SEP}{}{ORIGIN_SEP}", shared.origin);
+                            let _ = tokio::time::timeout(shared.timeout, conn.publish::<_, _, i64>(&shared.channel, ping)).await;
+                            continue;
+                        }
                     };
                     let Some(message) = message else { break };
+                    last_heard = tokio::time::Instant::now();
                     let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
                         continue;
                     };
