@@ -83,6 +83,30 @@ pub trait Codec: Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MessagePack;
 
+/// The erased plumbing shared by the built-in codecs.
+#[cfg(feature = "redis")]
+fn encode_with<S>(value: &dyn erased_serde::Serialize, serializer: S) -> Result<(), CodecError>
+where
+    S: serde::Serializer,
+{
+    erased_serde::serialize(value, serializer)
+        .map(|_| ())
+        .map_err(|e| CodecError(e.to_string()))
+}
+
+#[cfg(feature = "redis")]
+type Read<'r> =
+    dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error> + 'r;
+
+#[cfg(feature = "redis")]
+fn decode_with<'de, D>(deserializer: D, read: &mut Read<'_>) -> Result<(), CodecError>
+where
+    D: serde::Deserializer<'de>,
+{
+    read(&mut <dyn erased_serde::Deserializer>::erase(deserializer))
+        .map_err(|e| CodecError(e.to_string()))
+}
+
 #[cfg(feature = "redis")]
 impl Codec for MessagePack {
     fn name(&self) -> &'static str {
@@ -91,23 +115,15 @@ impl Codec for MessagePack {
 
     fn encode(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(128);
-        let mut serializer = rmp_serde::Serializer::new(&mut out).with_struct_map();
-        erased_serde::serialize(value, &mut serializer).map_err(|e| CodecError(e.to_string()))?;
+        encode_with(
+            value,
+            &mut rmp_serde::Serializer::new(&mut out).with_struct_map(),
+        )?;
         Ok(out)
     }
 
-    fn decode(
-        &self,
-        bytes: &[u8],
-        read: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'_>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
-        let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-        read(&mut <dyn erased_serde::Deserializer>::erase(
-            &mut deserializer,
-        ))
-        .map_err(|e| CodecError(e.to_string()))
+    fn decode(&self, bytes: &[u8], read: &mut Read<'_>) -> Result<(), CodecError> {
+        decode_with(&mut rmp_serde::Deserializer::from_read_ref(bytes), read)
     }
 }
 
@@ -124,22 +140,11 @@ impl Codec for Json {
 
     fn encode(&self, value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(128);
-        let mut serializer = serde_json::Serializer::new(&mut out);
-        erased_serde::serialize(value, &mut serializer).map_err(|e| CodecError(e.to_string()))?;
+        encode_with(value, &mut serde_json::Serializer::new(&mut out))?;
         Ok(out)
     }
 
-    fn decode(
-        &self,
-        bytes: &[u8],
-        read: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'_>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        read(&mut <dyn erased_serde::Deserializer>::erase(
-            &mut deserializer,
-        ))
-        .map_err(|e| CodecError(e.to_string()))
+    fn decode(&self, bytes: &[u8], read: &mut Read<'_>) -> Result<(), CodecError> {
+        decode_with(&mut serde_json::Deserializer::from_slice(bytes), read)
     }
 }
