@@ -246,11 +246,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         }
     };
     errors.at(position(&args.given, "tags"));
-    let tags: Vec<Template> = args
-        .tags
-        .iter()
-        .map(|t| Template::parse(t, "tag", errors))
-        .collect();
+    let tags = parse_templates(&args.tags, "tag", errors);
 
     errors.at(position(&args.given, "ttl"));
     let ttl_ms = match args.ttl {
@@ -412,17 +408,9 @@ pub(crate) fn invalidates(
         );
     }
     errors.at(position(&args.given, "tags"));
-    let tags: Vec<Template> = args
-        .tags
-        .iter()
-        .map(|t| Template::parse(t, "tag", errors))
-        .collect();
+    let tags = parse_templates(&args.tags, "tag", errors);
     errors.at(position(&args.given, "keys"));
-    let keys: Vec<Template> = args
-        .keys
-        .iter()
-        .map(|t| Template::parse(t, "key", errors))
-        .collect();
+    let keys = parse_templates(&args.keys, "key", errors);
     let all: Vec<&Template> = tags.iter().chain(keys.iter()).collect();
     let mut orders = vec![position(&args.given, "tags"); tags.len()];
     orders.resize(all.len(), position(&args.given, "keys"));
@@ -457,4 +445,12 @@ fn window(
         Some(w) => Some((w.value, option.span)),
         None => Some((default, option.span)),
     }
+}
+
+/// Parses every template of a list option, reporting problems to `errors`.
+fn parse_templates(literals: &[syn::LitStr], what: &str, errors: &mut Errors) -> Vec<Template> {
+    literals
+        .iter()
+        .map(|t| Template::parse(t, what, errors))
+        .collect()
 }

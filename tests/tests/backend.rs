@@ -70,11 +70,7 @@ async fn a_failing_backend_falls_back_to_the_body() {
     }
     assert_eq!(repo.store.loads(), 3);
     let stats = repo.cache.stats();
-    let row = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap();
+    let row = support::row(&stats, "find_by_id");
     assert_eq!(row.backend_errors, 3);
     assert_eq!(row.load_errors, 0);
 
@@ -116,11 +112,7 @@ async fn an_invalidation_the_backend_refused_is_not_lost() {
     );
     assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
     let stats = repo.cache.stats();
-    let save = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("::save"))
-        .unwrap();
+    let save = support::row(&stats, "::save");
     assert_eq!(save.backend_errors, 1);
 }
 

@@ -39,11 +39,7 @@ async fn save_drops_the_customer_and_the_lists() {
         "customer.1 and the list reloaded, customer.2 did not"
     );
     let stats = repo.cache.stats();
-    let save = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("::save"))
-        .unwrap();
+    let save = support::row(&stats, "::save");
     assert_eq!(save.invalidations, 1);
 }
 

@@ -64,24 +64,12 @@ async fn stats_count_per_method() {
     repo.find_by_email("ann@example.com").await.unwrap();
     repo.save(&ann()).await.unwrap();
     let stats = repo.cache.stats();
-    let by_id = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap();
+    let by_id = support::row(&stats, "find_by_id");
     assert_eq!((by_id.hits, by_id.misses, by_id.loads), (2, 1, 1));
     assert!((by_id.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
-    let by_email = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_email"))
-        .unwrap();
+    let by_email = support::row(&stats, "find_by_email");
     assert_eq!((by_email.hits, by_email.misses), (0, 1));
-    let save = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("::save"))
-        .unwrap();
+    let save = support::row(&stats, "::save");
     assert_eq!(save.invalidations, 1);
     assert!(stats.to_string().contains("find_by_id: hits=2 misses=1"));
 }

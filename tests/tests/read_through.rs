@@ -19,11 +19,7 @@ async fn a_hit_does_not_run_the_body() {
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 1);
     let stats = repo.cache.stats();
-    let row = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap();
+    let row = support::row(&stats, "find_by_id");
     assert_eq!((row.hits, row.misses, row.loads), (2, 1, 1));
 }
 
@@ -39,11 +35,7 @@ async fn err_is_returned_untouched_and_not_stored() {
     assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
     assert_eq!(repo.store.loads(), 3);
     let stats = repo.cache.stats();
-    let row = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap();
+    let row = support::row(&stats, "find_by_id");
     assert_eq!(row.load_errors, 2);
 }
 
@@ -172,11 +164,7 @@ async fn condition_false_bypasses_the_cache() {
     c.conditional(1).await;
     assert_eq!(c.calls(), 3);
     let stats = c.cache.stats();
-    let row = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("conditional"))
-        .unwrap();
+    let row = support::row(&stats, "conditional");
     assert_eq!((row.bypassed, row.hits, row.misses), (2, 1, 1));
 }
 

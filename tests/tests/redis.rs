@@ -122,11 +122,7 @@ async fn instances_share_entries_and_l1_hits_stay_in_process() {
     );
     assert_eq!(store.loads(), 1);
     let stats = b.cache.stats();
-    let row = stats
-        .methods
-        .iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap();
+    let row = support::row(&stats, "find_by_id");
     assert_eq!((row.hits, row.l2_hits, row.misses), (1, 1, 0));
 }
 

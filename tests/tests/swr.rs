@@ -24,12 +24,7 @@ fn repo() -> (CustomerRepository, ManualClock) {
 }
 
 fn row(repo: &CustomerRepository) -> cache_runtime::MethodStats {
-    repo.cache
-        .stats()
-        .methods
-        .into_iter()
-        .find(|m| m.method.ends_with("find_by_id"))
-        .unwrap()
+    support::row(&repo.cache.stats(), "find_by_id").clone()
 }
 
 fn anna() -> Customer {

@@ -194,3 +194,12 @@ pub async fn until(mut condition: impl FnMut() -> bool) {
     }
     panic!("condition never became true");
 }
+
+/// The row of the method whose name ends with `suffix` (default names carry the module path).
+pub fn row<'a>(stats: &'a cache_runtime::Stats, suffix: &str) -> &'a cache_runtime::MethodStats {
+    stats
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no method ending with {suffix:?} in {stats:?}"))
+}
