@@ -12,6 +12,9 @@ use crate::flight::Flights;
 use crate::stats::{MethodCounters, Stats, StatsRegistry};
 use crate::tags::InvalidationLog;
 
+/// How often queued invalidations are retried while the shared backend refuses them.
+const REPLAY_PERIOD: Duration = Duration::from_millis(50);
+
 /// Prefix of the implicit tag every entry carries for its own rendered key, so that
 /// [`Cache::invalidate_key`] is a tag invalidation (O(1), and it wins over running loads).
 pub(crate) const KEY_TAG_PREFIX: &str = "\u{1f}key\u{1f}";
@@ -60,9 +63,13 @@ pub(crate) struct Inner {
     _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Invalidations not yet accepted by the shared backend: queued before they are sent, kept
-/// until the backend takes them, sent in batches. While any are pending, the shared backend is
-/// bypassed, so that no pre-write value is served.
+/// Invalidations (and clears) not yet accepted by the shared backend: queued before they are
+/// sent, kept until the backend takes them, sent in batches. While any are pending, the
+/// shared backend is bypassed, so that no pre-write value is served.
+///
+/// The queue is bounded: past [`MAX_PENDING_TAGS`] tags (a long outage of a busy writer), the
+/// queued tags give way to one pending clear of the whole namespace, which covers them all.
+/// Nothing is dropped without something stronger in its place.
 #[derive(Default)]
 pub(crate) struct PendingInvalidations {
     any: AtomicBool,
@@ -70,8 +77,12 @@ pub(crate) struct PendingInvalidations {
     flushing: tokio::sync::Mutex<()>,
 }
 
+/// The most tags queued for the shared backend before they give way to a pending clear.
+pub(crate) const MAX_PENDING_TAGS: usize = 10_000;
+
 #[derive(Default)]
 struct PendingQueue {
+    clear: bool,
     tags: std::collections::VecDeque<String>,
     queued: std::collections::HashSet<String>,
 }
@@ -82,29 +93,65 @@ impl PendingQueue {
             self.tags.push_back(tag);
         }
     }
+
+    fn overflow_into_clear(&mut self) {
+        if self.tags.len() > MAX_PENDING_TAGS {
+            tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", queued = self.tags.len(), "too many invalidations queued for the shared backend: a clear of the namespace will be sent instead");
+            self.tags.clear();
+            self.queued.clear();
+            self.clear = true;
+        }
+    }
 }
 
 const FLUSH_BATCH: usize = 500;
+
+/// Who sends pending invalidations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// The caller of an invalidation: gives up at once while the backend is unhealthy.
+    Foreground,
+    /// The background replay: tries anyway, to go through as soon as the backend answers.
+    Replay,
+}
+
+/// What one send of the flush carries.
+enum Batch {
+    Clear,
+    Tags(Vec<String>),
+}
 
 /// Puts a batch being sent back at the front of the queue unless it was delivered, so that a
 /// failed or cancelled send loses nothing.
 struct InFlight<'a> {
     pending: &'a PendingInvalidations,
-    batch: Vec<String>,
-    delivered: bool,
+    batch: Option<Batch>,
+}
+
+impl InFlight<'_> {
+    fn delivered(mut self) {
+        self.batch = None;
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if !self.delivered {
-            let mut queue = self.pending.queue.lock();
-            for tag in self.batch.drain(..).rev() {
-                if queue.queued.insert(tag.clone()) {
-                    queue.tags.push_front(tag);
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let mut queue = self.pending.queue.lock();
+        match batch {
+            Batch::Clear => queue.clear = true,
+            Batch::Tags(tags) => {
+                for tag in tags.into_iter().rev() {
+                    if queue.queued.insert(tag.clone()) {
+                        queue.tags.push_front(tag);
+                    }
                 }
+                queue.overflow_into_clear();
             }
-            self.pending.any.store(true, Ordering::Release);
         }
+        self.pending.any.store(true, Ordering::Release);
     }
 }
 
@@ -114,6 +161,16 @@ impl PendingInvalidations {
         for tag in tags {
             queue.push_back(tag.clone());
         }
+        queue.overflow_into_clear();
+        self.any.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn add_clear(&self) {
+        let mut queue = self.queue.lock();
+        // Tags queued before the clear are covered by it.
+        queue.tags.clear();
+        queue.queued.clear();
+        queue.clear = true;
         self.any.store(true, Ordering::Release);
     }
 
@@ -122,31 +179,57 @@ impl PendingInvalidations {
         self.any.load(Ordering::Acquire)
     }
 
-    /// Sends the pending invalidations to `backend`, a batch at a time.
-    pub(crate) async fn flush(&self, backend: &dyn Backend) -> Result<(), BackendError> {
-        let _one_at_a_time = self.flushing.lock().await;
-        loop {
-            let batch: Vec<String> = {
-                let mut queue = self.queue.lock();
-                if queue.tags.is_empty() {
-                    self.any.store(false, Ordering::Release);
-                    return Ok(());
-                }
-                let n = queue.tags.len().min(FLUSH_BATCH);
-                let batch: Vec<String> = queue.tags.drain(..n).collect();
-                for tag in &batch {
-                    queue.queued.remove(tag);
-                }
-                batch
-            };
-            let mut in_flight = InFlight {
-                pending: self,
-                batch,
-                delivered: false,
-            };
-            backend.invalidate_tags(&in_flight.batch).await?;
-            in_flight.delivered = true;
+    /// How many tags are queued, and whether a clear is.
+    #[cfg(test)]
+    fn queued(&self) -> (usize, bool) {
+        let queue = self.queue.lock();
+        (queue.tags.len(), queue.clear)
+    }
+
+    fn next_batch(&self) -> Option<Batch> {
+        let mut queue = self.queue.lock();
+        if queue.clear {
+            queue.clear = false;
+            return Some(Batch::Clear);
         }
+        if queue.tags.is_empty() {
+            self.any.store(false, Ordering::Release);
+            return None;
+        }
+        let n = queue.tags.len().min(FLUSH_BATCH);
+        let batch: Vec<String> = queue.tags.drain(..n).collect();
+        for tag in &batch {
+            queue.queued.remove(tag);
+        }
+        Some(Batch::Tags(batch))
+    }
+
+    /// Sends the pending invalidations to `backend`: a pending clear first, then tags a batch
+    /// at a time.
+    pub(crate) async fn flush(
+        &self,
+        backend: &dyn Backend,
+        attempt: Attempt,
+    ) -> Result<(), BackendError> {
+        if attempt == Attempt::Foreground && !backend.healthy() {
+            return Err(BackendError::new(
+                crate::backend::BackendErrorKind::Unavailable,
+                "the shared backend is failing: the invalidation is queued and retried",
+            ));
+        }
+        let _one_at_a_time = self.flushing.lock().await;
+        while let Some(batch) = self.next_batch() {
+            let in_flight = InFlight {
+                pending: self,
+                batch: Some(batch),
+            };
+            match in_flight.batch.as_ref().expect("just set") {
+                Batch::Clear => backend.clear().await?,
+                Batch::Tags(tags) => backend.invalidate_tags(tags).await?,
+            }
+            in_flight.delivered();
+        }
+        Ok(())
     }
 }
 
@@ -353,12 +436,14 @@ impl Cache {
         let weak = Arc::downgrade(inner);
         runtime.spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(REPLAY_PERIOD).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let Some(shared) = inner.shared.as_deref() else {
                     return;
                 };
-                if !inner.pending.any() || inner.pending.flush(shared).await.is_ok() {
+                if !inner.pending.any()
+                    || inner.pending.flush(shared, Attempt::Replay).await.is_ok()
+                {
                     inner.replaying.store(false, Ordering::Release);
                     if inner.pending.any() {
                         // Added after the flush: go on.
@@ -446,17 +531,28 @@ impl Cache {
             .await
     }
 
-    /// Drops every entry. Loads already running will not store their values.
+    /// Drops every entry. Loads already running, here or (with a shared backend) on other
+    /// instances, will not store their values.
+    ///
+    /// With a shared backend, an error means the backend refused the clear: it is kept and
+    /// retried like an invalidation, and until it goes through the backend is bypassed.
     pub async fn clear(&self) -> Result<(), BackendError> {
         let inner = &*self.inner;
+        if inner.shared.is_some() {
+            inner.pending.add_clear();
+            self.replay_pending();
+        }
         inner.log.record_all();
         if let Some(local) = &inner.local {
             local.clear();
         }
-        if let Some(shared) = &inner.shared {
-            shared.clear().await?;
-        }
         tracing::event!(target: "cache_runtime", tracing::Level::INFO, cache.op = "clear", "cache cleared");
+        if let Some(shared) = &inner.shared {
+            if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
+                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", %error, "clear queued: backend refused it");
+                return Err(error);
+            }
+        }
         Ok(())
     }
 
@@ -482,7 +578,7 @@ impl Cache {
         }
         tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.method = method, cache.tags = ?tags);
         if let Some(shared) = &inner.shared {
-            if let Err(error) = inner.pending.flush(&**shared).await {
+            if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 counters.backend_errors.incr();
                 tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", cache.method = method, cache.tags = ?tags, %error, "invalidation queued: backend refused it");
                 return Err(error);

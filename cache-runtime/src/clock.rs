@@ -65,7 +65,7 @@ impl ManualClock {
 /// Wall-clock milliseconds. On Linux, the coarse clock: a few nanoseconds instead of a few
 /// dozen, at the resolution of the kernel tick (1–4 ms), plenty for TTLs.
 #[inline]
-fn system_millis() -> u64 {
+pub(crate) fn system_millis() -> u64 {
     #[cfg(target_os = "linux")]
     {
         let mut ts = libc::timespec {

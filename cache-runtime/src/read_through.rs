@@ -45,8 +45,8 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
                 match tiers::shared_lookup::<V>(&cache, site, &key, &tags, shape.serde(), &counters)
                     .await
                 {
-                    Ok(found) => found,
-                    Err(()) => {
+                    tiers::SharedLookup::Read(read) => read.found,
+                    tiers::SharedLookup::Bypass => {
                         crate::report::record(
                             site.name,
                             || key.rendered().to_owned(),
@@ -149,15 +149,21 @@ where
                     match tiers::lock::<S::Value>(cache, site, &key, &tags, shape.serde(), counters)
                         .await
                     {
-                        Ok(token) => token.map(|token| {
+                        tiers::Locked::Load(token) => token.map(|token| {
                             tiers::HeldLock::new(cache, site, &key, shape.serde(), token)
                         }),
-                        Err(value) => {
-                            // Another instance loaded it while we waited.
+                        tiers::Locked::LoadedElsewhere {
+                            value,
+                            started_at,
+                            tag_hashes,
+                        } => {
+                            // Another instance loaded it while we waited. Waiters check it
+                            // against the log like any landing: an invalidation after our
+                            // read outdates it for them.
                             let landing = Landing {
                                 outcome: Outcome::Value(Arc::new(value.clone())),
-                                started_at: position,
-                                tag_hashes: Vec::new(),
+                                started_at: started_at.min(position),
+                                tag_hashes,
                             };
                             guard.land(landing);
                             return shape.wrap_value(value);
@@ -271,14 +277,16 @@ where
     };
     tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = op, cache.method = site.name, cache.key = key.rendered(), cache.duration_us = elapsed.as_micros() as u64, ok = true);
 
+    // Result tags count for waiters whether or not the value is stored: an invalidation of
+    // one of them during the load outdates the value for them too.
+    let mut result_tags = Vec::new();
+    if let Some(tags_of) = options.result_tags {
+        let mut sink = TagSink::default();
+        tags_of(value, &mut sink);
+        result_tags = sink.into_tags();
+    }
+    tag_hashes.extend(result_tags.iter().map(|t| inner.log.hash(t)));
     if options.should_store(value) {
-        let mut result_tags = Vec::new();
-        if let Some(tags_of) = options.result_tags {
-            let mut sink = TagSink::default();
-            tags_of(value, &mut sink);
-            result_tags = sink.into_tags();
-        }
-        tag_hashes.extend(result_tags.iter().map(|t| inner.log.hash(t)));
         // Stamp result tags first, then consult the log: an invalidation is either in the log
         // or after the stamp, so it cannot slip between them.
         tiers::extend_stamp(cache, &mut stamp, result_tags, counters).await;

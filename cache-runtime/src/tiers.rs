@@ -18,6 +18,8 @@ pub(crate) struct Stamp {
     pub(crate) shared: Option<Vec<(String, u64)>>,
     /// The shared backend's invalidation watermark before the load, when it has one.
     pub(crate) watermark: Option<u64>,
+    /// The shared backend's generation the versions belong to.
+    pub(crate) generation: u64,
 }
 
 /// The shared backend, if it can hold this method's values.
@@ -46,12 +48,14 @@ pub(crate) async fn stamp(
         .filter(|_| cache.local_trusted())
         .map(|local| local.stamp(&tags));
     let mut watermark = None;
+    let mut generation = 0;
     let shared = match shared_for(cache, serde) {
         None => None,
         Some(shared) => match shared.stamp_versions(&tags).await {
-            Ok((versions, mark)) if versions.len() == tags.len() => {
-                watermark = mark;
-                Some(tags.into_iter().zip(versions).collect())
+            Ok(versions) if versions.tags.len() == tags.len() => {
+                watermark = versions.watermark;
+                generation = versions.generation;
+                Some(tags.into_iter().zip(versions.tags).collect())
             }
             _ => {
                 counters.backend_errors.incr();
@@ -64,6 +68,7 @@ pub(crate) async fn stamp(
         local,
         shared,
         watermark,
+        generation,
     }
 }
 
@@ -82,18 +87,23 @@ pub(crate) async fn extend_stamp(
         local.extend_stamp(local_stamp, &tags);
     }
     if let (Some(shared), Some(pairs)) = (inner.shared.as_deref(), &mut stamp.shared) {
-        match shared.tag_versions(&tags).await {
+        match shared.stamp_versions(&tags).await {
+            // The backend lost data or was cleared during the load: its versions of before
+            // mean nothing now.
+            Ok(versions) if versions.generation != stamp.generation => {
+                stamp.shared = None;
+            }
             // A result tag invalidated (anywhere) after the load started: not stored in the
             // shared tier, whose versions already include that invalidation.
             Ok(versions)
                 if stamp
                     .watermark
-                    .is_some_and(|mark| versions.iter().any(|v| *v > mark)) =>
+                    .is_some_and(|mark| versions.tags.iter().any(|v| *v > mark)) =>
             {
                 stamp.shared = None;
             }
-            Ok(versions) if versions.len() == tags.len() => {
-                pairs.extend(tags.into_iter().zip(versions))
+            Ok(versions) if versions.tags.len() == tags.len() => {
+                pairs.extend(tags.into_iter().zip(versions.tags))
             }
             _ => {
                 counters.backend_errors.incr();
@@ -110,10 +120,11 @@ pub(crate) fn meta(cache: &Cache, site: &CachedSite, load_micros: u64) -> EntryM
     } else {
         0
     };
-    let fresh_until = now + site.ttl_ms.saturating_sub(jitter).max(1);
+    // Saturating: a duration near u64::MAX means "never expires", not a wrapped past.
+    let fresh_until = now.saturating_add(site.ttl_ms.saturating_sub(jitter).max(1));
     EntryMeta {
         fresh_until,
-        stale_until: fresh_until + site.swr_ms,
+        stale_until: fresh_until.saturating_add(site.swr_ms),
         load_micros,
     }
 }
@@ -145,6 +156,7 @@ pub(crate) async fn store<V: Clone + Send + Sync + 'static>(
             value: Arc::new(value.clone()),
             meta,
             tags,
+            generation: stamp.generation,
         };
         if let Err(error) = shared.put(key.entry_key(site, serde), entry).await {
             counters.backend_errors.incr();
@@ -153,8 +165,23 @@ pub(crate) async fn store<V: Clone + Send + Sync + 'static>(
     }
 }
 
-/// Looks `key` up in the shared backend; a hit is promoted into the in-process tier. `Err`
-/// means: bypass the cache for this call.
+/// What a look-up in the shared tier found.
+pub(crate) enum SharedLookup<V> {
+    /// Something, perhaps nothing: the call goes on with it.
+    Read(SharedRead<V>),
+    /// The shared tier cannot be trusted or reached now: the call runs its body.
+    Bypass,
+}
+
+/// A read of the shared tier, with what a flight needs to hand its value to waiters: the
+/// invalidation log's position before the read, and the hashes of the entry's tags.
+pub(crate) struct SharedRead<V> {
+    pub(crate) found: Found<V>,
+    pub(crate) started_at: u64,
+    pub(crate) tag_hashes: Vec<u64>,
+}
+
+/// Looks `key` up in the shared backend; a hit is promoted into the in-process tier.
 pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
     cache: &Cache,
     site: &'static CachedSite,
@@ -162,14 +189,21 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
     static_tags: &[String],
     serde: Option<&'static SerdeVTable>,
     counters: &MethodCounters,
-) -> Result<Found<V>, ()> {
+) -> SharedLookup<V> {
     let inner = &*cache.inner;
-    let Some(shared) = shared_for(cache, serde) else {
-        return Ok(Found::Miss);
-    };
-    // For a promotion into L1: stamp before reading, so that an invalidation arriving
-    // meanwhile leaves the promoted entry outdated.
+    // For a promotion into L1 and for waiters: the log position before reading, so that an
+    // invalidation arriving meanwhile leaves the value outdated.
     let started_at = inner.log.position();
+    let miss = || {
+        SharedLookup::Read(SharedRead {
+            found: Found::Miss,
+            started_at,
+            tag_hashes: Vec::new(),
+        })
+    };
+    let Some(shared) = shared_for(cache, serde) else {
+        return miss();
+    };
     let mut local_stamp = inner
         .local
         .as_ref()
@@ -179,20 +213,20 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
         // The background replay delivers them; until then the backend may hold pre-write
         // values.
         tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "invalidations pending: bypassing the shared tier");
-        return Err(());
+        return SharedLookup::Bypass;
     }
     let fetched = match shared.get(key.entry_key(site, serde)).await {
-        Ok(None) => return Ok(Found::Miss),
+        Ok(None) => return miss(),
         Ok(Some(fetched)) => fetched,
         Err(error) if error.kind() == BackendErrorKind::Corrupt => {
             counters.backend_errors.incr();
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "unreadable entry: a miss, and it will be overwritten");
-            return Ok(Found::Miss);
+            return miss();
         }
         Err(error) => {
             counters.backend_errors.incr();
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend read failed: running the body");
-            return Err(());
+            return SharedLookup::Bypass;
         }
     };
     let entry = &fetched.entry;
@@ -203,10 +237,11 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
             .zip(&fetched.current_versions)
             .all(|((_, stored), now)| stored == now);
     if !current {
-        return Ok(Found::Miss);
+        return miss();
     }
     let now = inner.clock.now_millis();
     let found = classify::<V>(site, &*entry.value, &entry.meta, now);
+    let tag_hashes: Vec<u64> = entry.tags.iter().map(|(t, _)| inner.log.hash(t)).collect();
     if let (
         Some(local),
         Some(stamp),
@@ -220,8 +255,7 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
             .filter(|t| !static_tags.contains(t))
             .collect();
         local.extend_stamp(stamp, &extra);
-        let hashes: Vec<u64> = entry.tags.iter().map(|(t, _)| inner.log.hash(t)).collect();
-        if !inner.log.invalidated_since(started_at, &hashes) {
+        if !inner.log.invalidated_since(started_at, &tag_hashes) {
             let stamp = local_stamp.take().expect("checked above");
             local.insert(
                 key.storage().into(),
@@ -235,12 +269,30 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
     if matches!(found, Found::Fresh(_)) {
         counters.l2_hits.incr();
     }
-    Ok(found)
+    SharedLookup::Read(SharedRead {
+        found,
+        started_at,
+        tag_hashes,
+    })
+}
+
+/// What taking the cross-instance lock of a key came to.
+pub(crate) enum Locked<V> {
+    /// Load here: holding the lock (`Some`), or without one (the backend has none, failed,
+    /// or the holder did not store in time).
+    Load(Option<LockToken>),
+    /// Another instance stored the value while we waited; read from the shared tier at
+    /// log position `started_at`, carrying tags with these hashes.
+    LoadedElsewhere {
+        value: V,
+        started_at: u64,
+        tag_hashes: Vec<u64>,
+    },
 }
 
 /// Takes the cross-instance lock of `key` (`lock` on the method), or waits for the instance
-/// that holds it to store the value (`Err(value)`). Gives up waiting after twice the lock's
-/// time, and loads without a lock when the backend fails: the lock only saves work.
+/// that holds it to store the value. Gives up waiting after twice the lock's time, and loads
+/// without a lock when the backend fails: the lock only saves work.
 pub(crate) async fn lock<V: Clone + Send + Sync + 'static>(
     cache: &Cache,
     site: &'static CachedSite,
@@ -248,31 +300,38 @@ pub(crate) async fn lock<V: Clone + Send + Sync + 'static>(
     tags: &[String],
     serde: Option<&'static SerdeVTable>,
     counters: &MethodCounters,
-) -> Result<Option<LockToken>, V> {
+) -> Locked<V> {
     let Some(shared) = shared_for(cache, serde) else {
-        return Ok(None);
+        return Locked::Load(None);
     };
     let ttl = std::time::Duration::from_millis(site.lock_ms);
-    let deadline = std::time::Instant::now() + ttl * 2;
+    let deadline = std::time::Instant::now().checked_add(ttl.saturating_mul(2));
     loop {
         match shared.try_lock(key.entry_key(site, serde), ttl).await {
-            Ok(Some(token)) => return Ok(Some(token)),
+            Ok(Some(token)) => return Locked::Load(Some(token)),
             Ok(None) => {}
             Err(_) => {
                 counters.backend_errors.incr();
-                return Ok(None);
+                return Locked::Load(None);
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        if let Ok(Found::Fresh(value)) =
-            shared_lookup::<V>(cache, site, key, tags, serde, counters).await
+        if let SharedLookup::Read(SharedRead {
+            found: Found::Fresh(value),
+            started_at,
+            tag_hashes,
+        }) = shared_lookup::<V>(cache, site, key, tags, serde, counters).await
         {
             counters.coalesced.incr();
-            return Err(value);
+            return Locked::LoadedElsewhere {
+                value,
+                started_at,
+                tag_hashes,
+            };
         }
-        if std::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "the instance holding the lock did not store the value in time: loading here");
-            return Ok(None);
+            return Locked::Load(None);
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use super::EntryMeta;
 
-const MAGIC: &[u8; 3] = b"CR1";
+/// `CR2`: tag counts are `u32` (`CR1` had `u16`, and is read as corrupt: a miss).
+const MAGIC: &[u8; 3] = b"CR2";
 
 /// A parsed envelope, borrowing the bytes.
 pub(crate) struct Envelope<'a> {
@@ -31,7 +32,8 @@ pub(crate) fn write(
     for n in [meta.fresh_until, meta.stale_until, meta.load_micros] {
         out.extend_from_slice(&n.to_le_bytes());
     }
-    out.extend_from_slice(&(versions.len() as u16).to_le_bytes());
+    let count = u32::try_from(versions.len()).expect("fewer than 2^32 tags");
+    out.extend_from_slice(&count.to_le_bytes());
     for v in versions {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -56,6 +58,10 @@ impl<'a> Reader<'a> {
     fn u16(&mut self) -> Option<u16> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
     fn u64(&mut self) -> Option<u64> {
         self.take(8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -79,7 +85,10 @@ pub(crate) fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
         stale_until: r.u64()?,
         load_micros: r.u64()?,
     };
-    let count = r.u16()? as usize;
+    let count = r.u32()? as usize;
+    if count > r.0.len() / 8 {
+        return None;
+    }
     let versions = (0..count).map(|_| r.u64()).collect::<Option<Vec<u64>>>()?;
     Some(Envelope {
         codec,
@@ -122,5 +131,19 @@ mod tests {
         assert!(read(b"garbage").is_none());
         assert!(read(&bytes[..20]).is_none());
         assert!(read(b"").is_none());
+    }
+
+    #[test]
+    fn more_than_65535_tags_round_trip() {
+        let meta = EntryMeta {
+            fresh_until: 1,
+            stale_until: 2,
+            load_micros: 3,
+        };
+        let versions: Vec<u64> = (0..70_000).collect();
+        let bytes = write("msgpack", "T", &meta, &versions, b"p");
+        let env = read(&bytes).unwrap();
+        assert_eq!(env.versions, versions);
+        assert_eq!(env.payload, b"p");
     }
 }

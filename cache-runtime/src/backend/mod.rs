@@ -1,8 +1,7 @@
 //! The storage behind a [`Cache`](crate::Cache).
 //!
-//! A cache has an in-process tier, [`MemoryBackend`] (moka), and can instead (or, in a later
-//! release, in addition) use a shared store through the [`Backend`] trait, which third parties
-//! implement. A backend only stores and fetches; the runtime decides freshness, compares tag
+//! A cache has an in-process tier, [`MemoryBackend`] (moka), and can use a shared store
+//! behind it (or instead of it) through the [`Backend`] trait, which third parties implement. A backend only stores and fetches; the runtime decides freshness, compares tag
 //! versions, coalesces loads and falls back to the loader when the backend fails.
 
 #[cfg(feature = "redis")]
@@ -131,6 +130,8 @@ pub struct StoredEntry {
     pub meta: EntryMeta,
     /// Each tag with its version when the entry's load started.
     pub tags: Vec<(String, u64)>,
+    /// The backend's generation those versions belong to ([`Versions::generation`]).
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for StoredEntry {
@@ -138,6 +139,7 @@ impl std::fmt::Debug for StoredEntry {
         f.debug_struct("StoredEntry")
             .field("meta", &self.meta)
             .field("tags", &self.tags)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +152,23 @@ pub struct Fetched {
     pub entry: StoredEntry,
     /// The current version of each of its tags.
     pub current_versions: Vec<u64>,
+}
+
+/// Tag versions taken before a load, as [`Backend::stamp_versions`] hands them out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The version of each tag, in the order asked.
+    pub tags: Vec<u64>,
+    /// The backend's invalidation watermark, when it has one: a number that every later
+    /// invalidation exceeds (tag versions drawn from one increasing sequence). With it, tags
+    /// known only after a load (from its result) whose version is above the watermark taken
+    /// before the load were invalidated during it, and the value is not stored.
+    pub watermark: Option<u64>,
+    /// The backend's generation: a backend that can lose data it acknowledged (a server
+    /// restarted from an older snapshot, evicted bookkeeping) or that was cleared starts a new
+    /// one, in which every entry and every earlier stamp is outdated. Versions and watermarks
+    /// compare only within one generation. Backends that never lose data keep it at 0.
+    pub generation: u64,
 }
 
 /// A shared store for cache entries and tag versions.
@@ -196,6 +215,9 @@ pub struct Fetched {
 ///     }
 ///     fn clear(&self) -> BackendFuture<'_, ()> {
 ///         self.entries.lock().unwrap().clear();
+///         // A cleared cache must also outdate loads that stamped versions before: a simple
+///         // way is to bump every tag.
+///         self.versions.lock().unwrap().values_mut().for_each(|v| *v += 1);
 ///         Box::pin(std::future::ready(Ok(())))
 ///     }
 /// }
@@ -207,23 +229,33 @@ pub trait Backend: Send + Sync + 'static {
     fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>>;
     /// The current versions of `tags`, in order. Called before a load starts.
     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>>;
-    /// Like [`tag_versions`](Backend::tag_versions), with the backend's invalidation
-    /// watermark when it has one: a number that every later invalidation exceeds (tag
-    /// versions drawn from one increasing sequence). With it, tags known only after a load
-    /// (from its result) whose version is above the watermark taken before the load were
-    /// invalidated during it, and the value is not stored. The default has none.
-    fn stamp_versions<'a>(
-        &'a self,
-        tags: &'a [String],
-    ) -> BackendFuture<'a, (Vec<u64>, Option<u64>)> {
-        Box::pin(async move { Ok((self.tag_versions(tags).await?, None)) })
+    /// Like [`tag_versions`](Backend::tag_versions), with the backend's watermark and
+    /// generation ([`Versions`]). The default has no watermark and generation 0.
+    fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
+        Box::pin(async move {
+            Ok(Versions {
+                tags: self.tag_versions(tags).await?,
+                watermark: None,
+                generation: 0,
+            })
+        })
     }
-    /// Stores an entry, replacing any previous one under the same key.
+    /// Stores an entry, replacing any previous one under the same key. A backend may decline
+    /// to store an entry whose versions are no longer current (it would be outdated anyway).
     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()>;
     /// Gives each of `tags` a new version, so that every entry carrying one becomes invalid.
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()>;
-    /// Drops every entry of this cache.
+    /// Drops every entry of this cache, and outdates every stamp taken before: a load that
+    /// started before the clear must not store its value afterwards.
     fn clear(&self) -> BackendFuture<'_, ()>;
+
+    /// Whether calls are worth trying now: `false` while a circuit breaker is open. Then an
+    /// invalidation returns at once (queued, with an error) instead of waiting for a timeout;
+    /// the background replay of queued invalidations tries anyway, so that they go through
+    /// as soon as the store answers.
+    fn healthy(&self) -> bool {
+        true
+    }
 
     /// Events about changes made by other instances, for a cache that keeps an in-process tier
     /// in front of this backend. `None` (the default) when the backend has no such feed: then

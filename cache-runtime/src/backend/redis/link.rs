@@ -1,0 +1,213 @@
+//! The connection to Redis: one multiplexed connection, replaced when it breaks, whose server
+//! is known by its `run_id`; and the circuit breaker in front of it.
+//!
+//! Every command goes over a connection opened by [`Link::connected`], which asks the server
+//! for its `run_id` before the connection is used. A Redis restart always breaks the TCP
+//! connection, so a command can never reach a restarted server under the old `run_id`: the
+//! scripts compare it with the one the namespace was written under and start a new generation
+//! when they differ (see `scripts.rs`).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
+
+use crate::backend::{BackendError, BackendErrorKind};
+
+/// An open connection and the `run_id` of the server process it reached.
+#[derive(Clone)]
+pub(super) struct Connected {
+    pub(super) conn: MultiplexedConnection,
+    pub(super) boot: Arc<str>,
+    serial: u64,
+}
+
+pub(super) struct Link {
+    client: Client,
+    config: AsyncConnectionConfig,
+    current: Mutex<Option<Connected>>,
+    connecting: tokio::sync::Mutex<()>,
+    serial: AtomicU64,
+}
+
+impl Link {
+    pub(super) fn new(client: Client, timeout: Duration) -> Self {
+        Link {
+            client,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout)),
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            serial: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The open connection, or a new one once its server has told its `run_id`.
+    pub(super) async fn connected(&self) -> redis::RedisResult<Connected> {
+        if let Some(connected) = self.current.lock().clone() {
+            return Ok(connected);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(connected) = self.current.lock().clone() {
+            return Ok(connected);
+        }
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        let boot = run_id(&info).ok_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::Parse, "INFO server has no run_id"))
+        })?;
+        let connected = Connected {
+            conn,
+            boot: boot.into(),
+            serial: self.serial.fetch_add(1, Ordering::Relaxed),
+        };
+        *self.current.lock() = Some(connected.clone());
+        Ok(connected)
+    }
+
+    /// Drops the current connection, whatever it is (after a timeout).
+    pub(super) fn discard_current(&self) {
+        *self.current.lock() = None;
+    }
+
+    /// Drops `broken` so that the next command opens a new connection (and learns the
+    /// server's `run_id` again).
+    pub(super) fn discard(&self, broken: &Connected) {
+        let mut current = self.current.lock();
+        if current.as_ref().is_some_and(|c| c.serial == broken.serial) {
+            *current = None;
+        }
+    }
+}
+
+/// The `run_id` line of `INFO server`.
+pub(super) fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+}
+
+/// Counts failures and, after `threshold` in a row, fails reads at once for `cooldown`. After
+/// a failure, reads also wait out a short settling time once Redis answers again, so that
+/// instances that queued invalidations during the outage can deliver them first. Monotonic
+/// time throughout: a wall clock stepping backwards changes nothing.
+pub(super) struct Breaker {
+    origin: Instant,
+    failures: AtomicU32,
+    /// Nanoseconds since `origin` until which the circuit is open.
+    open_until: AtomicU64,
+    /// Nanoseconds since `origin` until which reads settle (0: not settling).
+    settle_until: AtomicU64,
+    /// Whether a failure happened since the last success.
+    failed: std::sync::atomic::AtomicBool,
+    threshold: u32,
+    cooldown: Duration,
+    settle: Duration,
+}
+
+impl Breaker {
+    pub(super) fn new(threshold: u32, cooldown: Duration, settle: Duration) -> Self {
+        Breaker {
+            origin: Instant::now(),
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            settle_until: AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            threshold: threshold.max(1),
+            cooldown,
+            settle,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn later(&self, by: Duration) -> u64 {
+        self.now().saturating_add(by.as_nanos() as u64)
+    }
+
+    /// Whether the circuit is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.now() < self.open_until.load(Ordering::Acquire)
+    }
+
+    pub(super) fn check(&self) -> Result<(), BackendError> {
+        if self.is_open() {
+            return Err(BackendError::new(
+                BackendErrorKind::Unavailable,
+                "redis circuit breaker open",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether reads should still stay away after an outage.
+    pub(super) fn settling(&self) -> bool {
+        self.now() < self.settle_until.load(Ordering::Acquire)
+    }
+
+    pub(super) fn success(&self) {
+        self.failures.store(0, Ordering::Release);
+        if self.failed.swap(false, Ordering::AcqRel) {
+            self.open_until.store(0, Ordering::Release);
+            self.settle_until
+                .store(self.later(self.settle), Ordering::Release);
+        }
+    }
+
+    /// Something else saw an outage end (the invalidation feed reconnected): reads settle.
+    pub(super) fn recovered(&self) {
+        self.settle_until
+            .store(self.later(self.settle), Ordering::Release);
+    }
+
+    pub(super) fn failure(&self) {
+        self.failed.store(true, Ordering::Release);
+        if self.failures.fetch_add(1, Ordering::AcqRel) + 1 >= self.threshold {
+            self.open_until
+                .store(self.later(self.cooldown), Ordering::Release);
+            self.failures.store(0, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_id_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:9827b8ac1da6\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id(info), Some("9827b8ac1da6"));
+        assert_eq!(run_id("# Server\r\n"), None);
+    }
+
+    #[test]
+    fn breaker_opens_after_threshold_and_settles_after_recovery() {
+        let breaker = Breaker::new(2, Duration::from_secs(60), Duration::from_secs(60));
+        breaker.failure();
+        assert!(!breaker.is_open());
+        breaker.failure();
+        assert!(breaker.is_open());
+        assert!(!breaker.settling());
+        breaker.success();
+        assert!(!breaker.is_open(), "a success closes the circuit");
+        assert!(breaker.settling(), "and reads settle for a while");
+    }
+}

@@ -1,0 +1,680 @@
+//! The Redis backend: entries, tag versions and the invalidation feed in one Redis, shared by
+//! every instance of an application.
+//!
+//! The key layout and the rules that keep versions safe whatever Redis loses are in
+//! `scripts.rs`; the connection, which learns the server's `run_id`, and the circuit breaker
+//! in `link.rs`; the feed in `bus.rs`.
+//!
+//! A hit is one `EVALSHA` (the value and the current versions of its tags); stamping tags one
+//! `EVALSHA`; a store one `EVALSHA`; invalidating any number of tags one `EVALSHA` (the bumps
+//! and the `PUBLISH`). Every operation has a timeout; reads and stores go through a circuit
+//! breaker.
+
+mod bus;
+mod link;
+mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Client;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use self::bus::Message;
+use self::link::{Breaker, Connected, Link};
+use self::scripts::Scripts;
+use super::{
+    envelope, Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, Feed, Fetched,
+    LockToken, StoredEntry, Versions,
+};
+use crate::codec::{Codec, MessagePack};
+
+/// Keys longer than this are stored under their SHA-256.
+const MAX_KEY: usize = 200;
+/// The longest expiry given to Redis (10 years, in ms): anything longer is clamped.
+const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// Configures a [`RedisBackend`].
+pub struct RedisBuilder {
+    url: String,
+    namespace: String,
+    timeout: Duration,
+    codec: Arc<dyn Codec>,
+    breaker_threshold: u32,
+    breaker_cooldown: Duration,
+    settle: Duration,
+    heartbeat: Duration,
+}
+
+impl RedisBuilder {
+    /// How often each instance publishes a heartbeat on the invalidation channel (default
+    /// 1 s). A subscription that hears nothing, not even its own heartbeat, for three periods
+    /// counts as broken: the in-process tier is bypassed, then flushed once it is back.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The prefix of every key, so that several applications or tenants share one Redis
+    /// (default `cache`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long one Redis operation may take before it counts as failed (default 250 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The byte format of values (default [`MessagePack`]).
+    pub fn codec(mut self, codec: impl Codec) -> Self {
+        self.codec = Arc::new(codec);
+        self
+    }
+
+    /// After `failures` failed operations in a row, reads and stores fail at once for
+    /// `cooldown` (default 3 failures, 1 s), so that a dead Redis adds no latency. A success
+    /// (such as the background replay of a queued invalidation) closes it early.
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = failures.max(1);
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// After an outage this instance noticed (a failed operation, or its invalidation feed
+    /// reconnecting), how long reads keep away from Redis once it answers again (default
+    /// 300 ms), so that instances that queued invalidations during the outage deliver them
+    /// first. Their replay tries every 50 ms.
+    pub fn settle_after_outage(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    /// The backend. Nothing is connected yet: the first operation connects.
+    pub fn build(self) -> Result<RedisBackend, BackendError> {
+        let client = Client::open(self.url.as_str()).map_err(|e| {
+            BackendError::new(
+                BackendErrorKind::Other,
+                format!("invalid Redis URL {:?}", self.url),
+            )
+            .with_source(e)
+        })?;
+        let ns = self.namespace;
+        Ok(RedisBackend {
+            inner: Arc::new(Shared {
+                link: Link::new(client, self.timeout),
+                meta: format!("{ns}:m"),
+                entry_prefix: format!("{ns}:e:"),
+                tag_prefix: format!("{ns}:t:"),
+                lock_prefix: format!("{ns}:l:"),
+                channel: format!("{ns}:invalidate"),
+                heartbeat: self.heartbeat,
+                timeout: self.timeout,
+                codec: self.codec,
+                breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown, self.settle),
+                origin: format!("{:016x}", fastrand::u64(..)),
+                scripts: Scripts::new(),
+            }),
+        })
+    }
+}
+
+/// A [`Backend`] on Redis. Cheap to clone.
+///
+/// ```no_run
+/// use cache_runtime::backend::RedisBackend;
+/// use cache_runtime::Cache;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisBackend::builder("redis://127.0.0.1:6379").namespace("shop").build()?;
+/// let cache = Cache::builder().max_entries(100_000).backend(redis).build(); // L1 moka + L2 Redis
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    link: Link,
+    meta: String,
+    entry_prefix: String,
+    tag_prefix: String,
+    lock_prefix: String,
+    channel: String,
+    timeout: Duration,
+    heartbeat: Duration,
+    codec: Arc<dyn Codec>,
+    breaker: Breaker,
+    origin: String,
+    scripts: Scripts,
+}
+
+fn redis_error(e: redis::RedisError) -> BackendError {
+    let kind = if e.is_timeout() {
+        BackendErrorKind::Timeout
+    } else {
+        BackendErrorKind::Unavailable
+    };
+    BackendError::new(kind, "redis").with_source(e)
+}
+
+/// Whether the breaker applies: reads and stores fail fast while it is open; invalidations
+/// and clears always try, so that they go through as soon as Redis answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Breaker,
+    Always,
+}
+
+impl RedisBackend {
+    /// Starts configuring a backend on the Redis at `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> RedisBuilder {
+        RedisBuilder {
+            url: url.into(),
+            namespace: "cache".into(),
+            timeout: Duration::from_millis(250),
+            codec: Arc::new(MessagePack),
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(1),
+            settle: Duration::from_millis(300),
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+
+    /// Whether the circuit breaker is open: Redis failed repeatedly, and reads skip it until
+    /// the cooldown ends or an invalidation gets through.
+    pub fn is_circuit_open(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    /// The Redis key of an entry. Short keys are `<ns>:e:<scope>:<key>`; keys over 200 bytes
+    /// are `<ns>:e:<scope>#<sha256>`: the character after the scope tells the two spaces
+    /// apart, so no short key names a long key's entry.
+    pub fn entry_key(&self, key: &EntryKey<'_>) -> String {
+        format!("{}{}", self.inner.entry_prefix, scoped(key))
+    }
+
+    /// Runs one Redis operation on a connection whose server is known, under the timeout and
+    /// (for `Gate::Breaker`) the circuit breaker.
+    async fn run<T, F, Fut>(&self, gate: Gate, op: F) -> Result<T, BackendError>
+    where
+        F: FnOnce(Connected) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let shared = &self.inner;
+        if gate == Gate::Breaker {
+            shared.breaker.check()?;
+        }
+        let attempt = async {
+            let connected = shared.link.connected().await.map_err(|e| (e, None))?;
+            op(connected.clone())
+                .await
+                .map_err(|e| (e, Some(connected)))
+        };
+        match tokio::time::timeout(shared.timeout, attempt).await {
+            Ok(Ok(value)) => {
+                shared.breaker.success();
+                Ok(value)
+            }
+            Ok(Err((e, connected))) => {
+                // A reply error is Redis answering, not Redis failing: it does not open the
+                // circuit, and the connection stays.
+                if !matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                ) {
+                    shared.breaker.failure();
+                    if let Some(connected) = connected {
+                        shared.link.discard(&connected);
+                    }
+                }
+                Err(redis_error(e))
+            }
+            Err(_) => {
+                shared.breaker.failure();
+                // The connection may be stuck (a frozen server, a black hole): open a new
+                // one next time, which also learns the server's run_id again.
+                shared.link.discard_current();
+                Err(BackendError::new(
+                    BackendErrorKind::Timeout,
+                    format!("redis did not answer within {:?}", shared.timeout),
+                ))
+            }
+        }
+    }
+
+    /// Invokes `script` with the meta key first, the run id and a candidate generation first.
+    fn invocation<'s>(
+        &self,
+        script: &'s redis::Script,
+        connected: &Connected,
+        key: Option<&str>,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = script.key(&self.inner.meta);
+        if let Some(key) = key {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&*connected.boot)
+            .arg(fastrand::u64(1..).to_string())
+            .arg(&self.inner.tag_prefix);
+        invocation
+    }
+
+    fn decode(
+        &self,
+        key: &EntryKey<'_>,
+        parts: Vec<Vec<u8>>,
+    ) -> Result<Option<Fetched>, BackendError> {
+        let Some(serde) = key.serde else {
+            return Ok(None);
+        };
+        let corrupt = |why: &str| {
+            BackendError::new(
+                BackendErrorKind::Corrupt,
+                format!("entry {:?}: {why}", key.key),
+            )
+        };
+        let mut parts = parts.into_iter();
+        let raw = parts.next().ok_or_else(|| corrupt("empty reply"))?;
+        let names = parts.next().ok_or_else(|| corrupt("no tag list"))?;
+        let names: Vec<String> = String::from_utf8_lossy(&names)
+            .split('\0')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let env = envelope::read(&raw).ok_or_else(|| corrupt("not an envelope"))?;
+        if env.codec != self.inner.codec.name() {
+            return Err(corrupt("written with another codec"));
+        }
+        if env.type_name != (serde.type_name)() {
+            return Err(corrupt("written for another value type"));
+        }
+        // A missing tag key reads as a version no entry carries: outdated.
+        let current: Vec<u64> = parts.map(|v| parse_u64(&v).unwrap_or(u64::MAX)).collect();
+        if current.len() != env.versions.len() || names.len() != env.versions.len() {
+            return Err(corrupt("tag count mismatch"));
+        }
+        let mut value = None;
+        self.inner
+            .codec
+            .decode(env.payload, &mut |de| {
+                value = Some((serde.deserialize)(de)?);
+                Ok(())
+            })
+            .map_err(|e| corrupt(&format!("undecodable value: {e}")))?;
+        let value = value.ok_or_else(|| corrupt("no value"))?;
+        Ok(Some(Fetched {
+            entry: StoredEntry {
+                value,
+                meta: env.meta,
+                tags: names.into_iter().zip(env.versions).collect(),
+                generation: 0,
+            },
+            current_versions: current,
+        }))
+    }
+
+    /// Deletes the keys matching `pattern`, a batch at a time.
+    async fn unlink_matching(&self, pattern: &str) -> Result<(), BackendError> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(Gate::Always, |mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c.conn)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                let _: i64 = self
+                    .run(Gate::Always, |mut c| async move {
+                        redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async(&mut c.conn)
+                            .await
+                    })
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// `<scope>:<key>`, or `<scope>#<sha256 of key>` for long keys.
+fn scoped(key: &EntryKey<'_>) -> String {
+    if key.key.len() > MAX_KEY {
+        let digest: String = Sha256::digest(key.key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{:016x}#{digest}", key.scope)
+    } else {
+        format!("{:016x}:{}", key.scope, key.key)
+    }
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// A `SCAN MATCH` pattern matching every key that starts with `prefix`.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
+}
+
+/// The stamp script's reply: `{gen, seq, version...}`.
+fn parse_stamp(reply: Vec<Vec<u8>>, tags: usize) -> Result<Versions, BackendError> {
+    let bad = || {
+        BackendError::new(
+            BackendErrorKind::Other,
+            "unexpected reply to the stamp script",
+        )
+    };
+    let numbers: Vec<u64> = reply
+        .iter()
+        .map(|part| parse_u64(part))
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let [generation, seq, versions @ ..] = numbers.as_slice() else {
+        return Err(bad());
+    };
+    if versions.len() != tags {
+        return Err(bad());
+    }
+    Ok(Versions {
+        tags: versions.to_vec(),
+        watermark: Some(*seq),
+        generation: *generation,
+    })
+}
+
+impl Backend for RedisBackend {
+    fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        Box::pin(async move {
+            if key.serde.is_none() {
+                return Ok(None);
+            }
+            if self.inner.breaker.settling() {
+                return Err(BackendError::new(
+                    BackendErrorKind::Unavailable,
+                    "redis answers again after an outage: reads wait for queued invalidations",
+                ));
+            }
+            let redis_key = self.entry_key(&key);
+            let reply: Option<Vec<Vec<u8>>> = self
+                .run(Gate::Breaker, |mut c| {
+                    let invocation = self.invocation(&self.inner.scripts.get, &c, Some(&redis_key));
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            match reply {
+                None => Ok(None),
+                Some(parts) => self.decode(&key, parts),
+            }
+        })
+    }
+
+    fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
+        Box::pin(async move {
+            let reply: Vec<Vec<u8>> = self
+                .run(Gate::Breaker, |mut c| {
+                    let mut invocation = self.invocation(&self.inner.scripts.stamp, &c, None);
+                    for tag in tags {
+                        invocation.arg(tag);
+                    }
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            parse_stamp(reply, tags.len())
+        })
+    }
+
+    fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>> {
+        Box::pin(async move { Ok(self.stamp_versions(tags).await?.tags) })
+    }
+
+    fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(serde) = key.serde else {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    format!(
+                        "{}: the value type is not Serialize + DeserializeOwned; kept in process only",
+                        key.method
+                    ),
+                ));
+            };
+            if entry.tags.iter().any(|(t, _)| t.contains('\0')) {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    "a tag contains NUL",
+                ));
+            }
+            let value = (serde.serialize)(&*entry.value).ok_or_else(|| {
+                BackendError::new(BackendErrorKind::Other, "value of an unexpected type")
+            })?;
+            let payload = self.inner.codec.encode(value).map_err(|e| {
+                BackendError::new(BackendErrorKind::Other, "cannot encode the value").with_source(e)
+            })?;
+            let versions: Vec<u64> = entry.tags.iter().map(|(_, v)| *v).collect();
+            let bytes = envelope::write(
+                self.inner.codec.name(),
+                (serde.type_name)(),
+                &entry.meta,
+                &versions,
+                &payload,
+            );
+            let tags = entry
+                .tags
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\0");
+            let now = crate::clock::system_millis();
+            let ttl = entry
+                .meta
+                .stale_until
+                .saturating_sub(now)
+                .saturating_add(1_000)
+                .min(MAX_TTL_MS);
+            let redis_key = self.entry_key(&key);
+            let _stored: i64 = self
+                .run(Gate::Breaker, |mut c| {
+                    let mut invocation =
+                        self.invocation(&self.inner.scripts.put, &c, Some(&redis_key));
+                    invocation
+                        .arg(entry.generation.to_string())
+                        .arg(bytes)
+                        .arg(tags)
+                        .arg(ttl);
+                    for version in &versions {
+                        invocation.arg(*version);
+                    }
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let message = Message::Invalidated {
+                origin: self.inner.origin.clone(),
+                tags: tags.to_vec(),
+            }
+            .encode();
+            let _: i64 = self
+                .run(Gate::Always, |mut c| {
+                    let mut invocation = self.invocation(
+                        &self.inner.scripts.invalidate,
+                        &c,
+                        Some(&self.inner.channel),
+                    );
+                    invocation.arg(&message);
+                    for tag in tags {
+                        invocation.arg(tag);
+                    }
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn clear(&self) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            let message = Message::Cleared {
+                origin: self.inner.origin.clone(),
+            }
+            .encode();
+            let _: i64 = self
+                .run(Gate::Always, |mut c| {
+                    let mut invocation = self.inner.scripts.clear.key(&self.inner.meta);
+                    invocation
+                        .key(&self.inner.channel)
+                        .arg(&*c.boot)
+                        .arg(fastrand::u64(1..).to_string())
+                        .arg(&message);
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            // The new generation already outdated everything; deleting only frees memory.
+            for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
+                if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {
+                    tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", %error, "clear: outdated entries are left to expire");
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn healthy(&self) -> bool {
+        !self.inner.breaker.is_open()
+    }
+
+    fn stores_bytes(&self) -> bool {
+        true
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        ttl: Duration,
+    ) -> BackendFuture<'a, Option<LockToken>> {
+        Box::pin(async move {
+            let token = fastrand::u64(1..);
+            let lock_key = format!("{}{}", self.inner.lock_prefix, scoped(&key));
+            let ttl_ms = (ttl.as_millis() as u64).clamp(1, MAX_TTL_MS);
+            let set: Option<String> = self
+                .run(Gate::Breaker, |mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&lock_key)
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut c.conn)
+                        .await
+                })
+                .await?;
+            Ok(set.map(|_| LockToken(token)))
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: EntryKey<'a>, token: LockToken) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let lock_key = format!("{}{}", self.inner.lock_prefix, scoped(&key));
+            let _: i64 = self
+                .run(Gate::Breaker, |mut c| {
+                    let mut invocation = self.inner.scripts.unlock.key(&lock_key);
+                    invocation.arg(token.0);
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn feed(&self) -> Option<Feed> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = self.inner.clone();
+        tokio::runtime::Handle::try_current()
+            .ok()?
+            .spawn(bus::follow(shared, tx));
+        Some(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> EntryKey<'_> {
+        EntryKey {
+            method: "m",
+            scope: 7,
+            key: text,
+            serde: None,
+        }
+    }
+
+    #[test]
+    fn short_and_hashed_keys_live_in_disjoint_spaces() {
+        let long = "x".repeat(MAX_KEY + 1);
+        let hashed = scoped(&key(&long));
+        let digest = hashed.split_once('#').expect("hashed form").1;
+        assert_eq!(hashed, format!("{:016x}#{digest}", 7));
+        // A short key spelling the hashed form's tail cannot reach it.
+        for spelled in [
+            format!("h:{digest}"),
+            format!("#{digest}"),
+            digest.to_owned(),
+        ] {
+            assert_ne!(scoped(&key(&spelled)), hashed);
+        }
+        assert_eq!(scoped(&key("customer.1")), format!("{:016x}:customer.1", 7));
+    }
+
+    #[test]
+    fn stamp_replies_parse() {
+        let reply = vec![b"42".to_vec(), b"7".to_vec(), b"3".to_vec(), b"7".to_vec()];
+        assert_eq!(
+            parse_stamp(reply, 2).unwrap(),
+            Versions {
+                tags: vec![3, 7],
+                watermark: Some(7),
+                generation: 42
+            }
+        );
+        assert!(parse_stamp(vec![b"42".to_vec()], 0).is_err());
+        assert!(parse_stamp(vec![b"x".to_vec(), b"1".to_vec()], 0).is_err());
+    }
+
+    #[test]
+    fn scan_patterns_escape_the_prefix() {
+        assert_eq!(prefix_pattern("a*b?:e:"), "a\\*b\\?:e:*");
+    }
+}

@@ -1,0 +1,166 @@
+//! The Lua scripts, each one round trip, and the rules that make versions safe whatever Redis
+//! loses.
+//!
+//! Keys, under the namespace prefix `ns`:
+//! - `ns:m`, the namespace's meta hash: `gen` (the generation), `seq` (the invalidation
+//!   sequence of this generation) and `boot` (the `run_id` of the server process the
+//!   generation was started on);
+//! - `ns:e:<scope>:<key>` (or `ns:e:<scope>#<sha256>` for long keys), an entry: a hash with `v`
+//!   (the envelope), `t` (its tag names, NUL-separated) and `g` (the generation it was
+//!   stamped in);
+//! - `ns:t:<gen>:<tag>`, a tag's version in a generation.
+//!
+//! The rules:
+//! 1. **Generations.** Every script first checks that `ns:m` exists and that its `boot` is the
+//!    `run_id` of the server the client's connection reached (the client learns it when it
+//!    connects, and a restart always breaks the connection). If `ns:m` is gone (evicted,
+//!    flushed) or was written by another server process (Redis restarted, perhaps from an
+//!    older snapshot, or failed over to a replica), the script starts a new generation: a
+//!    fresh random `gen`, `seq` 0. `clear` starts one too. An entry or a stamp of another
+//!    generation is never current, and tag keys are per generation, so nothing lost or
+//!    restored can make an old entry current again.
+//! 2. **Versions only grow within a generation.** `seq` and `gen` live in one key, so `seq`
+//!    cannot be lost without `gen`. An invalidation sets each of its tags (that exist) to
+//!    `HINCRBY seq 1`.
+//! 3. **A missing tag key is created at the current `seq`**, never at 0. An entry stamped with
+//!    version `v` of a tag saw the tag at `v`, when `seq` was at least `v`; if `seq` is still
+//!    `v` now, no invalidation of any tag happened since, so the entry is still valid; if it
+//!    moved on, the re-created tag differs from `v` and the entry is outdated. So an evicted
+//!    tag key makes its entries outdated and never current again. A read that finds a tag key
+//!    missing treats the entry as outdated.
+//! 4. **A store checks before it writes.** `PUT` writes only when the stamp's generation and
+//!    every stamped tag version are still current: an outdated value never replaces another.
+
+/// Every script starts with this: the generation, started anew when the namespace's meta key
+/// is missing or belongs to another server process. `KEYS[1]` is the meta key, `ARGV[1]` the
+/// `run_id` the client's connection reached, `ARGV[2]` a random candidate generation.
+const PROLOGUE: &str = r"
+local function generation()
+  local m = redis.call('HMGET', KEYS[1], 'gen', 'boot')
+  if m[1] and m[2] == ARGV[1] then return m[1] end
+  redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', ARGV[1], 'seq', 0)
+  return ARGV[2]
+end
+local gen = generation()
+";
+
+/// `KEYS[2]` the entry, `ARGV[3]` the tag prefix. Returns nil (no entry, or an entry of another
+/// generation), `{'', ''}` (unreadable: of another type), or `{v, t, version...}` with `''`
+/// for a missing tag key.
+const GET: &str = r"
+local h = redis.pcall('HMGET', KEYS[2], 'v', 't', 'g')
+if h.err then return { '', '' } end
+if not h[1] then
+  if redis.call('EXISTS', KEYS[2]) == 0 then return nil end
+  return { '', '' }
+end
+if h[3] ~= gen then return nil end
+local out = { h[1], h[2] or '' }
+if h[2] and #h[2] > 0 then
+  local prefix = ARGV[3] .. gen .. ':'
+  for tag in string.gmatch(h[2], '([^%z]+)') do
+    out[#out + 1] = redis.call('GET', prefix .. tag) or ''
+  end
+end
+return out
+";
+
+/// `ARGV[3]` the tag prefix, `ARGV[4..]` the tags. Returns `{gen, seq, version...}`, creating
+/// missing tag keys at `seq` (rule 3).
+const STAMP: &str = r"
+local seq = redis.call('HGET', KEYS[1], 'seq')
+local out = { gen, seq }
+local prefix = ARGV[3] .. gen .. ':'
+for i = 4, #ARGV do
+  local k = prefix .. ARGV[i]
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, seq, 'PX', 3600000)
+    v = seq
+  end
+  out[#out + 1] = v
+end
+return out
+";
+
+/// `KEYS[2]` the entry, `ARGV[3]` the tag prefix, `ARGV[4]` the stamp's generation, `ARGV[5]`
+/// the envelope, `ARGV[6]` the tag names (NUL-separated), `ARGV[7]` the TTL in ms,
+/// `ARGV[8..]` the stamped version of each tag. Returns 1 when stored, 0 when the stamp is no
+/// longer current (rule 4).
+const PUT: &str = r"
+if gen ~= ARGV[4] then return 0 end
+local seq = redis.call('HGET', KEYS[1], 'seq')
+local prefix = ARGV[3] .. gen .. ':'
+local tags = {}
+local i = 8
+if #ARGV[6] > 0 then
+  for tag in string.gmatch(ARGV[6], '([^%z]+)') do
+    local k = prefix .. tag
+    local v = redis.call('GET', k)
+    if not v then
+      redis.call('SET', k, seq, 'PX', ARGV[7])
+      v = seq
+    end
+    if v ~= ARGV[i] then return 0 end
+    tags[#tags + 1] = k
+    i = i + 1
+  end
+end
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[2], 'v', ARGV[5], 't', ARGV[6], 'g', gen)
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
+return 1
+";
+
+/// `KEYS[2]` the channel, `ARGV[3]` the tag prefix, `ARGV[4]` the feed message, `ARGV[5..]` the
+/// tags. A missing tag key stays missing: whoever stamps it next creates it at a `seq` past
+/// this invalidation (rule 3).
+const INVALIDATE: &str = r"
+local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local prefix = ARGV[3] .. gen .. ':'
+for i = 5, #ARGV do
+  local k = prefix .. ARGV[i]
+  if redis.call('EXISTS', k) == 1 then redis.call('SET', k, v, 'KEEPTTL') end
+end
+redis.call('PUBLISH', KEYS[2], ARGV[4])
+return v
+";
+
+/// `KEYS[2]` the channel, `ARGV[3]` the feed message. A new generation: every entry, and every
+/// load stamped before, is outdated at once, on every instance.
+const CLEAR: &str = r"
+redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', ARGV[1], 'seq', 0)
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return 1
+";
+
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// The scripts, loaded once per backend.
+pub(super) struct Scripts {
+    pub(super) get: redis::Script,
+    pub(super) stamp: redis::Script,
+    pub(super) put: redis::Script,
+    pub(super) invalidate: redis::Script,
+    pub(super) clear: redis::Script,
+    pub(super) unlock: redis::Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        let with_generation = |body: &str| redis::Script::new(&format!("{PROLOGUE}{body}"));
+        Scripts {
+            get: with_generation(GET),
+            stamp: with_generation(STAMP),
+            put: with_generation(PUT),
+            invalidate: with_generation(INVALIDATE),
+            clear: redis::Script::new(CLEAR),
+            unlock: redis::Script::new(UNLOCK),
+        }
+    }
+}
