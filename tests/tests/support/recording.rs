@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cache_runtime::backend::{
-    Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, Fetched, StoredEntry,
+    Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, Fetched, LockToken,
+    StoredEntry, Versions,
 };
 use parking_lot::Mutex;
 
@@ -25,11 +26,45 @@ pub struct RecordingBackend {
     versions: Arc<Mutex<HashMap<String, u64>>>,
     pub ops: Arc<Ops>,
     pub down: Arc<AtomicBool>,
+    /// Bumped by `clear`: stamps of an older generation are not stored.
+    generation: Arc<AtomicUsize>,
+    /// Another instance holds every lock.
+    pub locked_elsewhere: Arc<AtomicBool>,
+    /// When set, every `get` waits at this gate before it reads.
+    get_gate: Arc<Mutex<Option<crate::support::Gate>>>,
 }
 
 impl RecordingBackend {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// A handle on the same entries and versions whose `get`s are never held.
+    pub fn ungated(&self) -> RecordingBackend {
+        RecordingBackend {
+            get_gate: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// `get`s no longer stop (those already at the gate still wait for a permit).
+    pub fn open_gets(&self) {
+        *self.get_gate.lock() = None;
+    }
+
+    /// From now on every `get` stops at the gate after it read, before it answers.
+    pub fn hold_gets(&self) -> crate::support::Gate {
+        let gate = crate::support::Gate {
+            reached: Arc::new(tokio::sync::Semaphore::new(0)),
+            release: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        *self.get_gate.lock() = Some(gate.clone());
+        gate
+    }
+
+    /// How many clears went through.
+    pub fn generation(&self) -> usize {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {
@@ -73,10 +108,17 @@ impl Backend for RecordingBackend {
                 .lock()
                 .get(&(key.scope, key.key.to_owned()))
                 .cloned();
-            Ok(entry.map(|entry| Fetched {
+            let fetched = entry.map(|entry| Fetched {
                 current_versions: self.current(entry.tags.iter().map(|(t, _)| t.clone())),
                 entry,
-            }))
+            });
+            // Read, then stall: the reply of a slow network.
+            let gate = self.get_gate.lock().clone();
+            if let Some(gate) = gate {
+                gate.reached.add_permits(1);
+                gate.release.acquire().await.expect("gate open").forget();
+            }
+            Ok(fetched)
         })
     }
 
@@ -88,10 +130,26 @@ impl Backend for RecordingBackend {
         })
     }
 
+    fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
+        Box::pin(async move {
+            Ok(Versions {
+                generation: self.generation.load(Ordering::SeqCst) as u64,
+                ..Versions {
+                    tags: self.tag_versions(tags).await?,
+                    watermark: None,
+                    generation: 0,
+                }
+            })
+        })
+    }
+
     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()> {
         Box::pin(async move {
             self.ops.puts.fetch_add(1, Ordering::SeqCst);
             self.check()?;
+            if entry.generation != self.generation.load(Ordering::SeqCst) as u64 {
+                return Ok(()); // stamped before a clear: outdated
+            }
             self.entries
                 .lock()
                 .insert((key.scope, key.key.to_owned()), entry);
@@ -115,8 +173,18 @@ impl Backend for RecordingBackend {
         Box::pin(async move {
             self.ops.clears.fetch_add(1, Ordering::SeqCst);
             self.check()?;
+            self.generation.fetch_add(1, Ordering::SeqCst);
             self.entries.lock().clear();
             Ok(())
         })
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        _key: EntryKey<'a>,
+        _ttl: std::time::Duration,
+    ) -> BackendFuture<'a, Option<LockToken>> {
+        let held = self.locked_elsewhere.load(Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok((!held).then_some(LockToken(1)))))
     }
 }
