@@ -131,8 +131,8 @@ async fn a_deleted_tag_key_does_not_revive_an_invalidated_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_key_evicted_under_real_memory_pressure_does_not_revive_an_invalidated_entry() {
-    // `volatile-lru`, with the entry and the namespace's meta key made persistent below, so
-    // that what gets evicted is the tag key (and junk), never the entry the test is about.
+    // `volatile-lru`, with every key of the namespace but the tag key made persistent below,
+    // so that what gets evicted is the tag key (and junk), never the entry the test is about.
     // The history checker runs `allkeys-lru`, where anything goes.
     let server = RedisServer::start_with(&[
         "--maxmemory",
@@ -156,8 +156,11 @@ async fn a_tag_key_evicted_under_real_memory_pressure_does_not_revive_an_invalid
     let entries = scan(&server, &format!("{ns}:e:*"));
     assert_eq!(entries.len(), 1, "{entries:?}");
     let mut conn = server.connection();
-    for key in &entries {
-        let _: i64 = redis::cmd("PERSIST").arg(key).query(&mut conn).unwrap();
+    // Everything of the namespace but the tag key stays: the entry, its implicit key tag.
+    for key in scan(&server, &format!("{ns}:*")) {
+        if !tags.contains(&key) {
+            let _: i64 = redis::cmd("PERSIST").arg(&key).query(&mut conn).unwrap();
+        }
     }
     // The tag key is now the least recently used (Redis's LRU clock ticks in seconds).
     tokio::time::sleep(Duration::from_millis(2_100)).await;
@@ -365,20 +368,19 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
     gate.release.add_permits(1);
     reached(&gate, 1).await; // its next poll has read Ann, and its answer is held
 
-    // A write, and its invalidation returns; then a caller comes, misses and joins the
-    // leader's flight.
+    // A write, and its invalidation returns; then a caller comes (its reads no longer held),
+    // misses and joins the leader's flight.
     store.put(anna());
     repo.cache.invalidate_tags(["customer.1"]).await.unwrap();
+    backend.open_gets();
     let joined = tokio::spawn({
         let repo = repo.clone();
         async move { repo.find("1").await }
     });
-    reached(&gate, 1).await; // the caller's look-up: Ann, outdated
-    gate.release.add_permits(1);
     until(|| support::row(&repo.cache.stats(), "Locked::find").coalesced >= 1).await;
+    assert_eq!(store.loads(), 1, "only the holder loaded so far");
 
     backend.locked_elsewhere.store(false, Ordering::SeqCst);
-    backend.open_gets();
     gate.release.add_permits(1);
     assert_eq!(
         leader.await.unwrap(),
