@@ -587,3 +587,23 @@ impl Cache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overflowing_queue_gives_way_to_a_clear_and_keeps_what_comes_after() {
+        let pending = PendingInvalidations::default();
+        let tags: Vec<String> = (0..=MAX_PENDING_TAGS).map(|i| format!("t.{i}")).collect();
+        pending.add(&tags[..MAX_PENDING_TAGS]);
+        assert_eq!(pending.queued(), (MAX_PENDING_TAGS, false));
+        pending.add(&tags[MAX_PENDING_TAGS..]);
+        assert_eq!(pending.queued(), (0, true), "one clear covers them all");
+        pending.add(&["after".to_owned()]);
+        assert_eq!(pending.queued(), (1, true));
+        assert!(pending.any());
+        pending.add_clear();
+        assert_eq!(pending.queued(), (0, true));
+    }
+}
