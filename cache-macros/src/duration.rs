@@ -12,14 +12,30 @@ pub(crate) struct Millis {
 
 const UNITS: &str = "ms, s, m, h or d";
 
+/// The longest duration an option (`ttl`, `jitter`, `swr`, `lock`) may be: 10 years (365-day
+/// years), in seconds. Longer ones are rejected at compile time: the runtime adds durations to
+/// the current time, and `ttl = 18446744073709551615` would overflow there. Documented in
+/// `cache-runtime/docs/cached.md`.
+pub(crate) const MAX_DURATION_SECS: u64 = 315_360_000;
+
+/// The error for a duration longer than [`MAX_DURATION_SECS`]; `written` is how it was written.
+fn too_long(span: Span, what: &str, written: &str) -> syn::Error {
+    syn::Error::new(
+        span,
+        format!("`{what}` of {written} is longer than the maximum of {MAX_DURATION_SECS} seconds (10 years, \"3650d\"): the cache cannot compute deadlines that far away; write a shorter duration"),
+    )
+}
+
 /// Reads a duration: an integer (seconds) or a string such as `"250ms"`, `"10m"`, `"1h30m"`.
 pub(crate) fn parse(expr: &Expr, what: &str) -> Result<Millis, syn::Error> {
     match expr {
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
-            let seconds: u64 = int.base10_parse().map_err(|_| {
-                syn::Error::new(int.span(), format!("`{what}` must be a whole number of seconds"))
-            })?;
-            Ok(Millis { value: seconds.saturating_mul(1000), span: int.span() })
+            // A literal's digits fail to parse only when they overflow `u64`.
+            let seconds: u64 = int.base10_parse().unwrap_or(u64::MAX);
+            if seconds > MAX_DURATION_SECS {
+                return Err(too_long(int.span(), what, &format!("{} seconds", int.base10_digits())));
+            }
+            Ok(Millis { value: seconds * 1000, span: int.span() })
         }
         Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
             let value = parse_text(&text.value()).map_err(|TextError { reason, fixed }| {
@@ -29,6 +45,9 @@ pub(crate) fn parse(expr: &Expr, what: &str) -> Result<Millis, syn::Error> {
                 };
                 syn::Error::new(text.span(), format!("malformed `{what}` {:?}: {reason}; {fix}", text.value()))
             })?;
+            if value > MAX_DURATION_SECS * 1000 {
+                return Err(too_long(text.span(), what, &format!("{:?}", text.value())));
+            }
             Ok(Millis { value, span: text.span() })
         }
         Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => Err(syn::Error::new_spanned(
@@ -91,9 +110,8 @@ fn parse_text(text: &str) -> Result<u64, TextError> {
         if digits == 0 {
             return Err(format!("expected a number at {rest:?}").into());
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "the number is too large".to_string())?;
+        // Too large for `u64`: longer than the maximum anyway.
+        let number: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
         rest = rest[digits..].trim_start();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
@@ -146,7 +164,39 @@ fn unit_alias(unit: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_text, TextError};
+    use super::{parse, parse_text, TextError, MAX_DURATION_SECS};
+
+    fn millis(expr: &str) -> Result<u64, String> {
+        let expr: syn::Expr = syn::parse_str(expr).unwrap();
+        parse(&expr, "ttl")
+            .map(|m| m.value)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_longer_than_ten_years_are_rejected() {
+        assert_eq!(MAX_DURATION_SECS, 10 * 365 * 86_400);
+        assert_eq!(millis("315360000"), Ok(315_360_000_000));
+        assert_eq!(millis("\"3650d\""), Ok(315_360_000_000));
+        let too_long = |written: &str| {
+            format!("`ttl` of {written} is longer than the maximum of 315360000 seconds (10 years, \"3650d\"): the cache cannot compute deadlines that far away; write a shorter duration")
+        };
+        assert_eq!(millis("315360001"), Err(too_long("315360001 seconds")));
+        assert_eq!(
+            millis("18446744073709551615"),
+            Err(too_long("18446744073709551615 seconds"))
+        );
+        assert_eq!(
+            millis("99999999999999999999999"),
+            Err(too_long("99999999999999999999999 seconds"))
+        );
+        assert_eq!(millis("\"1000000d\""), Err(too_long("\"1000000d\"")));
+        assert_eq!(millis("\"3650d1ms\""), Err(too_long("\"3650d1ms\"")));
+        assert_eq!(
+            millis("\"99999999999999999999999ms\""),
+            Err(too_long("\"99999999999999999999999ms\""))
+        );
+    }
 
     #[test]
     fn units() {

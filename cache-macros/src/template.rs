@@ -30,10 +30,14 @@ pub(crate) struct Placeholder {
     pub(crate) filters: Vec<String>,
 }
 
-/// Whether the runtime copies `byte` into a key unchanged (keep in sync with
-/// `cache_runtime::key::is_plain`).
-fn is_plain(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'@' || byte >= 0x80
+/// Whether a literal that follows a placeholder may start with `c`: an ASCII character that
+/// the runtime percent-encodes in values (not a letter, digit, `-`, `_` or `@`) and that is not
+/// `%`, which starts every escape. Then `c` never occurs in an encoded value, so a value ends
+/// at the first `c` after it and different values cannot render the same key. A copy of
+/// `cache_runtime::key::is_separator_start` (this crate cannot depend on the runtime); the unit
+/// test below and the runtime's hold both to the same table.
+fn is_separator_start(c: char) -> bool {
+    c.is_ascii() && !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '@' | '%'))
 }
 
 fn is_ident(text: &str) -> bool {
@@ -88,12 +92,9 @@ impl Template {
                     }
                 }
                 c => {
-                    if matches!(pieces.last(), Some(Piece::Placeholder(_))) && literal.is_empty() && c.is_ascii() && is_plain(c as u8) {
-                        if let Some(Piece::Placeholder(p)) = pieces.last() {
-                            errors.error(lit, format!(
-                                "in {what} template {source:?}, placeholder `{}` is followed by `{c}`: a placeholder must be followed by the end of the template or by a separator such as `.`, `:` or `/`, so that different values cannot render the same {what}",
-                                p.text
-                            ));
+                    if let Some(Piece::Placeholder(p)) = pieces.last() {
+                        if literal.is_empty() && !is_separator_start(c) {
+                            errors.error(lit, not_a_separator(&source, what, &p.text, c));
                         }
                     }
                     literal.push(c);
@@ -145,6 +146,20 @@ impl Template {
             }
         }
     }
+}
+
+/// Why `placeholder` cannot be followed by `c` in `source`.
+fn not_a_separator(source: &str, what: &str, placeholder: &str, c: char) -> String {
+    let why = if c == '%' {
+        format!("`%` begins every escape in an encoded value (`\"1.2\"` renders as `1%2E2`), so the separator could be read as part of a value, and different values could render the same {what}; start the separator with another ASCII character such as `.`, `:` or `/`")
+    } else if !c.is_ascii() {
+        format!("`{c}` is not ASCII, and values keep non-ASCII characters unencoded, so it could also be part of a value, and different values could render the same {what}; start the separator with an ASCII character such as `.`, `:` or `/`")
+    } else {
+        format!("a placeholder must be followed by the end of the template or by a separator such as `.`, `:` or `/`, so that different values cannot render the same {what}")
+    };
+    format!(
+        "in {what} template {source:?}, placeholder `{placeholder}` is followed by `{c}`: {why}"
+    )
 }
 
 impl Placeholder {
@@ -202,5 +217,25 @@ impl Placeholder {
             fields,
             filters,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_separator_start;
+
+    /// The same table as `cache_runtime::key`'s test of its `is_separator_start`, which keeps
+    /// the two copies of the rule equal.
+    #[test]
+    fn separator_rule_matches_the_table() {
+        const ACCEPTED_PRINTABLE: &str = " !\"#$&'()*+,./:;<=>?[\\]^`{|}~";
+        for byte in 0u8..128 {
+            let c = char::from(byte);
+            let expected = c.is_ascii_control() || ACCEPTED_PRINTABLE.contains(c);
+            assert_eq!(is_separator_start(c), expected, "{c:?}");
+        }
+        for c in "\u{80}\u{b7}\u{e4}\u{c4}\u{20ac}\u{ff0e}\u{1f600}".chars() {
+            assert!(!is_separator_start(c), "{c:?}");
+        }
     }
 }

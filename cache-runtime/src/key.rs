@@ -3,10 +3,31 @@
 //! A template such as `"customer.email.{email | lower | sha256}"` is split by the macro at
 //! compile time into [`Segment`]s. At run time each placeholder's value is written through
 //! [`KeyArg`], passed through its [`Filter`]s and then *encoded*: every ASCII character other
-//! than letters, digits, `-`, `_` and `@` is percent-encoded. Since the macro requires every
-//! placeholder to be followed either by the end of the template or by a literal that starts with
-//! such a character (`.`, `:`, `/`, ...), the boundaries between values stay unambiguous: two
-//! different argument tuples never render the same key.
+//! than letters, digits, `-`, `_` and `@` is percent-encoded; non-ASCII characters are kept as
+//! they are, so that keys stay readable.
+//!
+//! # Why two argument tuples never render the same key
+//!
+//! The macro accepts a template only if every placeholder is followed by the end of the
+//! template or by a literal whose first character passes [`is_separator_start`]: an ASCII
+//! character that is neither plain ([`is_plain`]) nor `%`.
+//!
+//! 1. An encoded value consists of plain bytes (ASCII letters, digits, `-`, `_`, `@`, and the
+//!    bytes of non-ASCII characters, all `>= 0x80`) and escapes `%XX` (`%` and two hex
+//!    digits). The encoding is injective: `%` itself is escaped, so every `%` in the output
+//!    starts an escape, and everything else is copied.
+//! 2. The first byte of a separator is ASCII, so it is not a byte of a multi-byte UTF-8
+//!    sequence; it is not plain, and it is not `%` or a hex digit (hex digits are plain). So it
+//!    never occurs inside an encoded value.
+//! 3. Reading a rendered key from the left, the template's literals are fixed text, and each
+//!    value ends at the first occurrence of the first byte of the separator after it (or at the
+//!    end of the key, for a value that ends the template). So the key determines each encoded
+//!    value, and by 1. each filtered value.
+//!
+//! A separator starting with a non-ASCII character (`"p.{a}·{b}"`) breaks 2., since values keep
+//! `·` as it is: `("x", "y·z")` and `("x·y", "z")` would both render `p.x·y·z`. So does one
+//! starting with `%` (`"q.{a}%2E{b}"`), since `%` starts every escape: `("1", "2.3")` and
+//! `("1.2", "3")` would both render `q.1%2E2%2E3`. The macro rejects both.
 
 use std::fmt::{self, Write as _};
 
@@ -107,10 +128,24 @@ impl<T: fmt::Display + ?Sized> KeyArg for T {
     }
 }
 
-/// Whether `c` passes into a key unchanged. Everything else is percent-encoded.
+/// Whether `byte` passes into a key unchanged. Everything else is percent-encoded.
 #[inline]
 pub const fn is_plain(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'@' || byte >= 0x80
+}
+
+/// Whether a literal that follows a placeholder in a template may start with `c`: an ASCII
+/// character that is neither [plain](is_plain) nor `%`, so that it never occurs inside an
+/// encoded value (see the [module documentation](self)). The rule `#[cached]` and
+/// `#[invalidates]` check templates against; the macro crate, which cannot depend on this one,
+/// keeps a copy, and a unit test in each crate pins both to the same table.
+// Only the tests call it until `lib.rs` re-exports it (`__private`) for tools that build
+// templates.
+#[cfg_attr(not(test), allow(dead_code))]
+#[doc(hidden)]
+#[inline]
+pub const fn is_separator_start(c: char) -> bool {
+    c.is_ascii() && !is_plain(c as u8) && c != '%'
 }
 
 struct Encoder<'a>(&'a mut Vec<u8>);
@@ -283,5 +318,139 @@ mod tests {
         };
         assert_eq!(T.render(&[&"Zoë\n"]), "n.Zoë%0A");
         assert_eq!(T.render(&[&42u32]), "n.42");
+    }
+
+    /// The separator rule as a table; the same table is in the macro crate's `template.rs`
+    /// tests, which pins the macro's copy of the rule to this one.
+    #[test]
+    fn separator_rule_matches_the_table() {
+        const ACCEPTED_PRINTABLE: &str = " !\"#$&'()*+,./:;<=>?[\\]^`{|}~";
+        for byte in 0u8..128 {
+            let c = char::from(byte);
+            let expected = c.is_ascii_control() || ACCEPTED_PRINTABLE.contains(c);
+            assert_eq!(is_separator_start(c), expected, "{c:?}");
+        }
+        for c in "\u{80}\u{b7}\u{e4}\u{c4}\u{20ac}\u{ff0e}\u{1f600}".chars() {
+            assert!(!is_separator_start(c), "{c:?}");
+        }
+    }
+
+    /// Step 2 of the injectivity argument: no accepted separator character survives encoding.
+    #[test]
+    fn encoded_values_never_contain_a_separator_start() {
+        for byte in 0u8..128 {
+            let c = char::from(byte);
+            let encoded = encode_value(&format!("a{c}\u{e4}{c}"));
+            // Plain characters are kept, and `%` starts the escapes.
+            assert_eq!(
+                encoded.contains(c),
+                !is_separator_start(c),
+                "{c:?} in {encoded:?}"
+            );
+        }
+    }
+
+    /// Text a random template or value is built from: separators, `%`, escapes, non-ASCII.
+    const ATOMS: &[&str] = &[
+        "",
+        ".",
+        "%",
+        "2E",
+        "%2E",
+        "\u{b7}",
+        "\u{e4}",
+        "x",
+        "1",
+        "@",
+        " ",
+        "{",
+        "\u{1f600}",
+    ];
+
+    fn atoms(rng: &mut fastrand::Rng, max: usize) -> String {
+        (0..rng.usize(0..=max))
+            .map(|_| ATOMS[rng.usize(..ATOMS.len())])
+            .collect()
+    }
+
+    /// A random template the macro accepts: every placeholder followed by the end or by a
+    /// literal that starts with a separator character.
+    fn random_template(rng: &mut fastrand::Rng) -> Template {
+        // Candidates for a literal's first character, the rejected ones included.
+        const FIRST: &str = ".:/%\u{b7}\u{e4}x1-@_ {}|\n\u{1f600}";
+        let mut segments = Vec::new();
+        let mut source = String::new();
+        let prefix = atoms(rng, 2);
+        if !prefix.is_empty() {
+            push_literal(prefix, &mut segments, &mut source);
+        }
+        let placeholders = rng.usize(1..=3);
+        for i in 0..placeholders {
+            segments.push(Segment::Value(&[]));
+            source.push_str(&format!("{{v{i}}}"));
+            if i + 1 == placeholders && rng.bool() {
+                break;
+            }
+            let first = loop {
+                let c = rng.choice(FIRST.chars().collect::<Vec<_>>()).unwrap_or('.');
+                if is_separator_start(c) {
+                    break c;
+                }
+            };
+            let text = format!("{first}{}", atoms(rng, 2));
+            push_literal(text, &mut segments, &mut source);
+        }
+        Template {
+            source: source.leak(),
+            segments: segments.leak(),
+        }
+    }
+
+    fn push_literal(text: String, segments: &mut Vec<Segment>, source: &mut String) {
+        source.push_str(&text.replace('{', "{{").replace('}', "}}"));
+        segments.push(Segment::Literal(text.leak()));
+    }
+
+    #[test]
+    fn accepted_templates_render_distinct_tuples_to_distinct_keys() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed_cafe);
+        let mut cases = 0;
+        for _ in 0..200 {
+            let template = random_template(&mut rng);
+            // Values built from the template's own literals too, the likeliest to collide.
+            let pieces: Vec<&str> = template
+                .segments
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Literal(text) => Some(*text),
+                    Segment::Value(_) => None,
+                })
+                .collect();
+            let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+            for _ in 0..100 {
+                let tuple: Vec<String> = (0..template.placeholders())
+                    .map(|_| {
+                        (0..rng.usize(0..=3))
+                            .map(|_| match rng.usize(..3) {
+                                0 if !pieces.is_empty() => pieces[rng.usize(..pieces.len())],
+                                _ => ATOMS[rng.usize(..ATOMS.len())],
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let args: Vec<&(dyn KeyArg + Sync)> =
+                    tuple.iter().map(|v| v as &(dyn KeyArg + Sync)).collect();
+                let key = template.render(&args);
+                if let Some(other) = seen.insert(key.clone(), tuple.clone()) {
+                    assert_eq!(
+                        other, tuple,
+                        "two tuples render {key:?} with {:?}",
+                        template.source
+                    );
+                }
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 20_000);
     }
 }

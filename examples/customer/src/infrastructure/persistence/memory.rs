@@ -14,18 +14,27 @@ pub struct InMemoryCustomerStore {
     rows: Arc<RwLock<HashMap<String, Customer>>>,
 }
 
+/// Whether `customer`'s address is `lowercased` (an address passed through
+/// [`str::to_lowercase`]), ignoring case. Case is folded with Unicode `to_lowercase`, as the
+/// `lower` filter of the cache key and the MongoDB store's `email_lower` fold it, so that the
+/// cache never keeps one answer for two spellings that the store tells apart, or the reverse.
+fn has_email(customer: &Customer, lowercased: &str) -> bool {
+    customer.email.to_lowercase() == lowercased
+}
+
 impl CustomerStore for InMemoryCustomerStore {
     async fn get(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
         Ok(self.rows.read().await.get(id).cloned())
     }
 
     async fn get_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
+        let email = email.to_lowercase();
         Ok(self
             .rows
             .read()
             .await
             .values()
-            .find(|c| c.email.eq_ignore_ascii_case(email))
+            .find(|c| has_email(c, &email))
             .cloned())
     }
 
@@ -50,9 +59,10 @@ impl CustomerStore for InMemoryCustomerStore {
 
     async fn upsert(&self, customer: &Customer) -> Result<(), RepositoryError> {
         let mut rows = self.rows.write().await;
+        let email = customer.email.to_lowercase();
         if rows
             .values()
-            .any(|c| c.id != customer.id && c.email.eq_ignore_ascii_case(&customer.email))
+            .any(|c| c.id != customer.id && has_email(c, &email))
         {
             return Err(RepositoryError::DuplicateEmail(customer.email.clone()));
         }

@@ -1,0 +1,89 @@
+//! The in-memory store behind the cached repository, no server needed: it folds the case of
+//! e-mail addresses as the key's `lower` filter does (Unicode `to_lowercase`), so that the
+//! cache never answers one spelling differently from the store.
+
+use cache_runtime::{observe, Cache, CallOutcome};
+use customer_example::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
+use customer_example::infrastructure::cache::InMemoryCustomerRepository;
+use customer_example::infrastructure::persistence::{CustomerStore, InMemoryCustomerStore};
+
+fn repository() -> InMemoryCustomerRepository {
+    InMemoryCustomerRepository::new(InMemoryCustomerStore::default(), Cache::in_memory(100))
+}
+
+fn customer(id: &str, email: &str) -> Customer {
+    Customer {
+        id: id.to_owned(),
+        name: format!("Customer {id}"),
+        email: email.to_owned(),
+        status: CustomerStatus::Active,
+        created_at: 1_700_000_000_000,
+    }
+}
+
+/// Spellings of one address that differ beyond ASCII case: one cache key for all of them.
+const SPELLINGS: [&str; 4] = ["ÄNN@x.com", "änn@x.com", "Änn@X.Com", " äNN@x.COM "];
+
+/// Looks every spelling up through the cache, and asserts that each answer is the store's.
+async fn assert_cache_agrees_with_store(
+    repo: &InMemoryCustomerRepository,
+    expected: Option<&Customer>,
+) {
+    for spelling in SPELLINGS {
+        let cached = repo.find_by_email(spelling).await;
+        let stored = repo.store().get_by_email(spelling.trim()).await;
+        assert_eq!(
+            cached, stored,
+            "{spelling:?}: the cache contradicts the store"
+        );
+        assert_eq!(cached, Ok(expected.cloned()), "{spelling:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_customer_saved_in_lower_case_is_found_by_any_case() {
+    let repo = repository();
+    let ann = customer("c1", "änn@x.com");
+    repo.save(&ann).await.unwrap();
+
+    assert_eq!(
+        repo.store().get_by_email("ÄNN@x.com").await,
+        Ok(Some(ann.clone()))
+    );
+    let (upper, first) = observe(repo.find_by_email("ÄNN@x.com")).await;
+    let (lower, second) = observe(repo.find_by_email("änn@x.com")).await;
+    assert_eq!(upper, Ok(Some(ann.clone())));
+    assert_eq!(lower, Ok(Some(ann.clone())));
+    // One key for both spellings: the second lookup is served the first one's entry.
+    assert_eq!(
+        (first[0].outcome, second[0].outcome),
+        (CallOutcome::Miss, CallOutcome::Hit)
+    );
+    assert_cache_agrees_with_store(&repo, Some(&ann)).await;
+}
+
+#[tokio::test]
+async fn a_cached_miss_for_one_spelling_never_hides_the_customer_from_another() {
+    let repo = repository();
+    // Nobody has the address yet: the miss is cached under the key every spelling shares.
+    assert_cache_agrees_with_store(&repo, None).await;
+
+    let ann = customer("c1", "änn@x.com");
+    repo.save(&ann).await.unwrap();
+    assert_cache_agrees_with_store(&repo, Some(&ann)).await;
+
+    repo.delete(&ann).await.unwrap();
+    assert_cache_agrees_with_store(&repo, None).await;
+}
+
+#[tokio::test]
+async fn an_address_differing_only_in_non_ascii_case_is_taken() {
+    let repo = repository();
+    repo.save(&customer("c1", "änn@x.com")).await.unwrap();
+    let other = customer("c2", "ÄNN@x.com");
+    assert_eq!(
+        repo.save(&other).await,
+        Err(RepositoryError::DuplicateEmail("ÄNN@x.com".into()))
+    );
+    assert_eq!(repo.find_by_id("c2").await, Ok(None));
+}
