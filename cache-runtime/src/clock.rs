@@ -58,7 +58,12 @@ impl Clock {
 impl ManualClock {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(by.as_millis() as u64, Ordering::AcqRel);
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                Some(now.saturating_add(by))
+            });
     }
 }
 

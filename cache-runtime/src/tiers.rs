@@ -407,3 +407,47 @@ pub(crate) async fn unlock(
         let _ = shared.unlock(key.entry_key(site, serde), token).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Template;
+    use crate::site::CountersSlot;
+
+    static FOREVER: CachedSite = CachedSite {
+        name: "forever",
+        scope: 1,
+        key: Template {
+            source: "k",
+            segments: &[],
+        },
+        tags: &[],
+        ttl_ms: u64::MAX,
+        jitter_ms: 0,
+        swr_ms: u64::MAX,
+        lock_ms: u64::MAX,
+        beta: 0.0,
+        cache_none: true,
+        counters: CountersSlot::NEW,
+    };
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_overflowing() {
+        let cache = Cache::in_memory(10);
+        let meta = meta(&cache, &FOREVER, 0);
+        assert_eq!((meta.fresh_until, meta.stale_until), (u64::MAX, u64::MAX));
+        let local = cache.inner.local.as_ref().expect("in-process tier");
+        let now = cache.inner.clock.now_millis();
+        local.insert(
+            b"k".to_vec().into(),
+            Box::new(7u8),
+            meta,
+            local.stamp(&[]),
+            now,
+        );
+        let found = local.with_entry(b"k", now, |entry| {
+            classify::<u8>(&FOREVER, &*entry.value, &entry.meta, now)
+        });
+        assert!(matches!(found, Some(Found::Fresh(7))));
+    }
+}

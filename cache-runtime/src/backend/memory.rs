@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The longest an entry is kept in process: 100 years, in ms ("forever").
+const MAX_KEEP_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
 use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
 
@@ -166,7 +169,9 @@ impl MemoryBackend {
         stamp: LocalStamp,
         now: u64,
     ) {
-        let keep_for = Duration::from_millis(meta.stale_until.saturating_sub(now).max(1));
+        // Capped, so that an entry that never expires does not overflow moka's clock.
+        let keep_for =
+            Duration::from_millis(meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS));
         let entry = MemEntry {
             value,
             meta,
