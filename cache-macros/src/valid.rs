@@ -2,7 +2,6 @@
 //! Every problem is reported, each on its own token.
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, LitStr, Type};
 
 use crate::attr::{CachedArgs, InvalidatesArgs, ResultTags};
@@ -82,10 +81,6 @@ fn check_receiver(sig: &Signature, cache: &Option<Expr>, attribute: &str, errors
     }
 }
 
-/// Resolves every placeholder of `templates` to an argument. The names of the arguments that
-/// unknown placeholders of the first template were probably meant to be go to `meant`.
-/// `patterns_reported`: every pattern argument is reported anyway, so a placeholder naming one
-/// of its bindings is not reported again.
 /// A name and a field to suggest for a pattern argument of type `ty`, taken whole.
 fn whole_argument(ty: &Type) -> (&'static str, &'static str) {
     match ty {
@@ -95,6 +90,10 @@ fn whole_argument(ty: &Type) -> (&'static str, &'static str) {
 }
 
 /// `orders[i]` is the position of the option `templates[i]` belongs to.
+/// Resolves every placeholder of `templates` to an argument. The names of the arguments that
+/// unknown placeholders of the first template were probably meant to be go to `meant`.
+/// `patterns_reported`: every pattern argument is reported anyway, so a placeholder naming one
+/// of its bindings is not reported again.
 fn resolve(
     templates: &[&Template],
     orders: &[usize],
@@ -416,7 +415,6 @@ pub(crate) fn invalidates(
     orders.resize(all.len(), position(&args.given, "keys"));
     let resolved = resolve(&all, &orders, &sig, false, &mut Vec::new(), errors);
     let ret = sig.ret.clone().filter(|ty| !mentions_impl_trait(ty));
-    let _ = item.span();
     Some(InvalidatesPlan {
         sig,
         ret,
