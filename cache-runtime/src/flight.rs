@@ -34,6 +34,16 @@ pub(crate) struct Landing {
     pub(crate) outcome: Outcome,
     pub(crate) started_at: u64,
     pub(crate) tag_hashes: Vec<u64>,
+    /// The shared backend's versions the value was loaded under, when it has them: a waiter
+    /// that cannot rely on its log (it does not follow the backend's invalidation feed, or
+    /// the feed is broken) checks they are still current.
+    pub(crate) shared: Option<SharedStamp>,
+}
+
+/// Tag versions of a shared backend, with their generation.
+pub(crate) struct SharedStamp {
+    pub(crate) generation: u64,
+    pub(crate) tags: Vec<(String, u64)>,
 }
 
 type Slot = watch::Sender<Option<Arc<Landing>>>;
@@ -115,6 +125,7 @@ impl Drop for FlightGuard {
                 outcome: Outcome::Retry,
                 started_at: 0,
                 tag_hashes: Vec::new(),
+                shared: None,
             })));
         }
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::flight::{self, FlightGuard, Joined, Landing, Outcome};
+use crate::flight::{self, FlightGuard, Joined, Landing, Outcome, SharedStamp};
 use crate::load::{Load, Options};
 use crate::lookup::{classify, Found, OwnedKey, Pending, PendingState, TARGET};
 use crate::report::CallOutcome;
@@ -164,6 +164,7 @@ where
                                 outcome: Outcome::Value(Arc::new(value.clone())),
                                 started_at: started_at.min(position),
                                 tag_hashes,
+                                shared: None,
                             };
                             guard.land(landing);
                             return shape.wrap_value(value);
@@ -202,7 +203,13 @@ where
                         match &landing.outcome {
                             Outcome::Value(value) => {
                                 if let Some(value) = value.downcast_ref::<S::Value>() {
-                                    return shape.wrap_value(value.clone());
+                                    match tiers::still_current(cache, &landing).await {
+                                        tiers::Current::Yes => {
+                                            return shape.wrap_value(value.clone())
+                                        }
+                                        tiers::Current::No => {}
+                                        tiers::Current::Unknown => return load.inline().await,
+                                    }
                                 }
                             }
                             Outcome::Error(error) => {
@@ -272,6 +279,7 @@ where
             outcome,
             started_at,
             tag_hashes,
+            shared: None,
         });
         return result;
     };
@@ -286,6 +294,7 @@ where
         result_tags = sink.into_tags();
     }
     tag_hashes.extend(result_tags.iter().map(|t| inner.log.hash(t)));
+    let mut shared = None;
     if options.should_store(value) {
         // Stamp result tags first, then consult the log: an invalidation is either in the log
         // or after the stamp, so it cannot slip between them.
@@ -293,6 +302,10 @@ where
         if inner.log.invalidated_since(started_at, &tag_hashes) {
             tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "invalidate", cache.method = site.name, cache.key = key.rendered(), "an invalidation overtook this load: not stored");
         } else {
+            shared = stamp.shared.as_ref().map(|tags| SharedStamp {
+                generation: stamp.generation,
+                tags: tags.clone(),
+            });
             let meta = tiers::meta(cache, site, elapsed.as_micros() as u64);
             tiers::store(
                 cache,
@@ -312,6 +325,7 @@ where
         outcome,
         started_at,
         tag_hashes,
+        shared,
     });
     result
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::backend::memory::LocalStamp;
 use crate::backend::{BackendErrorKind, EntryMeta, LockToken, StoredEntry};
 use crate::codec::SerdeVTable;
+use crate::flight::Landing;
 use crate::lookup::{classify, Found, OwnedKey, TARGET};
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
@@ -274,6 +275,45 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
         started_at,
         tag_hashes,
     })
+}
+
+/// Whether a flight's value is still current for a waiter.
+pub(crate) enum Current {
+    Yes,
+    /// An invalidation overtook it: look again.
+    No,
+    /// It cannot be told: the waiter loads for itself.
+    Unknown,
+}
+
+/// Whether a landed value may be handed to a waiter of this instance, beyond what the
+/// invalidation log says. The log knows this instance's invalidations, and, while the
+/// backend's feed is connected, every other instance's. Without the feed (an instance
+/// without an in-process tier, or a broken feed), the value's tag versions are read again
+/// from the backend: an invalidation that returned on another instance before the waiter
+/// joined has changed one of them.
+pub(crate) async fn still_current(cache: &Cache, landing: &Landing) -> Current {
+    let inner = &*cache.inner;
+    let Some(backend) = inner.shared.as_deref() else {
+        return Current::Yes;
+    };
+    if inner.local.is_some() && cache.local_trusted() {
+        return Current::Yes;
+    }
+    let Some(stamp) = &landing.shared else {
+        return Current::Unknown;
+    };
+    let names: Vec<String> = stamp.tags.iter().map(|(t, _)| t.clone()).collect();
+    match backend.stamp_versions(&names).await {
+        Ok(now)
+            if now.generation == stamp.generation
+                && now.tags.iter().eq(stamp.tags.iter().map(|(_, v)| v)) =>
+        {
+            Current::Yes
+        }
+        Ok(_) => Current::No,
+        Err(_) => Current::Unknown,
+    }
 }
 
 /// What taking the cross-instance lock of a key came to.

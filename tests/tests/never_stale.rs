@@ -338,7 +338,9 @@ impl Locked {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_invalidation() {
-    let backend = RecordingBackend::default();
+    // With a feed, so that waiters rely on the invalidation log (without one they read the
+    // versions again from the backend).
+    let backend = RecordingBackend::with_feed();
     let store = Store::with(&[ann()]);
     let repo = Locked {
         cache: Cache::with_backend(backend.clone()),
@@ -349,6 +351,7 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
         cache: Cache::with_backend(backend.ungated()),
         store: store.clone(),
     };
+    until(|| repo.cache.feed_connected() && other.cache.feed_connected()).await;
     // Another instance holds the lock of every key; our reads answer only when let through.
     backend.locked_elsewhere.store(true, Ordering::SeqCst);
     let gate = backend.hold_gets();
@@ -472,4 +475,45 @@ async fn a_long_outage_turns_queued_invalidations_into_one_clear() {
         "the overflowed tags went as the clear, not one by one"
     );
     assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_does_not_follow_the_feed_checks_the_versions_again() {
+    // No feed: an instance knows only its own invalidations from its log.
+    let backend = RecordingBackend::default();
+    let store = Store::with(&[ann()]);
+    let x = Twins {
+        cache: Cache::with_backend(backend.clone()),
+        store: store.clone(),
+    };
+    let y = Twins {
+        cache: Cache::with_backend(backend.clone()),
+        store: store.clone(),
+    };
+    let gate = store.hold();
+    let leader = tokio::spawn({
+        let x = x.clone();
+        async move { x.slow("1").await }
+    });
+    reached(&gate, 1).await; // X's load read Ann and stalls
+                             // A write on instance Y, and its invalidation returns; then a caller on X joins X's load.
+    store.put(anna());
+    y.cache.invalidate_tags(["t.1"]).await.unwrap();
+    let joined = tokio::spawn({
+        let x = x.clone();
+        async move { x.slow("1").await }
+    });
+    until(|| support::row(&x.cache.stats(), "slow").coalesced >= 1).await;
+    store.open();
+    gate.release.add_permits(1);
+    assert_eq!(
+        leader.await.unwrap(),
+        Ok(Some(ann())),
+        "the leader's own read"
+    );
+    assert_eq!(
+        joined.await.unwrap(),
+        Ok(Some(anna())),
+        "the caller that joined after Y's invalidation returned"
+    );
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cache_runtime::backend::{
-    Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, Fetched, LockToken,
-    StoredEntry, Versions,
+    Backend, BackendError, BackendErrorKind, BackendFuture, EntryKey, FeedEvent, Fetched,
+    LockToken, StoredEntry, Versions,
 };
 use parking_lot::Mutex;
 
@@ -32,11 +32,23 @@ pub struct RecordingBackend {
     pub locked_elsewhere: Arc<AtomicBool>,
     /// When set, every `get` waits at this gate before it reads.
     get_gate: Arc<Mutex<Option<crate::support::Gate>>>,
+    /// With [`with_feed`](Self::with_feed): the feeds of the caches over this backend, told
+    /// only that they are connected (so that the caches keep an in-process tier).
+    feeds: Option<Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<FeedEvent>>>>>,
 }
 
 impl RecordingBackend {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// A backend with an invalidation feed that only ever says "connected": caches over it
+    /// keep an in-process tier and trust their invalidation log.
+    pub fn with_feed() -> RecordingBackend {
+        RecordingBackend {
+            feeds: Some(Arc::default()),
+            ..RecordingBackend::default()
+        }
     }
 
     /// A handle on the same entries and versions whose `get`s are never held.
@@ -177,6 +189,14 @@ impl Backend for RecordingBackend {
             self.entries.lock().clear();
             Ok(())
         })
+    }
+
+    fn feed(&self) -> Option<cache_runtime::backend::Feed> {
+        let feeds = self.feeds.as_ref()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(FeedEvent::Connected).ok()?;
+        feeds.lock().push(tx);
+        Some(rx)
     }
 
     fn try_lock<'a>(
