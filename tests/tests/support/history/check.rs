@@ -48,6 +48,10 @@ struct State {
     version: u64,
     row: Option<Customer>,
     op: Option<usize>,
+    /// When the store applied it.
+    at: Instant,
+    /// The write, if it counts as one (returned, or seeded): index into `acks`.
+    ack: Option<usize>,
 }
 
 /// A write that returned (or a seeded row): it dates every read that starts after `end`.
@@ -61,44 +65,56 @@ struct Ack {
     partitioned: bool,
 }
 
-/// Some of an id's acks, by end, with the latest version among each prefix.
-#[derive(Default)]
-struct Track {
-    order: Vec<usize>,
-    ends: Vec<Instant>,
-    best: Vec<usize>,
+/// The writes a rule considers.
+#[derive(Clone, Copy)]
+enum Writes {
+    All,
+    /// Seeded rows and this instance's writes.
+    Own(usize),
+    /// All but those of partitioned writers.
+    Unpartitioned,
 }
 
-impl Track {
-    fn new(acks: &[Ack], keep: impl Fn(&Ack) -> bool) -> Track {
-        let mut order: Vec<usize> = (0..acks.len()).filter(|&i| keep(&acks[i])).collect();
-        order.sort_by_key(|&i| acks[i].end);
-        let mut track = Track::default();
-        for i in order {
-            let best = match track.best.last() {
-                Some(&b) if acks[b].version >= acks[i].version => b,
-                _ => i,
-            };
-            track.order.push(i);
-            track.ends.push(acks[i].end);
-            track.best.push(best);
+impl Writes {
+    fn counts(self, ack: &Ack) -> bool {
+        match self {
+            Writes::All => true,
+            Writes::Own(i) => ack.instance.is_none_or(|w| w == i),
+            Writes::Unpartitioned => !ack.partitioned,
         }
-        track
-    }
-
-    /// The latest write (by version) of the track that returned before `t`.
-    fn latest_before(&self, t: Instant) -> Option<usize> {
-        let n = self.ends.partition_point(|e| *e < t);
-        (n > 0).then(|| self.best[n - 1])
     }
 }
 
 struct IdHistory {
+    /// By version.
     states: Vec<State>,
     acks: Vec<Ack>,
-    all: Track,
-    unpartitioned: Track,
-    own: Vec<Track>,
+}
+
+/// What a read says about one customer: `aspect` of a state must equal `expected` (the
+/// version it returned; whether the customer exists, has the address looked up, or is
+/// listed).
+struct Claim<'c> {
+    id: String,
+    aspect: Aspect<'c>,
+    expected: u64,
+}
+
+/// What a claim is about, of a state (its row and version).
+type Aspect<'c> = Box<dyn Fn(&Option<Customer>, u64) -> u64 + 'c>;
+
+impl Claim<'_> {
+    fn holds(&self, s: &State) -> bool {
+        (self.aspect)(&s.row, s.version) == self.expected
+    }
+    /// Whether the write of state `k` changed the aspect.
+    fn changed_by(&self, states: &[State], k: usize) -> bool {
+        let before = match k {
+            0 => (self.aspect)(&None, 0),
+            _ => (self.aspect)(&states[k - 1].row, states[k - 1].version),
+        };
+        before != (self.aspect)(&states[k].row, states[k].version)
+    }
 }
 
 /// A stale result: `latest` is the latest write it misses, `first` the first write that made
@@ -133,8 +149,8 @@ impl Finding {
     pub fn window(&self) -> Duration {
         self.stale.window
     }
-    pub fn read_start(&self, h: &History<'_>) -> Instant {
-        h.ops[self.read].start
+    pub fn read<'h>(&self, h: &'h History<'_>) -> &'h Op {
+        &h.ops[self.read]
     }
     pub fn beyond(&self) -> bool {
         self.rule == Rule::A || self.stale.window > self.bound
@@ -180,14 +196,6 @@ impl<'a> Checker<'a> {
             let entry = ids.entry(applied.id.clone()).or_insert_with(|| IdHistory {
                 states: Vec::new(),
                 acks: Vec::new(),
-                all: Track::default(),
-                unpartitioned: Track::default(),
-                own: Vec::new(),
-            });
-            entry.states.push(State {
-                version: applied.version,
-                row: applied.row.clone(),
-                op,
             });
             let ack = match op {
                 None if applied.op.is_none() => Some(Ack {
@@ -216,15 +224,20 @@ impl<'a> Checker<'a> {
                     })
                 }
             };
-            entry.acks.extend(ack);
+            let ack = ack.map(|ack| {
+                entry.acks.push(ack);
+                entry.acks.len() - 1
+            });
+            entry.states.push(State {
+                version: applied.version,
+                row: applied.row.clone(),
+                op,
+                at: applied.at,
+                ack,
+            });
         }
         for entry in ids.values_mut() {
             entry.states.sort_by_key(|s| s.version);
-            entry.all = Track::new(&entry.acks, |_| true);
-            entry.unpartitioned = Track::new(&entry.acks, |a| !a.partitioned);
-            entry.own = (0..h.instances.len())
-                .map(|i| Track::new(&entry.acks, |a| a.instance.is_none_or(|w| w == i)))
-                .collect();
         }
         Checker {
             h,
@@ -234,85 +247,102 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether the read at `r` is stale against the writes of `track`: no state it may have
-    /// seen (the latest write of the track that returned before it started, or any later one
-    /// begun before it ended) is `consistent` with what it returned.
+    /// Whether the read at `r` is stale on `claim` against `writes`. The write it must
+    /// reflect is the latest (by version) of those writes that returned before it started and
+    /// changed what the claim is about (a rename changes a customer's version, not whether it
+    /// has an address): then no state from that write on, among those begun before the read
+    /// ended, may contradict it.
     fn judge(
         &self,
         history: &IdHistory,
-        track: &Track,
+        writes: Writes,
         r: usize,
-        consistent: &dyn Fn(&State) -> bool,
+        claim: &Claim<'_>,
     ) -> Option<Stale> {
         let read = &self.h.ops[r];
-        let latest = track.latest_before(read.start)?;
-        let floor = history.acks[latest].version;
-        let from = history.states.partition_point(|s| s.version < floor);
-        let fine = history.states[from..].iter().any(|s| {
-            s.op.is_none_or(|o| self.h.ops[o].start < read.end) && consistent(s)
-        });
-        if fine {
+        let states = &history.states;
+        let returned = |k: usize| {
+            states[k]
+                .ack
+                .map(|a| &history.acks[a])
+                .filter(|a| a.end < read.start && writes.counts(a))
+        };
+        // Applied after the read started: cannot have returned before it.
+        let top = states.partition_point(|s| s.at < read.start);
+        let must = (0..top)
+            .rev()
+            .find(|&k| returned(k).is_some() && claim.changed_by(states, k))?;
+        let begun = |s: &State| s.op.is_none_or(|o| self.h.ops[o].start < read.end);
+        let horizon = read.end + self.bounds.call;
+        if states[must..]
+            .iter()
+            .take_while(|s| s.at <= horizon)
+            .any(|s| begun(s) && claim.holds(s))
+        {
             return None;
         }
-        // The state it returned (or the last one it is consistent with) was overtaken by the
-        // first write above it to return.
-        let seen = history.states[..from]
-            .iter()
-            .rev()
-            .find(|s| consistent(s))
-            .map_or(0, |s| s.version);
-        let n = track.ends.partition_point(|e| *e < read.start);
-        let first = track.order[..n]
-            .iter()
-            .copied()
-            .find(|&i| history.acks[i].version > seen)
-            .unwrap_or(latest);
+        // The last state it agrees with was overtaken by the first write of those after it
+        // that changed the claim and returned.
+        let agreed = (0..must).rev().find(|&k| claim.holds(&states[k]));
+        let from = agreed.map_or(0, |k| k + 1);
+        let first = (from..=must)
+            .filter(|&k| claim.changed_by(states, k))
+            .filter_map(|k| returned(k).map(|_| states[k].ack.unwrap()))
+            .min_by_key(|&a| history.acks[a].end)
+            .unwrap_or(states[must].ack.unwrap());
         Some(Stale {
-            latest,
+            latest: states[must].ack.unwrap(),
             first,
-            window: read.start.saturating_duration_since(history.acks[first].end),
+            window: read
+                .start
+                .saturating_duration_since(history.acks[first].end),
         })
     }
 
-    /// The entities a read covers, each with what is consistent with its result.
-    fn entities(&self, r: usize) -> Vec<(String, Box<dyn Fn(&State) -> bool + '_>)> {
+    /// What a read says about each customer it covers.
+    fn claims(&self, r: usize) -> Vec<Claim<'_>> {
         let op = &self.h.ops[r];
-        let same_version = |c: &Customer| {
-            let v = c.version;
-            Box::new(move |s: &State| s.row.is_some() && s.version == v) as Box<dyn Fn(&State) -> bool>
+        let version = |row: &Option<Customer>, v: u64| if row.is_some() { v } else { 0 };
+        let same_version = |c: &Customer| Claim {
+            id: c.id.clone(),
+            aspect: Box::new(version),
+            expected: c.version,
         };
         match (&op.call, &op.outcome) {
-            (Call::ById(id), Outcome::One(Some(c))) => vec![(id.clone(), same_version(c))],
-            (Call::ById(id), Outcome::One(None)) => {
-                vec![(id.clone(), Box::new(|s: &State| s.row.is_none()))]
+            (Call::ById(_), Outcome::One(Some(c))) | (Call::ByEmail(_), Outcome::One(Some(c))) => {
+                vec![same_version(c)]
             }
-            (Call::ByEmail(_), Outcome::One(Some(c))) => {
-                vec![(c.id.clone(), same_version(c))]
-            }
+            (Call::ById(id), Outcome::One(None)) => vec![Claim {
+                id: id.clone(),
+                aspect: Box::new(|row, _| u64::from(row.is_some())),
+                expected: 0,
+            }],
             (Call::ByEmail(address), Outcome::One(None)) => {
                 let address = address.to_ascii_lowercase();
-                vec![(
-                    email_owner(&address),
-                    Box::new(move |s: &State| {
-                        s.row
-                            .as_ref()
-                            .is_none_or(|c| c.email.to_ascii_lowercase() != address)
+                vec![Claim {
+                    id: email_owner(&address),
+                    aspect: Box::new(move |row, _| {
+                        u64::from(
+                            row.as_ref()
+                                .is_some_and(|c| c.email.to_ascii_lowercase() == address),
+                        )
                     }),
-                )]
+                    expected: 0,
+                }]
             }
             (Call::List { page, limit }, Outcome::Page(items)) => {
-                let mut out: Vec<(String, Box<dyn Fn(&State) -> bool + '_>)> = items
-                    .iter()
-                    .map(|c| (c.id.clone(), same_version(c)))
-                    .collect();
+                let mut out: Vec<Claim<'_>> = items.iter().map(same_version).collect();
                 let ids = &self.h.instances[op.instance].ids;
                 if *page == 1 && *limit as usize >= ids.len() {
                     // The whole list: a customer missing from it must be unlisted.
                     for id in ids.iter().filter(|id| !items.iter().any(|c| &c.id == *id)) {
-                        out.push((
-                            id.clone(),
-                            Box::new(|s: &State| s.row.as_ref().is_none_or(|c| !c.active)),
-                        ));
+                        out.push(Claim {
+                            id: id.clone(),
+                            aspect: Box::new(|row, _| {
+                                u64::from(row.as_ref().is_some_and(|c| c.active))
+                            }),
+                            expected: 0,
+                        });
                     }
                 }
                 out
@@ -325,26 +355,26 @@ impl<'a> Checker<'a> {
         let op = &self.h.ops[r];
         let instance = &self.h.instances[op.instance];
         let mut worst: Option<Finding> = None;
-        for (id, consistent) in self.entities(r) {
-            let Some(history) = self.ids.get(&id) else {
+        for claim in self.claims(r) {
+            let Some(history) = self.ids.get(&claim.id) else {
                 continue;
             };
             let strict = match instance.kind {
-                Kind::TwoTier => &history.own[op.instance],
-                Kind::L2Only => &history.unpartitioned,
-                Kind::Local => &history.all,
+                Kind::TwoTier => Writes::Own(op.instance),
+                Kind::L2Only => Writes::Unpartitioned,
+                Kind::Local => Writes::All,
             };
-            let finding = if let Some(stale) = self.judge(history, strict, r, &*consistent) {
+            let finding = if let Some(stale) = self.judge(history, strict, r, &claim) {
                 Finding {
                     rule: Rule::A,
                     read: r,
-                    id: id.clone(),
+                    id: claim.id.clone(),
                     stale,
                     bound: Duration::ZERO,
                     faults: Vec::new(),
                 }
-            } else if let Some(stale) = self.judge(history, &history.all, r, &*consistent) {
-                self.classify(history, r, id.clone(), stale)
+            } else if let Some(stale) = self.judge(history, Writes::All, r, &claim) {
+                self.classify(history, r, claim.id.clone(), stale)
             } else {
                 continue;
             };
@@ -412,7 +442,10 @@ impl<'a> Checker<'a> {
                             ms(self.h.t0, *at)
                         ),
                     )),
-                    None => out.push((i, format!("returned an error #{token} the store never made"))),
+                    None => out.push((
+                        i,
+                        format!("returned an error #{token} the store never made"),
+                    )),
                 },
                 _ => {}
             }
@@ -452,7 +485,11 @@ impl<'a> Checker<'a> {
                 "a sweep {} after healing still read {} wrong result(s): {}",
                 dur(at.duration_since(c.healed_at)),
                 wrong.len(),
-                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ));
         }
         if c.sweeps.iter().all(|(at, _)| *at < deadline) {
@@ -481,8 +518,7 @@ impl<'a> Checker<'a> {
             op.instance == read.instance
                 && op.start < write_end
                 && op.call.kind() == read.call.kind()
-                && format!("{:?}", op.call).to_ascii_lowercase()
-                    == format!("{:?}", read.call).to_ascii_lowercase()
+                && format!("{:?}", op.call).eq_ignore_ascii_case(&format!("{:?}", read.call))
                 && same(&op.outcome, &read.outcome)
                 && (op.end.max(read.end) - op.end.min(read.end)) < near
         })
@@ -512,7 +548,11 @@ impl<'a> Checker<'a> {
         let mut out = String::new();
         let what = match f.rule {
             Rule::A if instance.kind == Kind::TwoTier => {
-                format!("(a) {} read {} older than its own write", instance.label(), f.id)
+                format!(
+                    "(a) {} read {} older than its own write",
+                    instance.label(),
+                    f.id
+                )
             }
             Rule::A => format!("(a) {} read {} older than a write", instance.label(), f.id),
             Rule::BHealthy => format!(
@@ -540,7 +580,12 @@ impl<'a> Checker<'a> {
         )
         .unwrap();
         if f.stale.first != f.stale.latest {
-            writeln!(out, "    stale since: {}", self.ack_line(history, f.stale.first)).unwrap();
+            writeln!(
+                out,
+                "    stale since: {}",
+                self.ack_line(history, f.stale.first)
+            )
+            .unwrap();
         }
         if let Some(j) = self.joined(f) {
             writeln!(
@@ -574,16 +619,18 @@ impl<'a> Checker<'a> {
             around.len()
         )
         .unwrap();
-        let shown: Vec<usize> = if around.len() > 16 {
-            let mut keep: Vec<usize> = around[..4].to_vec();
-            keep.extend_from_slice(&around[around.len() - 12..]);
+        // The first few and those nearest the read.
+        const SHOWN: usize = 14;
+        let shown: Vec<usize> = if around.len() > SHOWN {
+            let mut keep: Vec<usize> = around[..3].to_vec();
+            keep.extend_from_slice(&around[around.len() - (SHOWN - 3)..]);
             keep
         } else {
             around.clone()
         };
         for (n, &i) in shown.iter().enumerate() {
-            if around.len() > 16 && n == 4 {
-                writeln!(out, "      ... {} more", around.len() - 16).unwrap();
+            if around.len() > SHOWN && n == 3 {
+                writeln!(out, "      ... {} more", around.len() - SHOWN).unwrap();
             }
             let mark = if i == f.read { ">" } else { " " };
             writeln!(out, "     {mark}{}", self.line(i)).unwrap();

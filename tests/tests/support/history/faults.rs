@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::support::redis_server::RedisServer;
 use super::proxy::{Mode, Proxy};
+use crate::support::redis_server::RedisServer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
@@ -273,11 +273,9 @@ impl Injector {
             while start.elapsed() < duration {
                 let mut set = redis::cmd("SET");
                 set.arg(format!("junk:{written}")).arg(&junk);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    set.query_async::<()>(&mut conn),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), set.query_async::<()>(&mut conn))
+                        .await;
                 written += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -305,7 +303,10 @@ impl Injector {
         let cache_keys = self.evictions.total() - cache_keys_before;
         self.push(
             FaultKind::Evict,
-            format!("{} junk values, evicted_keys +{evicted}, of them the cache's {cache_keys}", written),
+            format!(
+                "{} junk values, evicted_keys +{evicted}, of them the cache's {cache_keys}",
+                written
+            ),
             start,
             None,
         );
@@ -317,7 +318,12 @@ impl Injector {
         self.server.freeze();
         tokio::time::sleep(duration).await;
         self.server.thaw();
-        self.push(FaultKind::Freeze, format!("SIGSTOP for {duration:?}"), start, None);
+        self.push(
+            FaultKind::Freeze,
+            format!("SIGSTOP for {duration:?}"),
+            start,
+            None,
+        );
     }
 
     async fn kill(&mut self) {

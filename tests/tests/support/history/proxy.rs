@@ -36,7 +36,9 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy on a free loopback port in front of `127.0.0.1:upstream`.
     pub async fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let port = listener.local_addr().unwrap().port();
         let (mode, _) = watch::channel(Mode::Pass);
         let (generation, _) = watch::channel(0u64);

@@ -42,9 +42,15 @@ impl Instance {
 pub enum Call {
     ById(String),
     ByEmail(String),
-    List { page: u32, limit: u32 },
+    List {
+        page: u32,
+        limit: u32,
+    },
     Save(Customer),
-    ChangeEmail { customer: Customer, old: String },
+    ChangeEmail {
+        customer: Customer,
+        old: String,
+    },
     Delete(Customer),
     /// A rename behind the cache's back, then `cache.invalidate_tags([customer.<id>,
     /// customer.list])`.
@@ -88,7 +94,9 @@ pub enum Outcome {
     Page(Vec<Customer>),
     /// A write returned `Ok` (for `write+invalidate_tags`: whatever the cache said, which is
     /// in `cache_error`).
-    Done { cache_error: Option<String> },
+    Done {
+        cache_error: Option<String>,
+    },
     /// The store's injected failure, by its token.
     StoreFailed(u64),
     /// `write+clear`: the store write went through, `clear()` returned this error.
@@ -163,10 +171,16 @@ impl Op {
                 if c.active { "" } else { " inactive" }
             ),
             Call::ChangeEmail { customer, old } => {
-                write!(out, "change_email({} {old} -> {})", customer.id, customer.email)
+                write!(
+                    out,
+                    "change_email({} {old} -> {})",
+                    customer.id, customer.email
+                )
             }
             Call::Delete(c) => write!(out, "delete({})", c.id),
-            Call::AdminInvalidate(id) => write!(out, "rename {id} behind the cache + invalidate_tags"),
+            Call::AdminInvalidate(id) => {
+                write!(out, "rename {id} behind the cache + invalidate_tags")
+            }
             Call::AdminClear(id) => write!(out, "rename {id} behind the cache + clear()"),
         }
         .unwrap();

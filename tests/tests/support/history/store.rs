@@ -49,6 +49,8 @@ pub struct Applied {
     pub row: Option<Customer>,
     /// The recorded call; `None` for the rows seeded before the run.
     pub op: Option<u64>,
+    /// When it was applied.
+    pub at: Instant,
 }
 
 /// How often loads and writes fail, per mille.
@@ -131,7 +133,12 @@ impl Store {
     }
 
     pub fn email_number(&self, id: &str) -> u64 {
-        self.state.lock().email_numbers.get(id).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .email_numbers
+            .get(id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A new address for `id`.
@@ -184,13 +191,24 @@ impl Store {
 
     /// A write: after a small random time, fails or is applied with the next version.
     async fn write(&self, id: &str, row: Option<Customer>) -> Result<u64, StoreError> {
+        self.update(id, |_| row).await
+    }
+
+    /// A write of what `change` makes of the row at the moment it is applied.
+    async fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(Option<Customer>) -> Option<Customer>,
+    ) -> Result<u64, StoreError> {
         let (delay, fail) = self.draw(WRITE_FAILURES);
         tokio::time::sleep(delay).await;
         if fail {
             return Err(self.fail());
         }
         let op = OP.try_with(|op| *op).ok();
-        Ok(apply(&mut self.state.lock(), id, row, op))
+        let mut state = self.state.lock();
+        let row = change(state.rows.get(id).cloned().flatten());
+        Ok(apply(&mut state, id, row, op))
     }
 }
 
@@ -206,6 +224,7 @@ fn apply(state: &mut State, id: &str, mut row: Option<Customer>, op: Option<u64>
         id: id.to_owned(),
         row,
         op,
+        at: Instant::now(),
     });
     version
 }
@@ -220,9 +239,7 @@ pub struct StoreView {
 
 impl StoreView {
     pub async fn get(&self, id: &str) -> Result<Option<Customer>, StoreError> {
-        self.store
-            .load(|s| s.rows.get(id).cloned().flatten())
-            .await
+        self.store.load(|s| s.rows.get(id).cloned().flatten()).await
     }
 
     pub async fn by_email(&self, address: &str) -> Result<Option<Customer>, StoreError> {
@@ -257,9 +274,7 @@ impl StoreView {
     }
 
     pub async fn upsert(&self, customer: &Customer) -> Result<u64, StoreError> {
-        self.store
-            .write(&customer.id, Some(customer.clone()))
-            .await
+        self.store.write(&customer.id, Some(customer.clone())).await
     }
 
     pub async fn remove(&self, id: &str) -> Result<u64, StoreError> {
@@ -267,13 +282,17 @@ impl StoreView {
     }
 
     /// A write behind the cache's back, as an operator's script would do it: renames the
-    /// customer (or deletes it again when it is gone).
+    /// customer in place (a deleted one stays deleted, with a new version), so that
+    /// `customer.<id>` covers every cached view it changes.
     pub async fn rename_behind_the_cache(&self, id: &str, name: &str) -> Result<u64, StoreError> {
-        let row = self.store.row(id).map(|c| Customer {
-            name: name.to_owned(),
-            ..c
-        });
-        self.store.write(id, row).await
+        self.store
+            .update(id, |row| {
+                row.map(|c| Customer {
+                    name: name.to_owned(),
+                    ..c
+                })
+            })
+            .await
     }
 }
 
@@ -334,7 +353,11 @@ impl Repo {
         "customer.email.{customer.email | lower | sha256}",
         "customer.email.{old_email | lower | sha256}"
     ])]
-    pub async fn change_email(&self, customer: &Customer, old_email: &str) -> Result<(), StoreError> {
+    pub async fn change_email(
+        &self,
+        customer: &Customer,
+        old_email: &str,
+    ) -> Result<(), StoreError> {
         let _ = old_email;
         self.store.upsert(customer).await.map(drop)
     }
