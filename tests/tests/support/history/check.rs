@@ -71,8 +71,8 @@ enum Writes {
     All,
     /// Seeded rows and this instance's writes.
     Own(usize),
-    /// All but those of partitioned writers.
-    Unpartitioned,
+    /// All but those another instance made while partitioned from Redis.
+    Unpartitioned(usize),
 }
 
 impl Writes {
@@ -80,7 +80,7 @@ impl Writes {
         match self {
             Writes::All => true,
             Writes::Own(i) => ack.instance.is_none_or(|w| w == i),
-            Writes::Unpartitioned => !ack.partitioned,
+            Writes::Unpartitioned(i) => !ack.partitioned || ack.instance == Some(i),
         }
     }
 }
@@ -361,7 +361,7 @@ impl<'a> Checker<'a> {
             };
             let strict = match instance.kind {
                 Kind::TwoTier => Writes::Own(op.instance),
-                Kind::L2Only => Writes::Unpartitioned,
+                Kind::L2Only => Writes::Unpartitioned(op.instance),
                 Kind::Local => Writes::All,
             };
             let finding = if let Some(stale) = self.judge(history, strict, r, &claim) {

@@ -192,13 +192,15 @@ impl Injector {
             tokio::time::sleep_until(until.into()).await;
             return self;
         }
-        loop {
+        let mut order = self.kinds.clone();
+        self.rng.shuffle(&mut order);
+        for n in 0.. {
             let pause = Duration::from_millis(self.rng.u64(300..=1200));
             tokio::time::sleep(pause).await;
             if Instant::now() >= until {
-                return self;
+                break;
             }
-            let kind = self.kinds[self.rng.usize(..self.kinds.len())];
+            let kind = order[n % order.len()];
             match kind {
                 FaultKind::Evict => self.evict().await,
                 FaultKind::Freeze => self.freeze().await,
@@ -208,6 +210,7 @@ impl Injector {
                 FaultKind::Proxy => self.proxy().await,
             }
         }
+        self
     }
 
     fn millis(&mut self, from: u64, to: u64) -> Duration {
