@@ -70,24 +70,7 @@ impl Twins {
 }
 
 fn scan(server: &RedisServer, pattern: &str) -> Vec<String> {
-    let mut conn = server.connection();
-    let mut out = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut conn)
-            .unwrap();
-        out.extend(batch);
-        if next == 0 {
-            return out;
-        }
-        cursor = next;
-    }
+    server.scan(pattern)
 }
 
 fn del(server: &RedisServer, keys: &[String]) {

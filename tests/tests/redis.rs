@@ -80,26 +80,7 @@ fn tag_key(server: &RedisServer, ns: &str, tag: &str) -> String {
 }
 
 fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
-    let mut conn = server.connection();
-    let mut out = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut conn)
-            .unwrap();
-        out.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    out.sort();
-    out
+    server.scan(pattern)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,6 +197,30 @@ impl RedisServer {
             .map(|v| v.trim().to_owned())
     }
 
+    /// Every key matching `pattern` (`SCAN MATCH`, never `KEYS`), sorted.
+    pub fn scan(&self, pattern: &str) -> Vec<String> {
+        let mut conn = self.connection();
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut conn)
+                .unwrap();
+            out.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        out.sort();
+        out
+    }
+
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url.as_str())
             .unwrap()
