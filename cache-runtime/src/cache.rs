@@ -109,7 +109,9 @@ const FLUSH_BATCH: usize = 500;
 /// Who sends pending invalidations.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Attempt {
-    /// The caller of an invalidation: gives up at once while the backend is unhealthy.
+    /// The caller of an invalidation. While the backend is unhealthy it tries only when no
+    /// other send is under way (one probe at a time), and otherwise gives up at once: the
+    /// send under way delivers what is queued.
     Foreground,
     /// The background replay: tries anyway, to go through as soon as the backend answers.
     Replay,
@@ -211,13 +213,16 @@ impl PendingInvalidations {
         backend: &dyn Backend,
         attempt: Attempt,
     ) -> Result<(), BackendError> {
-        if attempt == Attempt::Foreground && !backend.healthy() {
-            return Err(BackendError::new(
-                crate::backend::BackendErrorKind::Unavailable,
-                "the shared backend is failing: the invalidation is queued and retried",
-            ));
-        }
-        let _one_at_a_time = self.flushing.lock().await;
+        let _one_at_a_time = if attempt == Attempt::Foreground && !backend.healthy() {
+            self.flushing.try_lock().map_err(|_| {
+                BackendError::new(
+                    crate::backend::BackendErrorKind::Unavailable,
+                    "the shared backend is failing: the invalidation is queued and retried",
+                )
+            })?
+        } else {
+            self.flushing.lock().await
+        };
         while let Some(batch) = self.next_batch() {
             let in_flight = InFlight {
                 pending: self,

@@ -104,9 +104,10 @@ const HEALTHY_WINDOW: Duration = Duration::from_millis(1500);
 const HEARTBEAT: Duration = Duration::from_millis(200);
 /// (b): added to 3 heartbeats and the faults' duration for windows overlapping faults.
 const FAULT_SLACK: Duration = Duration::from_secs(1);
-/// (a): a write made this soon after its instance's proxy healed may still be queued (the
-/// circuit breaker's 1 s cooldown, then the 100 ms replay).
-const PARTITION_GRACE: Duration = Duration::from_millis(1500);
+/// (a): a write made this soon after its instance's proxy healed may still be queued: while
+/// the writer's circuit breaker is open, one invalidation at a time probes Redis (50 ms) and
+/// the others are queued for the send under way or the replay (every 50 ms).
+const PARTITION_GRACE: Duration = Duration::from_millis(300);
 /// (c): every call returns within this.
 const CALL_BOUND: Duration = Duration::from_secs(5);
 /// (d): every instance reads the store's current state this long after healing.

@@ -249,10 +249,11 @@ pub trait Backend: Send + Sync + 'static {
     /// started before the clear must not store its value afterwards.
     fn clear(&self) -> BackendFuture<'_, ()>;
 
-    /// Whether calls are worth trying now: `false` while a circuit breaker is open. Then an
-    /// invalidation returns at once (queued, with an error) instead of waiting for a timeout;
-    /// the background replay of queued invalidations tries anyway, so that they go through
-    /// as soon as the store answers.
+    /// Whether calls are worth trying now: `false` while a circuit breaker is open. Then only
+    /// one invalidation at a time tries (the others return at once, queued, with an error),
+    /// so that an outage adds at most one probe's latency to writes; the background replay of
+    /// queued invalidations tries anyway, so that they go through as soon as the store
+    /// answers. A backend should bound invalidations by a short timeout while unhealthy.
     fn healthy(&self) -> bool {
         true
     }

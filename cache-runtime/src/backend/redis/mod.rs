@@ -32,6 +32,8 @@ use crate::codec::{Codec, MessagePack};
 
 /// Keys longer than this are stored under their SHA-256.
 const MAX_KEY: usize = 200;
+/// How long an invalidation waits for Redis while the circuit breaker is open.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
 /// The longest expiry given to Redis (10 years, in ms): anything longer is clamped.
 const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
@@ -215,7 +217,13 @@ impl RedisBackend {
                 .await
                 .map_err(|e| (e, Some(connected)))
         };
-        match tokio::time::timeout(shared.timeout, attempt).await {
+        // While the circuit is open, an invalidation is a probe: it waits a short time only.
+        let timeout = if gate == Gate::Always && shared.breaker.is_open() {
+            shared.timeout.min(PROBE_TIMEOUT)
+        } else {
+            shared.timeout
+        };
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(value)) => {
                 shared.breaker.success();
                 Ok(value)
@@ -241,7 +249,7 @@ impl RedisBackend {
                 shared.link.discard_current();
                 Err(BackendError::new(
                     BackendErrorKind::Timeout,
-                    format!("redis did not answer within {:?}", shared.timeout),
+                    format!("redis did not answer within {timeout:?}"),
                 ))
             }
         }
