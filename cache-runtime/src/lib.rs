@@ -65,6 +65,7 @@ mod invalidate;
 mod key;
 mod load;
 mod lookup;
+mod pending;
 mod read_through;
 mod report;
 mod result_tags;
