@@ -36,7 +36,7 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             state,
         } = self;
         let PendingState::Keyed { key, tags, found } = state else {
-            crate::report::record(site.name, String::new, CallOutcome::Bypass);
+            record(&counters, site, None, CallOutcome::Bypass);
             return load.inline().await;
         };
         let found = match found {
@@ -47,11 +47,7 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
                 {
                     tiers::SharedLookup::Read(read) => read.found,
                     tiers::SharedLookup::Bypass => {
-                        crate::report::record(
-                            site.name,
-                            || key.rendered().to_owned(),
-                            CallOutcome::Bypass,
-                        );
+                        record(&counters, site, Some(&key), CallOutcome::Bypass);
                         return load.inline().await;
                     }
                 }
@@ -60,14 +56,11 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
         let mut load = load;
         match found {
             Found::Fresh(value) => {
-                counters.hits.incr();
-                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Hit);
-                tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key.rendered());
+                record(&counters, site, Some(&key), CallOutcome::Hit);
                 return shape.wrap_value(value);
             }
             Found::EarlyRefresh(value) => {
-                counters.hits.incr();
-                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Hit);
+                record(&counters, site, Some(&key), CallOutcome::Hit);
                 match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
                     Ok(()) => return shape.wrap_value(value),
                     Err(back) => load = back,
@@ -76,34 +69,49 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             Found::Stale(value) => {
                 match refresh(&cache, site, &key, &tags, shape, options, load, &counters) {
                     Ok(()) => {
-                        counters.stale_hits.incr();
-                        crate::report::record(
-                            site.name,
-                            || key.rendered().to_owned(),
-                            CallOutcome::Stale,
-                        );
-                        tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = key.rendered());
+                        record(&counters, site, Some(&key), CallOutcome::Stale);
                         return shape.wrap_value(value);
                     }
                     Err(back) => {
-                        counters.misses.incr();
-                        counters.record_key(key.rendered());
-                        crate::report::record(
-                            site.name,
-                            || key.rendered().to_owned(),
-                            CallOutcome::Miss,
-                        );
+                        record(&counters, site, Some(&key), CallOutcome::Miss);
                         load = back;
                     }
                 }
             }
-            Found::Miss => {
-                counters.misses.incr();
-                counters.record_key(key.rendered());
-                crate::report::record(site.name, || key.rendered().to_owned(), CallOutcome::Miss);
-            }
+            Found::Miss => record(&counters, site, Some(&key), CallOutcome::Miss),
         }
         lead_or_wait(&cache, site, key, tags, shape, options, load, &counters).await
+    }
+}
+
+/// What a call came to, in one place: counted in the method's stats, reported to
+/// [`observe`](crate::observe), and logged (a hit or a stale hit here; a miss is logged by its
+/// load, with the load's duration; a bypass by the reason for it).
+fn record(
+    counters: &MethodCounters,
+    site: &'static CachedSite,
+    key: Option<&OwnedKey>,
+    outcome: CallOutcome,
+) {
+    let rendered = key.map_or("", OwnedKey::rendered);
+    match outcome {
+        CallOutcome::Hit => counters.hits.incr(),
+        CallOutcome::Stale => counters.stale_hits.incr(),
+        CallOutcome::Miss => {
+            counters.misses.incr();
+            counters.record_key(rendered);
+        }
+        CallOutcome::Bypass => {}
+    }
+    crate::report::record(site.name, || rendered.to_owned(), outcome);
+    match outcome {
+        CallOutcome::Hit => {
+            tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = rendered)
+        }
+        CallOutcome::Stale => {
+            tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "stale", cache.method = site.name, cache.key = rendered)
+        }
+        CallOutcome::Miss | CallOutcome::Bypass => {}
     }
 }
 
