@@ -13,8 +13,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::Cache;
-
 const SHARDS: usize = 16;
 
 /// How a flight ended.
@@ -49,7 +47,12 @@ pub(crate) struct SharedStamp {
 type Slot = watch::Sender<Option<Arc<Landing>>>;
 type Shard = Mutex<HashMap<Box<[u8]>, Arc<Slot>, foldhash::fast::RandomState>>;
 
-pub(crate) struct Flights {
+/// The running flights of one cache. Cheap to clone: its guards hold it (not the cache) to
+/// remove their flight.
+#[derive(Clone)]
+pub(crate) struct Flights(Arc<Running>);
+
+struct Running {
     shards: Box<[Shard]>,
     hasher: foldhash::fast::RandomState,
 }
@@ -61,18 +64,18 @@ pub(crate) enum Joined {
 
 impl Flights {
     pub(crate) fn new() -> Self {
-        Flights {
+        Flights(Arc::new(Running {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
-        }
+        }))
     }
 
     fn shard(&self, key: &[u8]) -> &Shard {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+        &self.0.shards[self.0.hasher.hash_one(key) as usize % SHARDS]
     }
 
     /// Joins the flight for `key`, or starts one.
-    pub(crate) fn join(&self, cache: &Cache, key: &[u8]) -> Joined {
+    pub(crate) fn join(&self, key: &[u8]) -> Joined {
         let mut shard = self.shard(key).lock();
         if let Some(slot) = shard.get(key) {
             return Joined::Waiter(slot.subscribe());
@@ -80,7 +83,7 @@ impl Flights {
         let slot = Arc::new(watch::Sender::new(None));
         shard.insert(key.into(), slot.clone());
         Joined::Leader(FlightGuard {
-            cache: cache.clone(),
+            flights: self.clone(),
             key: key.into(),
             slot,
             landed: false,
@@ -102,7 +105,7 @@ impl Flights {
 
 /// Held by the leader of a flight; dropping it unfinished releases the waiters.
 pub(crate) struct FlightGuard {
-    cache: Cache,
+    flights: Flights,
     key: Box<[u8]>,
     slot: Arc<Slot>,
     landed: bool,
@@ -111,7 +114,7 @@ pub(crate) struct FlightGuard {
 impl FlightGuard {
     /// Ends the flight with `landing`.
     pub(crate) fn land(mut self, landing: Landing) {
-        self.cache.inner.flights.remove(&self.key, &self.slot);
+        self.flights.remove(&self.key, &self.slot);
         self.slot.send_replace(Some(Arc::new(landing)));
         self.landed = true;
     }
@@ -120,7 +123,7 @@ impl FlightGuard {
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         if !self.landed {
-            self.cache.inner.flights.remove(&self.key, &self.slot);
+            self.flights.remove(&self.key, &self.slot);
             self.slot.send_replace(Some(Arc::new(Landing {
                 outcome: Outcome::Retry,
                 started_at: 0,

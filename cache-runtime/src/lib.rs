@@ -60,6 +60,7 @@ pub mod backend;
 mod cache;
 mod clock;
 pub mod codec;
+mod entry;
 mod flight;
 mod invalidate;
 mod key;

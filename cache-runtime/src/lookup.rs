@@ -4,14 +4,12 @@
 //! (the tags rendered, the key owned) is handed to [`Pending`], so that the body can take the
 //! arguments afterwards.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::{EntryKey, EntryMeta};
 use crate::cache::KEY_TAG_PREFIX;
-use crate::codec::SerdeVTable;
+use crate::entry::{classify, rendered_bytes, start_storage_key, Found, OwnedKey};
 use crate::key::KeyArg;
 use crate::returns::ReturnShape;
 use crate::site::CachedSite;
@@ -47,44 +45,12 @@ pub(crate) enum PendingState<V> {
     },
 }
 
-/// A rendered key: the method's scope (8 bytes) followed by the rendered UTF-8 key.
-pub(crate) struct OwnedKey(pub(crate) Box<[u8]>);
-
-impl OwnedKey {
-    pub(crate) fn storage(&self) -> &[u8] {
-        &self.0
-    }
-    pub(crate) fn rendered(&self) -> &str {
-        std::str::from_utf8(&self.0[8..]).unwrap_or("<invalid key>")
-    }
-    pub(crate) fn entry_key(
-        &self,
-        site: &'static CachedSite,
-        serde: Option<&'static SerdeVTable>,
-    ) -> EntryKey<'_> {
-        EntryKey {
-            method: site.name,
-            scope: site.scope,
-            key: self.rendered(),
-            serde,
-        }
-    }
-}
-
-pub(crate) enum Found<V> {
-    Fresh(V),
-    EarlyRefresh(V),
-    Stale(V),
-    Miss,
-}
-
 thread_local! {
     static KEY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn render_key(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(&site.scope.to_le_bytes());
+    start_storage_key(site.scope, buf);
     let n = site.key.placeholders().min(args.len());
     site.key.render_into(&args[..n], buf);
 }
@@ -103,33 +69,6 @@ fn render_tags(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], key: &OwnedKey)
     }
     tags.push(format!("{KEY_TAG_PREFIX}{}", key.rendered()));
     tags
-}
-
-pub(crate) fn classify<V: Clone + 'static>(
-    site: &CachedSite,
-    value: &dyn Any,
-    meta: &EntryMeta,
-    now: u64,
-) -> Found<V> {
-    let Some(value) = value.downcast_ref::<V>() else {
-        // Another method's value under this key (two methods sharing a name): a miss.
-        return Found::Miss;
-    };
-    if now < meta.fresh_until {
-        if site.beta > 0.0 {
-            // XFetch: recompute early with a probability that grows as expiry nears.
-            let delta_ms = meta.load_micros as f64 / 1000.0;
-            let gap = -delta_ms * site.beta * fastrand::f64().max(f64::MIN_POSITIVE).ln();
-            if now as f64 + gap >= meta.fresh_until as f64 {
-                return Found::EarlyRefresh(value.clone());
-            }
-        }
-        Found::Fresh(value.clone())
-    } else if now < meta.stale_until {
-        Found::Stale(value.clone())
-    } else {
-        Found::Miss
-    }
 }
 
 /// The first half of a `#[cached]` call. `args` are the placeholder values: the key's, then
@@ -156,7 +95,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
     let Some(local) = inner.local.as_ref().filter(|_| cache.local_trusted()) else {
         let mut buf = Vec::new();
         render_key(site, args, &mut buf);
-        let key = OwnedKey(buf.into_boxed_slice());
+        let key = OwnedKey::new(buf.into_boxed_slice());
         let tags = render_tags(site, args, &key);
         let state = PendingState::Keyed {
             key,
@@ -186,14 +125,14 @@ pub fn lookup<R, S: ReturnShape<R>>(
         if let Found::Fresh(value) = found {
             counters.hits.incr();
             if let Some(started) = started {
-                let key = std::str::from_utf8(&buf[8..]).unwrap_or_default();
+                let key = std::str::from_utf8(rendered_bytes(buf)).unwrap_or_default();
                 tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key, cache.duration_us = started.elapsed().as_micros() as u64);
             }
-            crate::report::record(site.name, || String::from_utf8_lossy(&buf[8..]).into_owned(), crate::report::CallOutcome::Hit);
-            counters.sample_hit(&buf[8..]);
+            crate::report::record(site.name, || String::from_utf8_lossy(rendered_bytes(buf)).into_owned(), crate::report::CallOutcome::Hit);
+            counters.sample_hit(rendered_bytes(buf));
             return Lookup::Hit(shape.wrap_value(value));
         }
-        let key = OwnedKey(buf.as_slice().into());
+        let key = OwnedKey::new(buf.as_slice().into());
         let tags = render_tags(site, args, &key);
         // An L1 miss in front of a shared backend goes on to L2.
         let found = match found {

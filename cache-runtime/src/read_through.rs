@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use crate::entry::{classify, Found, OwnedKey};
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome, SharedStamp};
 use crate::load::{Load, Options};
-use crate::lookup::{classify, Found, OwnedKey, Pending, PendingState, TARGET};
+use crate::lookup::{Pending, PendingState, TARGET};
 use crate::report::CallOutcome;
 use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
@@ -150,7 +151,7 @@ where
             }
         }
         retry = true;
-        match inner.flights.join(cache, key.storage()) {
+        match inner.flights.join(key.storage()) {
             Joined::Leader(guard) => {
                 let position = inner.log.position();
                 let token = if site.lock_ms > 0 {
@@ -366,13 +367,13 @@ where
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(load);
     };
-    let Joined::Leader(guard) = inner.flights.join(cache, key.storage()) else {
+    let Joined::Leader(guard) = inner.flights.join(key.storage()) else {
         return Ok(());
     };
     let tags = tags.to_vec();
     let body = load.detach()?;
     let cache = cache.clone();
-    let key = OwnedKey(key.storage().into());
+    let key = OwnedKey::new(key.storage().into());
     let counters = counters.clone();
     let span = tracing::debug_span!(target: TARGET, "cache.refresh", cache.method = site.name, cache.key = key.rendered());
     runtime.spawn(

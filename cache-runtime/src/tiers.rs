@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::backend::memory::LocalStamp;
 use crate::backend::{BackendErrorKind, EntryMeta, LockToken, StoredEntry};
 use crate::codec::SerdeVTable;
+use crate::entry::{classify, Found, OwnedKey};
 use crate::flight::Landing;
-use crate::lookup::{classify, Found, OwnedKey, TARGET};
+use crate::lookup::TARGET;
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::Cache;
@@ -409,7 +410,7 @@ impl HeldLock {
             unlock(
                 &self.cache,
                 self.site,
-                &OwnedKey(self.key.clone()),
+                &OwnedKey::new(self.key.clone()),
                 self.serde,
                 token,
             )
@@ -429,7 +430,7 @@ impl Drop for HeldLock {
         let (cache, site, key, serde) = (
             self.cache.clone(),
             self.site,
-            OwnedKey(self.key.clone()),
+            OwnedKey::new(self.key.clone()),
             self.serde,
         );
         runtime.spawn(async move { unlock(&cache, site, &key, serde, token).await });

@@ -1,0 +1,85 @@
+//! A cached method's entry as a call sees it: its storage key, and what a look-up found.
+
+use std::any::Any;
+
+use crate::backend::{EntryKey, EntryMeta};
+use crate::codec::SerdeVTable;
+use crate::site::CachedSite;
+
+/// The length of the scope prefix of a storage key.
+const SCOPE_LEN: usize = 8;
+
+/// A storage key being built: the method's scope, then the rendered key.
+pub(crate) fn start_storage_key(scope: u64, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&scope.to_le_bytes());
+}
+
+/// The rendered part of a storage key.
+pub(crate) fn rendered_bytes(storage: &[u8]) -> &[u8] {
+    storage.get(SCOPE_LEN..).unwrap_or_default()
+}
+
+/// A storage key: the method's scope (8 bytes) followed by the rendered UTF-8 key.
+pub(crate) struct OwnedKey(Box<[u8]>);
+
+impl OwnedKey {
+    pub(crate) fn new(storage: Box<[u8]>) -> Self {
+        OwnedKey(storage)
+    }
+    pub(crate) fn storage(&self) -> &[u8] {
+        &self.0
+    }
+    pub(crate) fn rendered(&self) -> &str {
+        std::str::from_utf8(rendered_bytes(&self.0)).unwrap_or("<invalid key>")
+    }
+    pub(crate) fn entry_key(
+        &self,
+        site: &'static CachedSite,
+        serde: Option<&'static SerdeVTable>,
+    ) -> EntryKey<'_> {
+        EntryKey {
+            method: site.name,
+            scope: site.scope,
+            key: self.rendered(),
+            serde,
+        }
+    }
+}
+
+/// What a look-up found for a key, judged by its expiry.
+pub(crate) enum Found<V> {
+    Fresh(V),
+    EarlyRefresh(V),
+    Stale(V),
+    Miss,
+}
+
+/// Judges a stored value for `site` at `now`: fresh (or due for an early refresh), stale, or a
+/// miss (expired, or a value of another type).
+pub(crate) fn classify<V: Clone + 'static>(
+    site: &CachedSite,
+    value: &dyn Any,
+    meta: &EntryMeta,
+    now: u64,
+) -> Found<V> {
+    let Some(value) = value.downcast_ref::<V>() else {
+        // Another method's value under this key (two methods sharing a name): a miss.
+        return Found::Miss;
+    };
+    if now < meta.fresh_until {
+        if site.beta > 0.0 {
+            // XFetch: recompute early with a probability that grows as expiry nears.
+            let delta_ms = meta.load_micros as f64 / 1000.0;
+            let gap = -delta_ms * site.beta * fastrand::f64().max(f64::MIN_POSITIVE).ln();
+            if now as f64 + gap >= meta.fresh_until as f64 {
+                return Found::EarlyRefresh(value.clone());
+            }
+        }
+        Found::Fresh(value.clone())
+    } else if now < meta.stale_until {
+        Found::Stale(value.clone())
+    } else {
+        Found::Miss
+    }
+}
