@@ -61,6 +61,7 @@ mod cache;
 mod clock;
 pub mod codec;
 mod entry;
+mod exported;
 mod flight;
 mod invalidate;
 mod key;

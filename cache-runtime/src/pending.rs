@@ -173,8 +173,11 @@ impl PendingInvalidations {
                 batch: Some(batch),
             };
             match in_flight.batch.as_ref().expect("just set") {
-                Batch::Clear => backend.clear().await?,
-                Batch::Tags(tags) => backend.invalidate_tags(tags).await?,
+                Batch::Clear => crate::exported::backend_call("clear", backend.clear()).await?,
+                Batch::Tags(tags) => {
+                    crate::exported::backend_call("invalidate", backend.invalidate_tags(tags))
+                        .await?
+                }
             }
             in_flight.delivered();
         }

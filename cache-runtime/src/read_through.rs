@@ -271,6 +271,7 @@ where
     let t0 = Instant::now();
     let result = body.await;
     let elapsed = t0.elapsed();
+    crate::exported::load_duration(site.name, elapsed);
     let op = if background { "refresh" } else { "miss" };
 
     let Some(value) = shape.value(&result) else {

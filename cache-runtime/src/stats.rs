@@ -11,9 +11,23 @@ use parking_lot::RwLock;
 const STRIPES: usize = 8;
 
 /// A counter split over cache lines, so that threads hitting the same method do not fight over
-/// one.
-#[derive(Default)]
-pub(crate) struct Counter([CachePadded<AtomicU64>; STRIPES]);
+/// one; with the `metrics` feature, also a counter of the `metrics` facade.
+#[cfg_attr(not(feature = "metrics"), derive(Default))]
+pub(crate) struct Counter {
+    stripes: [CachePadded<AtomicU64>; STRIPES],
+    #[cfg(feature = "metrics")]
+    exported: metrics::Counter,
+}
+
+#[cfg(feature = "metrics")]
+impl Default for Counter {
+    fn default() -> Self {
+        Counter {
+            stripes: Default::default(),
+            exported: metrics::Counter::noop(),
+        }
+    }
+}
 
 thread_local! {
     static STRIPE: usize = {
@@ -26,11 +40,23 @@ impl Counter {
     #[inline]
     pub(crate) fn incr(&self) {
         let stripe = STRIPE.with(|s| *s);
-        self.0[stripe].fetch_add(1, Ordering::Relaxed);
+        self.stripes[stripe].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.exported.increment(1);
     }
 
     fn get(&self) -> u64 {
-        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.stripes.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// A counter also reported as `name{method}` through the `metrics` facade (to the
+    /// recorder installed when the method is first called on a cache).
+    #[cfg(feature = "metrics")]
+    fn exported(name: &'static str, method: &'static str) -> Counter {
+        Counter {
+            stripes: Default::default(),
+            exported: metrics::counter!(name, "method" => method),
+        }
     }
 }
 
@@ -102,6 +128,33 @@ pub(crate) struct MethodCounters {
 }
 
 impl MethodCounters {
+    /// The counters of `method`; with the `metrics` feature, each also reported through the
+    /// facade under the name the README's metrics table gives.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(method: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let c = |name| Counter::exported(name, method);
+            MethodCounters {
+                hot: Default::default(),
+                hits: c("cache_hits_total"),
+                l2_hits: c("cache_l2_hits_total"),
+                misses: c("cache_misses_total"),
+                stale_hits: c("cache_stale_hits_total"),
+                coalesced: c("cache_coalesced_total"),
+                loads: c("cache_loads_total"),
+                load_errors: c("cache_load_errors_total"),
+                refreshes: c("cache_refreshes_total"),
+                refresh_errors: c("cache_refresh_errors_total"),
+                backend_errors: c("cache_backend_errors_total"),
+                invalidations: c("cache_invalidations_total"),
+                bypassed: c("cache_bypassed_total"),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        MethodCounters::default()
+    }
+
     /// Counts a read of `key` (a miss).
     pub(crate) fn record_key(&self, key: &str) {
         self.hot.lock().record(key, 1);
@@ -156,7 +209,11 @@ impl StatsRegistry {
         if let Some(counters) = self.methods.read().get(name) {
             return counters.clone();
         }
-        self.methods.write().entry(name).or_default().clone()
+        self.methods
+            .write()
+            .entry(name)
+            .or_insert_with(|| Arc::new(MethodCounters::new(name)))
+            .clone()
     }
 
     pub(crate) fn hot_keys(&self, method: &str, n: usize) -> Vec<(String, u64)> {

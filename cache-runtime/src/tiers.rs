@@ -53,18 +53,20 @@ pub(crate) async fn stamp(
     let mut generation = 0;
     let shared = match shared_for(cache, serde) {
         None => None,
-        Some(shared) => match shared.stamp_versions(&tags).await {
-            Ok(versions) if versions.tags.len() == tags.len() => {
-                watermark = versions.watermark;
-                generation = versions.generation;
-                Some(tags.into_iter().zip(versions.tags).collect())
+        Some(shared) => {
+            match crate::exported::backend_call("stamp", shared.stamp_versions(&tags)).await {
+                Ok(versions) if versions.tags.len() == tags.len() => {
+                    watermark = versions.watermark;
+                    generation = versions.generation;
+                    Some(tags.into_iter().zip(versions.tags).collect())
+                }
+                _ => {
+                    counters.backend_errors.incr();
+                    tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored there");
+                    None
+                }
             }
-            _ => {
-                counters.backend_errors.incr();
-                tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, "backend could not read tag versions: the value will not be stored there");
-                None
-            }
-        },
+        }
     };
     Stamp {
         local,
@@ -89,7 +91,7 @@ pub(crate) async fn extend_stamp(
         local.extend_stamp(local_stamp, &tags);
     }
     if let (Some(shared), Some(pairs)) = (inner.shared.as_deref(), &mut stamp.shared) {
-        match shared.stamp_versions(&tags).await {
+        match crate::exported::backend_call("stamp", shared.stamp_versions(&tags)).await {
             // The backend lost data or was cleared during the load: its versions of before
             // mean nothing now.
             Ok(versions) if versions.generation != stamp.generation => {
@@ -160,7 +162,10 @@ pub(crate) async fn store<V: Clone + Send + Sync + 'static>(
             tags,
             generation: stamp.generation,
         };
-        if let Err(error) = shared.put(key.entry_key(site, serde), entry).await {
+        if let Err(error) =
+            crate::exported::backend_call("put", shared.put(key.entry_key(site, serde), entry))
+                .await
+        {
             counters.backend_errors.incr();
             tracing::event!(target: TARGET, tracing::Level::WARN, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), %error, "backend write failed");
         }
@@ -217,7 +222,9 @@ pub(crate) async fn shared_lookup<V: Clone + Send + Sync + 'static>(
         tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "error", cache.method = site.name, cache.key = key.rendered(), "invalidations pending: bypassing the shared tier");
         return SharedLookup::Bypass;
     }
-    let fetched = match shared.get(key.entry_key(site, serde)).await {
+    let fetched = match crate::exported::backend_call("get", shared.get(key.entry_key(site, serde)))
+        .await
+    {
         Ok(None) => return miss(),
         Ok(Some(fetched)) => fetched,
         Err(error) if error.kind() == BackendErrorKind::Corrupt => {

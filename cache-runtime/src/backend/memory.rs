@@ -59,6 +59,10 @@ pub struct MemoryBackend {
     read_index: Arc<ReadIndex>,
     tags: TagRegistry,
     epoch: AtomicU64,
+    /// `cache_entries{tier="memory", cache}`: up on every insert, down on every removal
+    /// (replacement, eviction, expiry, invalidation).
+    #[cfg(feature = "metrics")]
+    entries_gauge: metrics::Gauge,
 }
 
 struct KeepUntilStale;
@@ -92,7 +96,17 @@ impl MemoryBackend {
                 .build(),
         );
         let index = read_index.clone();
+        #[cfg(feature = "metrics")]
+        let entries_gauge = {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let id = NEXT.fetch_add(1, Ordering::Relaxed).to_string();
+            metrics::gauge!("cache_entries", "tier" => "memory", "cache" => id)
+        };
+        #[cfg(feature = "metrics")]
+        let removed = entries_gauge.clone();
         let unpublish = move |key: Arc<Box<[u8]>>, entry: Arc<MemEntry>, _: RemovalCause| {
+            #[cfg(feature = "metrics")]
+            removed.decrement(1.0);
             entry.dropped.store(true, Ordering::SeqCst);
             let _ = index
                 .pin()
@@ -107,6 +121,8 @@ impl MemoryBackend {
             read_index,
             tags: TagRegistry::new(),
             epoch: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            entries_gauge,
         }
     }
 
@@ -180,6 +196,8 @@ impl MemoryBackend {
             keep_for,
             dropped: AtomicBool::new(false),
         };
+        #[cfg(feature = "metrics")]
+        self.entries_gauge.increment(1.0);
         self.entries.insert(key, Arc::new(entry));
     }
 
