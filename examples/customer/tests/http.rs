@@ -108,24 +108,71 @@ fn the_api_reports_cache_use_and_maps_errors() {
     assert_eq!(call("GET", "/customers/c00004", None).status, 404);
     assert_eq!(call("DELETE", "/customers/c00004", None).status, 404);
 
+    // Scraped as Prometheus would, and parsed by a real parser.
     let metrics = call("GET", "/metrics", None);
     assert_eq!(metrics.status, 200);
-    let count = |series: &str| -> u64 {
-        let prefix = format!("{series}{{method=\"CustomerRepository::find_by_id\"}} ");
-        metrics
-            .body
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing:\n{}", metrics.body))
+    let scrape = prometheus_parse::Scrape::parse(metrics.body.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("not the Prometheus text format ({e}):\n{}", metrics.body));
+    let sample = |name: &str, method: &str| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("method") == Some(method))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("{name}{{method={method:?}}} missing:\n{}", metrics.body))
     };
-    assert!(count("cache_hits_total") >= 1);
-    assert!(count("cache_misses_total") >= 3);
+    let find = "CustomerRepository::find_by_id";
+    assert!(sample("cache_hits_total", find) >= 1.0);
+    assert!(sample("cache_misses_total", find) >= 3.0);
+    assert!(sample("cache_loads_total", find) >= 3.0);
+    assert_eq!(
+        sample("cache_invalidations_total", "CustomerRepository::save"),
+        1.0
+    );
     assert!(
-        metrics
-            .body
-            .contains("cache_invalidations_total{method=\"CustomerRepository::save\"} 1"),
-        "{}",
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "cache_load_duration_seconds"
+                && s.labels.get("method") == Some(find)),
+        "load durations of {find}:\n{}",
         metrics.body
     );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "cache_entries" && s.labels.get("tier") == Some("memory")),
+        "the entry gauge:\n{}",
+        metrics.body
+    );
+
+    // The Grafana dashboard shipped beside the example queries only series the app exposes
+    // (the shared-tier round trips appear once a Redis backend is configured).
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../grafana/cache-dashboard.json"))
+            .expect("the dashboard is JSON");
+    let exposed: std::collections::BTreeSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 5);
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("cache_") && word != "cache_backend_duration_seconds" {
+                    assert!(
+                        exposed.contains(word),
+                        "{}: {word} is not exposed",
+                        panel["title"]
+                    );
+                }
+            }
+        }
+    }
 }

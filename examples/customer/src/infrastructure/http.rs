@@ -1,8 +1,6 @@
 //! The HTTP JSON API of one instance (axum). Each response says whether it came from the
 //! cache, in `X-Cache` (`hit`, `stale`, `miss`, `bypass`).
 
-use std::fmt::Write as _;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -23,17 +21,22 @@ use crate::domain::{CustomerRepository, RepositoryError};
 pub struct AppState<S> {
     repository: CachedCustomerRepository<S>,
     handler: UpdateCustomerCommandHandler<CachedCustomerRepository<S>>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// The routes.
-pub fn router<S: CustomerStore>(repository: CachedCustomerRepository<S>) -> Router {
+pub fn router<S: CustomerStore>(
+    repository: CachedCustomerRepository<S>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
     let state = AppState {
         handler: UpdateCustomerCommandHandler::new(repository.clone()),
         repository,
+        metrics,
     };
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics::<S>))
+        .route("/metrics", get(render_metrics::<S>))
         .route("/customers", get(list::<S>))
         .route("/customers/by-email/{email}", get(by_email::<S>))
         .route(
@@ -170,54 +173,11 @@ async fn remove<S: CustomerStore>(
     }
 }
 
-/// The cache's counters in Prometheus text format.
-async fn metrics<S: CustomerStore>(State(app): State<AppState<S>>) -> Response {
-    let stats = app.repository.cache().stats();
-    let mut out = String::new();
-    type Series = (
-        &'static str,
-        &'static str,
-        fn(&cache_runtime::MethodStats) -> u64,
-    );
-    let series: [Series; 8] = [
-        (
-            "cache_hits_total",
-            "Calls answered from a fresh entry.",
-            |m| m.hits,
-        ),
-        (
-            "cache_l2_hits_total",
-            "Fresh hits answered by the shared tier.",
-            |m| m.l2_hits,
-        ),
-        (
-            "cache_stale_hits_total",
-            "Calls answered from a stale entry.",
-            |m| m.stale_hits,
-        ),
-        (
-            "cache_misses_total",
-            "Calls that found no usable entry.",
-            |m| m.misses,
-        ),
-        ("cache_loads_total", "Times the body ran.", |m| m.loads),
-        ("cache_load_errors_total", "Loads that failed.", |m| {
-            m.load_errors
-        }),
-        (
-            "cache_backend_errors_total",
-            "Backend operations that failed.",
-            |m| m.backend_errors,
-        ),
-        ("cache_invalidations_total", "Invalidations issued.", |m| {
-            m.invalidations
-        }),
-    ];
-    for (name, help, value) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for m in &stats.methods {
-            let _ = writeln!(out, "{name}{{method=\"{}\"}} {}", m.method, value(m));
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+/// The cache's metrics (the runtime's `metrics` feature), rendered by the Prometheus exporter.
+async fn render_metrics<S: CustomerStore>(State(app): State<AppState<S>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }

@@ -75,6 +75,15 @@ pub async fn run<S: CustomerStore>(
     if let Command::Demo = command {
         return demo::run(store).await;
     }
+    // Installed before the cache exists, so that every counter of the cache registers with it.
+    let metrics = match command {
+        Command::Serve { .. } => Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| format!("cannot install the metrics recorder: {e}"))?,
+        ),
+        _ => None,
+    };
     let cache = config.cache()?;
     if config.redis_url.is_some() {
         wait_for_feed(&cache).await;
@@ -83,7 +92,10 @@ pub async fn run<S: CustomerStore>(
     let shared = config.redis_url.is_some();
     let local_only = "note: REDIS_URL is not set, so there is no shared cache: this acts on this process's own in-memory cache only, not on running `serve` instances";
     match command {
-        Command::Serve { addr } => serve(repository, config, addr).await,
+        Command::Serve { addr } => {
+            let metrics = metrics.expect("installed for serve");
+            serve(repository, config, addr, metrics).await
+        }
         Command::Warm { limit, pages } => {
             let hot = match &config.redis_url {
                 Some(url) => {
@@ -244,6 +256,7 @@ async fn serve<S: CustomerStore>(
     repository: CachedCustomerRepository<S>,
     config: &Config,
     addr: SocketAddr,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> Result<(), String> {
     if let Some(url) = &config.redis_url {
         let instance = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
@@ -258,7 +271,7 @@ async fn serve<S: CustomerStore>(
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{local} ({})", config.describe());
-    axum::serve(listener, super::http::router(repository))
+    axum::serve(listener, super::http::router(repository, metrics))
         .await
         .map_err(|e| e.to_string())
 }
