@@ -120,6 +120,20 @@ impl Signature {
         crate::errors::closest(name, names.iter().map(String::as_str)).map(str::to_string)
     }
 
+    /// For a name that is not an argument: the argument it probably misspells, and the hint
+    /// to show ("did you mean `a`? The arguments are `a`, `b`", or the list alone).
+    pub(crate) fn unknown_arg_hint(&self, name: &str) -> (Option<String>, String) {
+        let guess = self.closest_arg(name);
+        let hint = match &guess {
+            Some(arg) => format!(
+                "did you mean `{arg}`? The arguments are {}",
+                self.names_list()
+            ),
+            None => self.arg_names(),
+        };
+        (guess, hint)
+    }
+
     /// "`a`, `b`".
     pub(crate) fn names_list(&self) -> String {
         let names: Vec<String> = self

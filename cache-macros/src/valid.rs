@@ -156,14 +156,7 @@ fn resolve_one(
             }
             return Err(None);
         }
-        let guess = sig.closest_arg(&placeholder.root);
-        let hint = match &guess {
-            Some(name) => format!(
-                "did you mean `{name}`? The arguments are {}",
-                sig.names_list()
-            ),
-            None => sig.arg_names(),
-        };
+        let (guess, hint) = sig.unknown_arg_hint(&placeholder.root);
         errors.error(
             &template.lit,
             format!(
@@ -326,14 +319,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         for ignored in &args.ignore {
             let name = ignored.to_string();
             if sig.position(&name).is_none() {
-                let guess = sig.closest_arg(&name);
-                let hint = match &guess {
-                    Some(arg) => format!(
-                        "did you mean `{arg}`? The arguments are {}",
-                        sig.names_list()
-                    ),
-                    None => sig.arg_names(),
-                };
+                let (guess, hint) = sig.unknown_arg_hint(&name);
                 errors.error(ignored, format!("`ignore` names `{ignored}`, which is not an argument of this function; {hint}"));
                 meant.extend(guess);
             } else if in_key.contains(&name.as_str()) {
