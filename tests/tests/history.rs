@@ -113,6 +113,18 @@ const CALL_BOUND: Duration = Duration::from_secs(5);
 /// (d): every instance reads the store's current state this long after healing.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(3);
 
+/// The bounds above, as the checker takes them.
+fn bounds() -> Bounds {
+    Bounds {
+        healthy_window: HEALTHY_WINDOW,
+        heartbeat: HEARTBEAT,
+        fault_slack: FAULT_SLACK,
+        partition_grace: PARTITION_GRACE,
+        call: CALL_BOUND,
+        converge: CONVERGE_WITHIN,
+    }
+}
+
 const CI_SEEDS: [u64; 3] = [1, 2, 3];
 const CI_SECONDS: u64 = 15;
 const IDS: usize = 8;
@@ -306,15 +318,7 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
         injected: &injected,
         faults: &fault_log,
     };
-    let bounds = Bounds {
-        healthy_window: HEALTHY_WINDOW,
-        heartbeat: HEARTBEAT,
-        fault_slack: FAULT_SLACK,
-        partition_grace: PARTITION_GRACE,
-        call: CALL_BOUND,
-        converge: CONVERGE_WITHIN,
-    };
-    let checker = Checker::new(&h, bounds);
+    let checker = Checker::new(&h, bounds());
     let verdict = checker.verdict(&convergence);
     let report = report(&h, &checker, &verdict, &evictions, seconds, kinds);
     // The faults must have done what they are for.
@@ -917,15 +921,7 @@ fn the_checker_tells_stale_reads_by_rule() {
         injected: &[],
         faults: &[],
     };
-    let bounds = Bounds {
-        healthy_window: HEALTHY_WINDOW,
-        heartbeat: HEARTBEAT,
-        fault_slack: FAULT_SLACK,
-        partition_grace: PARTITION_GRACE,
-        call: CALL_BOUND,
-        converge: CONVERGE_WITHIN,
-    };
-    let checker = Checker::new(&h, bounds);
+    let checker = Checker::new(&h, bounds());
     let verdict = checker.verdict(&Convergence {
         healed_at: at(4000),
         sweeps: vec![(at(8000), Vec::new())],
