@@ -21,6 +21,7 @@ pub(crate) fn rendered_bytes(storage: &[u8]) -> &[u8] {
 }
 
 /// A storage key: the method's scope (8 bytes) followed by the rendered UTF-8 key.
+#[derive(Clone)]
 pub(crate) struct OwnedKey(Box<[u8]>);
 
 impl OwnedKey {

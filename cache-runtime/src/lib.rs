@@ -58,6 +58,7 @@
 mod autoref;
 pub mod backend;
 mod cache;
+mod call;
 mod clock;
 pub mod codec;
 mod entry;
@@ -67,7 +68,6 @@ mod invalidate;
 mod key;
 mod load;
 mod lookup;
-mod pending;
 mod read_through;
 mod report;
 mod result_tags;
@@ -84,6 +84,7 @@ pub use report::{observe, CallOutcome, Observed};
 pub use result_tags::{CacheTags, TagSink};
 pub use returns::{CacheValue, MaybeNone};
 pub use stats::{MethodStats, Stats};
+pub use tiers::InProcessTier;
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -91,8 +91,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
             state: PendingState::Bypass,
         });
     }
-    let inner = &*cache.inner;
-    let Some(local) = inner.local.as_ref().filter(|_| cache.local_trusted()) else {
+    let Some(local) = cache.trusted_local() else {
         let mut buf = Vec::new();
         render_key(site, args, &mut buf);
         let key = OwnedKey::new(buf.into_boxed_slice());
@@ -110,7 +109,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
         });
     };
     let started = tracing::enabled!(target: TARGET, tracing::Level::DEBUG).then(Instant::now);
-    let now = inner.clock.now_millis();
+    let now = cache.now_millis();
     KEY_BUF.with(|cell| {
         let mut spare = Vec::new();
         let mut borrowed = cell.try_borrow_mut();
@@ -120,15 +119,25 @@ pub fn lookup<R, S: ReturnShape<R>>(
         };
         render_key(site, args, buf);
         let found = local
-            .with_entry(buf, now, |entry| classify::<S::Value>(site, &*entry.value, &entry.meta, now))
+            .with_entry(buf, now, |entry| {
+                classify::<S::Value>(site, &*entry.value, &entry.meta, now)
+            })
             .unwrap_or(Found::Miss);
         if let Found::Fresh(value) = found {
             counters.hits.incr();
             if let Some(started) = started {
                 let key = std::str::from_utf8(rendered_bytes(buf)).unwrap_or_default();
-                tracing::event!(target: TARGET, tracing::Level::DEBUG, cache.op = "hit", cache.method = site.name, cache.key = key, cache.duration_us = started.elapsed().as_micros() as u64);
+                tracing::event!(
+                    target: TARGET,
+                    tracing::Level::DEBUG,
+                    cache.op = "hit",
+                    cache.method = site.name,
+                    cache.key = key,
+                    cache.duration_us = started.elapsed().as_micros() as u64
+                );
             }
-            crate::report::record(site.name, || String::from_utf8_lossy(rendered_bytes(buf)).into_owned(), crate::report::CallOutcome::Hit);
+            let rendered = || String::from_utf8_lossy(rendered_bytes(buf)).into_owned();
+            crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
             counters.sample_hit(rendered_bytes(buf));
             return Lookup::Hit(shape.wrap_value(value));
         }
@@ -136,10 +145,15 @@ pub fn lookup<R, S: ReturnShape<R>>(
         let tags = render_tags(site, args, &key);
         // An L1 miss in front of a shared backend goes on to L2.
         let found = match found {
-            Found::Miss if inner.shared.is_some() => None,
+            Found::Miss if cache.shared().is_some() => None,
             found => Some(found),
         };
         let state = PendingState::Keyed { key, tags, found };
-        Lookup::Miss(Pending { cache: cache.clone(), site, counters: counters.to_arc(), state })
+        Lookup::Miss(Pending {
+            cache: cache.clone(),
+            site,
+            counters: counters.to_arc(),
+            state,
+        })
     })
 }

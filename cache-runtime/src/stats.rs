@@ -308,7 +308,8 @@ impl fmt::Display for Stats {
         for m in &self.methods {
             writeln!(
                 f,
-                "{}: hits={} misses={} stale={} loads={} load_errors={} refreshes={} backend_errors={} invalidations={} ratio={:.3}",
+                "{}: hits={} misses={} stale={} loads={} load_errors={} refreshes={} \
+                 backend_errors={} invalidations={} ratio={:.3}",
                 m.method,
                 m.hits,
                 m.misses,

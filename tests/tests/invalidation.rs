@@ -66,7 +66,7 @@ async fn invalidating_a_tag_bumps_a_version_instead_of_visiting_entries() {
     for c in &customers {
         repo.find_by_id(&c.id).await.unwrap();
     }
-    let memory = repo.cache.memory().unwrap();
+    let memory = repo.cache.in_process_tier().unwrap();
     assert_eq!(memory.entry_count(), 5_000);
     repo.cache.invalidate_tags(["customer"]).await.unwrap();
     // Nothing was removed or rewritten: every entry still sits there, now outdated.
@@ -84,7 +84,7 @@ async fn tag_bookkeeping_does_not_grow_as_ids_come_and_go() {
     for i in 0..20_000 {
         repo.find_by_id(&i.to_string()).await.unwrap();
     }
-    let memory = repo.cache.memory().unwrap();
+    let memory = repo.cache.in_process_tier().unwrap();
     assert!(memory.entry_count() <= 100);
     // Each live entry carries `customer`, `customer.<id>` and its key tag.
     let tracked = memory.tracked_tags();

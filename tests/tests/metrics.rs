@@ -56,7 +56,7 @@ fn counters_durations_and_entries_reach_the_installed_recorder() {
                 ..ann()
             };
             repo.save(&anna).await.unwrap(); // invalidation
-            repo.cache.memory().unwrap().entry_count(); // applies pending removals
+            repo.cache.in_process_tier().unwrap().entry_count(); // applies pending removals
         });
     });
     let snapshot = snapshotter.snapshot().into_vec();

@@ -317,6 +317,31 @@ impl Locked {
     async fn find_elsewhere(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         self.store.get(id).await
     }
+
+    /// This instance, over `backend`, and another on the same entries whose reads are never
+    /// held at the backend's gate. Another instance (neither) holds the lock of every key;
+    /// this one's reads answer only when let through.
+    fn pair_waiting_for_a_lock(backend: &RecordingBackend, store: &Store) -> (Locked, Locked) {
+        let this = Locked {
+            cache: Cache::with_backend(backend.clone()),
+            store: store.clone(),
+        };
+        let other = Locked {
+            cache: Cache::with_backend(backend.ungated()),
+            store: store.clone(),
+        };
+        backend.locked_elsewhere.store(true, Ordering::SeqCst);
+        (this, other)
+    }
+
+    /// Runs `find` in a task.
+    fn spawn_find(
+        &self,
+        id: &'static str,
+    ) -> tokio::task::JoinHandle<Result<Option<Customer>, StoreError>> {
+        let repo = self.clone();
+        tokio::spawn(async move { repo.find(id).await })
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,24 +350,11 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
     // versions again from the backend).
     let backend = RecordingBackend::with_feed();
     let store = Store::with(&[ann()]);
-    let repo = Locked {
-        cache: Cache::with_backend(backend.clone()),
-        store: store.clone(),
-    };
-    // Another instance, on the same entries, whose reads are never held.
-    let other = Locked {
-        cache: Cache::with_backend(backend.ungated()),
-        store: store.clone(),
-    };
+    let (repo, other) = Locked::pair_waiting_for_a_lock(&backend, &store);
     until(|| repo.cache.feed_connected() && other.cache.feed_connected()).await;
-    // Another instance holds the lock of every key; our reads answer only when let through.
-    backend.locked_elsewhere.store(true, Ordering::SeqCst);
     let gate = backend.hold_gets();
 
-    let leader = tokio::spawn({
-        let repo = repo.clone();
-        async move { repo.find("1").await }
-    });
+    let leader = repo.spawn_find("1");
     reached(&gate, 1).await; // its look-up: nothing
     gate.release.add_permits(1);
     reached(&gate, 1).await; // its first poll, waiting for the lock's holder: nothing yet
@@ -359,10 +371,7 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
     store.put(anna());
     repo.cache.invalidate_tags(["customer.1"]).await.unwrap();
     backend.open_gets();
-    let joined = tokio::spawn({
-        let repo = repo.clone();
-        async move { repo.find("1").await }
-    });
+    let joined = repo.spawn_find("1");
     until(|| support::row(&repo.cache.stats(), "Locked::find").coalesced >= 1).await;
     assert_eq!(store.loads(), 1, "only the holder loaded so far");
 
@@ -378,6 +387,29 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
         Ok(Some(anna())),
         "the caller that joined after the invalidation returned"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_released_between_a_waiters_look_and_its_next_try_is_not_a_second_load() {
+    // Without a feed: every call goes to the backend.
+    let backend = RecordingBackend::default();
+    let store = Store::with(&[ann()]);
+    let (repo, holder) = Locked::pair_waiting_for_a_lock(&backend, &store);
+    let gate = backend.hold_gets();
+    let waiter = repo.spawn_find("1");
+    reached(&gate, 1).await; // its look-up: nothing
+    gate.release.add_permits(1);
+    reached(&gate, 1).await; // its first poll, while another instance holds the lock: nothing
+
+    // Before that answer arrives, the holder stores Ann and releases its lock.
+    assert_eq!(holder.find_elsewhere("1").await, Ok(Some(ann())));
+    backend.locked_elsewhere.store(false, Ordering::SeqCst);
+    backend.open_gets();
+    gate.release.add_permits(1);
+
+    // The waiter's next try takes the lock: it looks again rather than loading.
+    assert_eq!(waiter.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(store.loads(), 1, "only the holder loaded");
 }
 
 /// A list whose result tags name its customers, and that keeps short lists out of the cache.

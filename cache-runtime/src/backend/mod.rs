@@ -1,12 +1,15 @@
 //! The storage behind a [`Cache`](crate::Cache).
 //!
-//! A cache has an in-process tier, [`MemoryBackend`] (moka), and can use a shared store
-//! behind it (or instead of it) through the [`Backend`] trait, which third parties implement. A backend only stores and fetches; the runtime decides freshness, compares tag
-//! versions, coalesces loads and falls back to the loader when the backend fails.
+//! The shared tier behind a [`Cache`](crate::Cache): the [`Backend`] trait, which third
+//! parties implement, and the Redis backend.
+//!
+//! A cache has an in-process tier, [`InProcessTier`](crate::InProcessTier) (moka), and can use
+//! a shared store behind it (or instead of it). A backend only stores and fetches; the runtime
+//! decides freshness, compares tag versions, coalesces loads and falls back to the loader
+//! when the backend fails.
 
 #[cfg(feature = "redis")]
 pub(crate) mod envelope;
-pub(crate) mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -18,7 +21,6 @@ use std::sync::Arc;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisBackend, RedisBuilder};
-pub use memory::MemoryBackend;
 
 use crate::codec::SerdeVTable;
 

@@ -106,11 +106,22 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                         _ = tx.closed() => return,
                         _ = beat.tick() => {
                             if last_heard.elapsed() > shared.heartbeat * 3 {
-                                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", "invalidation feed silent: reconnecting");
+                                tracing::event!(
+                                    target: "cache_runtime",
+                                    tracing::Level::WARN,
+                                    cache.op = "error",
+                                    "invalidation feed silent: reconnecting"
+                                );
                                 break;
                             }
-                            if let Ok(Ok(mut connected)) = tokio::time::timeout(shared.timeout, shared.link.connected()).await {
-                                let _ = tokio::time::timeout(shared.timeout, connected.conn.publish::<_, _, i64>(&shared.channel, &heartbeat)).await;
+                            let connect = shared.link.connected();
+                            if let Ok(Ok(mut connected)) =
+                                tokio::time::timeout(shared.timeout, connect).await
+                            {
+                                let publish = connected
+                                    .conn
+                                    .publish::<_, _, i64>(&shared.channel, &heartbeat);
+                                let _ = tokio::time::timeout(shared.timeout, publish).await;
                             }
                             continue;
                         }
@@ -130,7 +141,13 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                 if connected_at.elapsed() > Duration::from_secs(5) {
                     backoff = Duration::from_millis(50);
                 }
-                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", "invalidation feed disconnected: in-process entries are bypassed until it is back");
+                tracing::event!(
+                    target: "cache_runtime",
+                    tracing::Level::WARN,
+                    cache.op = "error",
+                    "invalidation feed disconnected: \
+                     in-process entries are bypassed until it is back"
+                );
                 if tx.send(FeedEvent::Disconnected).is_err() {
                     return;
                 }

@@ -571,7 +571,13 @@ impl Backend for RedisBackend {
             // The new generation already outdated everything; deleting only frees memory.
             for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
                 if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {
-                    tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", %error, "clear: outdated entries are left to expire");
+                    tracing::event!(
+                        target: "cache_runtime",
+                        tracing::Level::WARN,
+                        cache.op = "error",
+                        %error,
+                        "clear: outdated entries are left to expire"
+                    );
                     break;
                 }
             }

@@ -19,7 +19,7 @@ const MAX_KEEP_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
 
-use super::EntryMeta;
+use crate::backend::EntryMeta;
 use crate::tags::{stamps_current, TagRegistry, TagStamp};
 
 /// An entry of the in-process tier: the value itself, never serialized.
@@ -49,12 +49,12 @@ pub(crate) struct LocalStamp {
     epoch: u64,
 }
 
-/// The in-process backend: a moka cache bounded by entry count, holding values as they are
+/// The in-process tier: a moka cache bounded by entry count, holding values as they are
 /// (a hit clones the value, nothing is serialized), with tag versions in shared atomic cells.
 ///
 /// Build one through [`Cache::in_memory`](crate::Cache::in_memory) or
 /// [`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries).
-pub struct MemoryBackend {
+pub struct InProcessTier {
     entries: Moka<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>,
     read_index: Arc<ReadIndex>,
     tags: TagRegistry,
@@ -87,7 +87,7 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
     }
 }
 
-impl MemoryBackend {
+impl InProcessTier {
     /// A backend holding at most `max_entries` entries (moka's TinyLFU decides which go).
     pub fn new(max_entries: u64) -> Self {
         let read_index: Arc<ReadIndex> = Arc::new(
@@ -112,7 +112,7 @@ impl MemoryBackend {
                 .pin()
                 .remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
         };
-        MemoryBackend {
+        InProcessTier {
             entries: Moka::builder()
                 .max_capacity(max_entries)
                 .expire_after(KeepUntilStale)

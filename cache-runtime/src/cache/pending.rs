@@ -40,7 +40,14 @@ impl PendingQueue {
 
     fn overflow_into_clear(&mut self) {
         if self.tags.len() > MAX_PENDING_TAGS {
-            tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", queued = self.tags.len(), "too many invalidations queued for the shared backend: a clear of the namespace will be sent instead");
+            tracing::event!(
+                target: "cache_runtime",
+                tracing::Level::WARN,
+                cache.op = "error",
+                queued = self.tags.len(),
+                "too many invalidations queued for the shared backend: \
+                 a clear of the namespace will be sent instead"
+            );
             self.tags.clear();
             self.queued.clear();
             self.clear = true;

@@ -1,18 +1,27 @@
-//! The [`Cache`] handle.
+//! The [`Cache`] handle: what users call (invalidations, `clear`, statistics), and, for the
+//! rest of the runtime, the cache's state behind methods.
+//!
+//! - `builder.rs`: [`CacheBuilder`], which builds the state and starts the feed follower;
+//! - `feed.rs`: the feed follower, applying other instances' invalidations to this one;
+//! - `pending.rs`: the invalidations the shared backend has not taken yet;
+//! - `replay.rs`: the task that retries them.
+
+mod builder;
+mod feed;
+pub(crate) mod pending;
+mod replay;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
-use crate::backend::{Backend, BackendError, Feed, FeedEvent, MemoryBackend};
+pub use self::builder::CacheBuilder;
+use self::pending::{Attempt, PendingInvalidations};
+use crate::backend::{Backend, BackendError};
 use crate::clock::Clock;
 use crate::flight::Flights;
-use crate::pending::{Attempt, PendingInvalidations};
 use crate::stats::{MethodCounters, Stats, StatsRegistry};
 use crate::tags::InvalidationLog;
-
-/// How often queued invalidations are retried while the shared backend refuses them.
-const REPLAY_PERIOD: Duration = Duration::from_millis(50);
+use crate::tiers::InProcessTier;
 
 /// Prefix of the implicit tag every entry carries for its own rendered key, so that
 /// [`Cache::invalidate_key`] is a tag invalidation (O(1), and it wins over running loads).
@@ -41,19 +50,21 @@ pub(crate) const KEY_TAG_PREFIX: &str = "\u{1f}key\u{1f}";
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+/// The state a [`Cache`] handle shares.
+struct Inner {
     id: u64,
-    pub(crate) local: Option<MemoryBackend>,
-    pub(crate) shared: Option<Arc<dyn Backend>>,
-    pub(crate) flights: Flights,
-    pub(crate) stats: StatsRegistry,
-    pub(crate) clock: Clock,
-    pub(crate) log: InvalidationLog,
-    pub(crate) pending: PendingInvalidations,
-    pub(crate) failed_refreshes: moka::sync::Cache<Box<[u8]>, ()>,
+    local: Option<InProcessTier>,
+    shared: Option<Arc<dyn Backend>>,
+    flights: Flights,
+    stats: StatsRegistry,
+    clock: Clock,
+    log: InvalidationLog,
+    pending: PendingInvalidations,
+    /// Keys whose last background refresh failed, for the refresh backoff.
+    failed_refreshes: moka::sync::Cache<Box<[u8]>, ()>,
     /// With a shared backend in front of which the in-process tier sits: whether the
     /// backend's feed is connected, so that in-process entries can be trusted.
     trusted: AtomicBool,
@@ -69,147 +80,6 @@ impl std::fmt::Debug for Cache {
             .field("in_memory", &self.inner.local.is_some())
             .field("shared", &self.inner.shared.is_some())
             .finish()
-    }
-}
-
-/// Configures a [`Cache`].
-///
-/// ```
-/// use std::time::Duration;
-/// let cache = cache_runtime::Cache::builder()
-///     .max_entries(50_000)
-///     .refresh_backoff(Duration::from_secs(5))
-///     .build();
-/// # let _ = cache;
-/// ```
-pub struct CacheBuilder {
-    max_entries: u64,
-    in_process: bool,
-    shared: Option<Arc<dyn Backend>>,
-    clock: Clock,
-    refresh_backoff: Duration,
-}
-
-impl Default for CacheBuilder {
-    fn default() -> Self {
-        CacheBuilder {
-            max_entries: 100_000,
-            in_process: true,
-            shared: None,
-            clock: Clock::system(),
-            refresh_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-impl CacheBuilder {
-    /// The most entries the in-process tier holds (default 100 000).
-    pub fn max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries;
-        self
-    }
-
-    /// Stores entries in `backend`, shared by every instance. When the backend has an
-    /// invalidation feed ([`Backend::feed`], e.g. Redis), the in-process tier stays in front of
-    /// it (two tiers: an L1 hit makes no network call) and follows the feed; otherwise every
-    /// call goes to the backend. Build the cache inside a Tokio runtime: the feed is followed
-    /// by a task.
-    pub fn backend(mut self, backend: impl Backend) -> Self {
-        self.shared = Some(Arc::new(backend));
-        self
-    }
-
-    /// With a shared backend: whether to keep the in-process tier in front of it (default
-    /// `true`, when the backend has an invalidation feed). `false` sends every call to the
-    /// backend.
-    pub fn in_process_tier(mut self, keep: bool) -> Self {
-        self.in_process = keep;
-        self
-    }
-
-    /// The clock that decides freshness (default: the system clock).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// After a background refresh fails, how long the stale value is served before another
-    /// refresh is tried (default 1 s).
-    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
-        self.refresh_backoff = backoff;
-        self
-    }
-
-    /// Builds the cache.
-    pub fn build(self) -> Cache {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let feed = self
-            .shared
-            .as_ref()
-            .filter(|_| self.in_process)
-            .and_then(|shared| shared.feed());
-        let local = match (&self.shared, &feed) {
-            (Some(_), None) => None,
-            _ => Some(MemoryBackend::new(self.max_entries)),
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let inner = Arc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            local,
-            shared: self.shared,
-            flights: Flights::new(),
-            stats: StatsRegistry::default(),
-            clock: self.clock,
-            log: InvalidationLog::new(),
-            pending: PendingInvalidations::default(),
-            failed_refreshes: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(self.refresh_backoff.max(Duration::from_millis(1)))
-                .build(),
-            trusted: AtomicBool::new(false),
-            replaying: AtomicBool::new(false),
-            feed_events: AtomicU64::new(0),
-            _stop_feed: feed.is_some().then_some(stop_tx),
-        });
-        if let Some(feed) = feed {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(follow(Arc::downgrade(&inner), feed, stop_rx));
-            }
-        }
-        Cache { inner }
-    }
-}
-
-/// Applies a shared backend's feed to the in-process tier, until the cache is dropped.
-async fn follow(inner: Weak<Inner>, mut feed: Feed, mut stop: tokio::sync::oneshot::Receiver<()>) {
-    loop {
-        let event = tokio::select! {
-            event = feed.recv() => event,
-            _ = &mut stop => None,
-        };
-        let (Some(event), Some(inner)) = (event, inner.upgrade()) else {
-            return;
-        };
-        let Some(local) = &inner.local else { return };
-        inner.feed_events.fetch_add(1, Ordering::Relaxed);
-        match event {
-            FeedEvent::Invalidated(tags) => {
-                inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
-                local.invalidate_tags(&tags);
-                tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.tags = ?tags, "invalidated by another instance");
-            }
-            FeedEvent::Cleared => {
-                inner.log.record_all();
-                local.clear();
-            }
-            FeedEvent::Connected => {
-                // Events may have been missed while disconnected: start over.
-                inner.log.record_all();
-                local.clear();
-                inner.trusted.store(true, Ordering::Release);
-            }
-            FeedEvent::Disconnected => inner.trusted.store(false, Ordering::Release),
-        }
     }
 }
 
@@ -233,6 +103,60 @@ impl Cache {
         self.inner.id
     }
 
+    /// The in-process tier, trusted or not (see [`trusted_local`](Self::trusted_local)).
+    #[inline]
+    pub(crate) fn local(&self) -> Option<&InProcessTier> {
+        self.inner.local.as_ref()
+    }
+
+    /// The in-process tier, when its entries may be served: see
+    /// [`local_trusted`](Self::local_trusted).
+    #[inline]
+    pub(crate) fn trusted_local(&self) -> Option<&InProcessTier> {
+        self.inner.local.as_ref().filter(|_| self.local_trusted())
+    }
+
+    /// The shared backend, when the cache has one.
+    #[inline]
+    pub(crate) fn shared(&self) -> Option<&dyn Backend> {
+        self.inner.shared.as_deref()
+    }
+
+    /// The running loads, for single flight.
+    #[inline]
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    /// The invalidation log: which tags were invalidated since a load started.
+    #[inline]
+    pub(crate) fn log(&self) -> &InvalidationLog {
+        &self.inner.log
+    }
+
+    /// The cache's clock, in milliseconds.
+    #[inline]
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.inner.clock.now_millis()
+    }
+
+    /// Whether invalidations are queued that the shared backend has not taken yet (it may
+    /// hold pre-write values until it does).
+    #[inline]
+    pub(crate) fn invalidations_pending(&self) -> bool {
+        self.inner.pending.any()
+    }
+
+    /// Remembers that a background refresh of `storage_key` failed, for the refresh backoff.
+    pub(crate) fn note_failed_refresh(&self, storage_key: &[u8]) {
+        self.inner.failed_refreshes.insert(storage_key.into(), ());
+    }
+
+    /// Whether a background refresh of `storage_key` failed less than the backoff ago.
+    pub(crate) fn refresh_failed_recently(&self, storage_key: &[u8]) -> bool {
+        self.inner.failed_refreshes.contains_key(storage_key)
+    }
+
     /// Whether in-process entries may be served: always without a shared backend; with one,
     /// only while its invalidation feed is connected.
     #[inline]
@@ -250,40 +174,6 @@ impl Cache {
     /// instances, reconnections) this cache has applied.
     pub fn feed_events(&self) -> u64 {
         self.inner.feed_events.load(Ordering::Relaxed)
-    }
-
-    /// Retries refused invalidations in the background until the backend takes them.
-    fn replay_pending(&self) {
-        let inner = &self.inner;
-        if inner.replaying.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            inner.replaying.store(false, Ordering::Release);
-            return;
-        };
-        let weak = Arc::downgrade(inner);
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(REPLAY_PERIOD).await;
-                let Some(inner) = weak.upgrade() else { return };
-                let Some(shared) = inner.shared.as_deref() else {
-                    return;
-                };
-                if !inner.pending.any()
-                    || inner.pending.flush(shared, Attempt::Replay).await.is_ok()
-                {
-                    inner.replaying.store(false, Ordering::Release);
-                    if inner.pending.any() {
-                        // Added after the flush: go on.
-                        if !inner.replaying.swap(true, Ordering::AcqRel) {
-                            continue;
-                        }
-                    }
-                    return;
-                }
-            }
-        });
     }
 
     pub(crate) fn method_counters(&self, name: &'static str) -> Arc<MethodCounters> {
@@ -323,7 +213,7 @@ impl Cache {
     }
 
     /// The in-process tier, when the cache has one.
-    pub fn memory(&self) -> Option<&MemoryBackend> {
+    pub fn in_process_tier(&self) -> Option<&InProcessTier> {
         self.inner.local.as_ref()
     }
 
@@ -369,16 +259,27 @@ impl Cache {
         let inner = &*self.inner;
         if inner.shared.is_some() {
             inner.pending.add_clear();
-            self.replay_pending();
+            replay::start(&self.inner);
         }
         inner.log.record_all();
         if let Some(local) = &inner.local {
             local.clear();
         }
-        tracing::event!(target: "cache_runtime", tracing::Level::INFO, cache.op = "clear", "cache cleared");
+        tracing::event!(
+            target: "cache_runtime",
+            tracing::Level::INFO,
+            cache.op = "clear",
+            "cache cleared"
+        );
         if let Some(shared) = &inner.shared {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
-                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", %error, "clear queued: backend refused it");
+                tracing::event!(
+                    target: "cache_runtime",
+                    tracing::Level::WARN,
+                    cache.op = "error",
+                    %error,
+                    "clear queued: backend refused it"
+                );
                 return Err(error);
             }
         }
@@ -399,17 +300,31 @@ impl Cache {
         if inner.shared.is_some() {
             inner.pending.add(tags);
             // Delivered even if the caller's future is dropped during the send.
-            self.replay_pending();
+            replay::start(&self.inner);
         }
         inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
         if let Some(local) = &inner.local {
             local.invalidate_tags(tags);
         }
-        tracing::event!(target: "cache_runtime", tracing::Level::DEBUG, cache.op = "invalidate", cache.method = method, cache.tags = ?tags);
+        tracing::event!(
+            target: "cache_runtime",
+            tracing::Level::DEBUG,
+            cache.op = "invalidate",
+            cache.method = method,
+            cache.tags = ?tags
+        );
         if let Some(shared) = &inner.shared {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 counters.backend_errors.incr();
-                tracing::event!(target: "cache_runtime", tracing::Level::WARN, cache.op = "error", cache.method = method, cache.tags = ?tags, %error, "invalidation queued: backend refused it");
+                tracing::event!(
+                    target: "cache_runtime",
+                    tracing::Level::WARN,
+                    cache.op = "error",
+                    cache.method = method,
+                    cache.tags = ?tags,
+                    %error,
+                    "invalidation queued: backend refused it"
+                );
                 return Err(error);
             }
         }

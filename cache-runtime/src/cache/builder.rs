@@ -1,0 +1,123 @@
+//! [`CacheBuilder`]: configures and builds a [`Cache`], and starts following the shared
+//! backend's invalidation feed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pending::PendingInvalidations;
+use super::{feed, Cache, Inner};
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::flight::Flights;
+use crate::stats::StatsRegistry;
+use crate::tags::InvalidationLog;
+use crate::tiers::InProcessTier;
+
+/// Configures a [`Cache`].
+///
+/// ```
+/// use std::time::Duration;
+/// let cache = cache_runtime::Cache::builder()
+///     .max_entries(50_000)
+///     .refresh_backoff(Duration::from_secs(5))
+///     .build();
+/// # let _ = cache;
+/// ```
+pub struct CacheBuilder {
+    max_entries: u64,
+    in_process: bool,
+    shared: Option<Arc<dyn Backend>>,
+    clock: Clock,
+    refresh_backoff: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            max_entries: 100_000,
+            in_process: true,
+            shared: None,
+            clock: Clock::system(),
+            refresh_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// The most entries the in-process tier holds (default 100 000).
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Stores entries in `backend`, shared by every instance. When the backend has an
+    /// invalidation feed ([`Backend::feed`], e.g. Redis), the in-process tier stays in front of
+    /// it (two tiers: an L1 hit makes no network call) and follows the feed; otherwise every
+    /// call goes to the backend. Build the cache inside a Tokio runtime: the feed is followed
+    /// by a task.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.shared = Some(Arc::new(backend));
+        self
+    }
+
+    /// With a shared backend: whether to keep the in-process tier in front of it (default
+    /// `true`, when the backend has an invalidation feed). `false` sends every call to the
+    /// backend.
+    pub fn in_process_tier(mut self, keep: bool) -> Self {
+        self.in_process = keep;
+        self
+    }
+
+    /// The clock that decides freshness (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// After a background refresh fails, how long the stale value is served before another
+    /// refresh is tried (default 1 s).
+    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
+        self.refresh_backoff = backoff;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let feed = self
+            .shared
+            .as_ref()
+            .filter(|_| self.in_process)
+            .and_then(|shared| shared.feed());
+        let local = match (&self.shared, &feed) {
+            (Some(_), None) => None,
+            _ => Some(InProcessTier::new(self.max_entries)),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            local,
+            shared: self.shared,
+            flights: Flights::new(),
+            stats: StatsRegistry::default(),
+            clock: self.clock,
+            log: InvalidationLog::new(),
+            pending: PendingInvalidations::default(),
+            failed_refreshes: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.refresh_backoff.max(Duration::from_millis(1)))
+                .build(),
+            trusted: AtomicBool::new(false),
+            replaying: AtomicBool::new(false),
+            feed_events: AtomicU64::new(0),
+            _stop_feed: feed.is_some().then_some(stop_tx),
+        });
+        if let Some(feed) = feed {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(feed::follow(Arc::downgrade(&inner), feed, stop_rx));
+            }
+        }
+        Cache { inner }
+    }
+}

@@ -1,0 +1,44 @@
+//! The replay task: retries, in the background, the invalidations and clears the shared
+//! backend refused, until it takes them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pending::Attempt;
+use super::Inner;
+
+/// How often queued invalidations are retried while the shared backend refuses them.
+const REPLAY_PERIOD: Duration = Duration::from_millis(50);
+
+/// Starts the replay task unless it is running. It ends when nothing is pending, or when the
+/// cache is dropped.
+pub(super) fn start(inner: &Arc<Inner>) {
+    if inner.replaying.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        inner.replaying.store(false, Ordering::Release);
+        return;
+    };
+    let weak = Arc::downgrade(inner);
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(REPLAY_PERIOD).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let Some(shared) = inner.shared.as_deref() else {
+                return;
+            };
+            if !inner.pending.any() || inner.pending.flush(shared, Attempt::Replay).await.is_ok() {
+                inner.replaying.store(false, Ordering::Release);
+                if inner.pending.any() {
+                    // Added after the flush: go on.
+                    if !inner.replaying.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                }
+                return;
+            }
+        }
+    });
+}

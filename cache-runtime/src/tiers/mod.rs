@@ -1,0 +1,200 @@
+//! The two tiers and the storage steps of a call over them: the in-process tier (L1,
+//! `in_process.rs`), the shared backend (L2, a [`Backend`]), or both.
+//!
+//! - here: stamping tag versions before a load, and storing its value;
+//! - `shared.rs`: reading L2 (and promoting what it finds into L1), the cross-instance lock,
+//!   and whether a landed value is still current for a waiter.
+
+mod in_process;
+mod shared;
+
+use std::sync::Arc;
+
+use tracing::Level;
+
+pub use self::in_process::InProcessTier;
+use self::in_process::LocalStamp;
+pub(crate) use self::shared::{Current, HeldLock, Locked, SharedLookup};
+use crate::backend::{Backend, EntryMeta, StoredEntry};
+use crate::call::Call;
+use crate::site::CachedSite;
+
+/// Tag versions taken before a load, per tier. A tier whose part is `None` is not written.
+pub(crate) struct Stamp {
+    pub(crate) local: Option<LocalStamp>,
+    pub(crate) shared: Option<Vec<(String, u64)>>,
+    /// The shared backend's invalidation watermark before the load, when it has one.
+    pub(crate) watermark: Option<u64>,
+    /// The shared backend's generation the versions belong to.
+    pub(crate) generation: u64,
+}
+
+impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
+    /// The shared backend, if it can hold this method's values.
+    pub(crate) fn shared_tier(&self) -> Option<&dyn Backend> {
+        self.cache
+            .shared()
+            .filter(|shared| self.serde.is_some() || !shared.stores_bytes())
+    }
+
+    /// Takes the versions of `tags` in each tier, before the load starts.
+    pub(crate) async fn stamp(&self, tags: Vec<String>) -> Stamp {
+        let local = self.cache.trusted_local().map(|local| local.stamp(&tags));
+        let mut watermark = None;
+        let mut generation = 0;
+        let shared = match self.shared_tier() {
+            None => None,
+            Some(shared) => {
+                let versions =
+                    crate::exported::backend_call("stamp", shared.stamp_versions(&tags)).await;
+                match versions {
+                    Ok(versions) if versions.tags.len() == tags.len() => {
+                        watermark = versions.watermark;
+                        generation = versions.generation;
+                        Some(tags.into_iter().zip(versions.tags).collect())
+                    }
+                    _ => {
+                        self.counters.backend_errors.incr();
+                        let why = "backend could not read tag versions: \
+                                   the value will not be stored there";
+                        self.log(Level::WARN, "error", None, why);
+                        None
+                    }
+                }
+            }
+        };
+        Stamp {
+            local,
+            shared,
+            watermark,
+            generation,
+        }
+    }
+
+    /// Adds tags known only after the load (from the result) to the stamp.
+    pub(crate) async fn extend_stamp(&self, stamp: &mut Stamp, tags: Vec<String>) {
+        if tags.is_empty() {
+            return;
+        }
+        if let (Some(local), Some(local_stamp)) = (self.cache.local(), &mut stamp.local) {
+            local.extend_stamp(local_stamp, &tags);
+        }
+        let (Some(shared), Some(pairs)) = (self.cache.shared(), &mut stamp.shared) else {
+            return;
+        };
+        match crate::exported::backend_call("stamp", shared.stamp_versions(&tags)).await {
+            // The backend lost data or was cleared during the load: its versions of before
+            // mean nothing now.
+            Ok(versions) if versions.generation != stamp.generation => {
+                stamp.shared = None;
+            }
+            // A result tag invalidated (anywhere) after the load started: not stored in the
+            // shared tier, whose versions already include that invalidation.
+            Ok(versions)
+                if stamp
+                    .watermark
+                    .is_some_and(|mark| versions.tags.iter().any(|v| *v > mark)) =>
+            {
+                stamp.shared = None;
+            }
+            Ok(versions) if versions.tags.len() == tags.len() => {
+                pairs.extend(tags.into_iter().zip(versions.tags))
+            }
+            _ => {
+                self.counters.backend_errors.incr();
+                stamp.shared = None;
+            }
+        }
+    }
+
+    /// The expiry of a value loaded now in `load_micros`.
+    pub(crate) fn meta(&self, load_micros: u64) -> EntryMeta {
+        entry_meta(self.site, self.cache.now_millis(), load_micros)
+    }
+
+    /// Stores `value` in each tier the stamp covers.
+    pub(crate) async fn store(&self, value: &V, stamp: Stamp, meta: EntryMeta) {
+        if let (Some(local), Some(local_stamp)) = (self.cache.local(), stamp.local) {
+            let now = self.cache.now_millis();
+            let key = self.key.storage().into();
+            local.insert(key, Box::new(value.clone()), meta, local_stamp, now);
+        }
+        let (Some(shared), Some(tags)) = (self.shared_tier(), stamp.shared) else {
+            return;
+        };
+        let entry = StoredEntry {
+            value: Arc::new(value.clone()),
+            meta,
+            tags,
+            generation: stamp.generation,
+        };
+        let put = shared.put(self.key.entry_key(self.site, self.serde), entry);
+        if let Err(error) = crate::exported::backend_call("put", put).await {
+            self.counters.backend_errors.incr();
+            self.log(Level::WARN, "error", Some(&error), "backend write failed");
+        }
+    }
+}
+
+/// The expiry of a value of `site` loaded at `now` in `load_micros`: fresh for the site's TTL
+/// (less its jitter), then stale for its `swr`.
+fn entry_meta(site: &CachedSite, now: u64, load_micros: u64) -> EntryMeta {
+    let jitter = if site.jitter_ms > 0 {
+        fastrand::u64(0..=site.jitter_ms)
+    } else {
+        0
+    };
+    // Saturating: a duration near u64::MAX means "never expires", not a wrapped past.
+    let fresh_until = now.saturating_add(site.ttl_ms.saturating_sub(jitter).max(1));
+    EntryMeta {
+        fresh_until,
+        stale_until: fresh_until.saturating_add(site.swr_ms),
+        load_micros,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{classify, Found};
+    use crate::key::Template;
+    use crate::site::CountersSlot;
+    use crate::Cache;
+
+    static FOREVER: CachedSite = CachedSite {
+        name: "forever",
+        scope: 1,
+        key: Template {
+            source: "k",
+            segments: &[],
+        },
+        tags: &[],
+        ttl_ms: u64::MAX,
+        jitter_ms: 0,
+        swr_ms: u64::MAX,
+        lock_ms: u64::MAX,
+        beta: 0.0,
+        cache_none: true,
+        counters: CountersSlot::NEW,
+    };
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_overflowing() {
+        let cache = Cache::in_memory(10);
+        let now = cache.now_millis();
+        let meta = entry_meta(&FOREVER, now, 0);
+        assert_eq!((meta.fresh_until, meta.stale_until), (u64::MAX, u64::MAX));
+        let local = cache.local().expect("in-process tier");
+        local.insert(
+            b"k".to_vec().into(),
+            Box::new(7u8),
+            meta,
+            local.stamp(&[]),
+            now,
+        );
+        let found = local.with_entry(b"k", now, |entry| {
+            classify::<u8>(&FOREVER, &*entry.value, &entry.meta, now)
+        });
+        assert!(matches!(found, Some(Found::Fresh(7))));
+    }
+}
