@@ -14,11 +14,11 @@ use crate::backend::BackendError;
 use crate::codec::SerdeVTable;
 use crate::entry::OwnedKey;
 use crate::load::Options;
-use crate::lookup::TARGET;
 use crate::report::CallOutcome;
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::Cache;
+use crate::LOG_TARGET;
 
 /// A call that needs more than an in-process hit, with everything its steps read.
 #[derive(Clone)]
@@ -55,7 +55,7 @@ impl<S, V> Call<S, V> {
         let error = error.map(tracing::field::display);
         if level == Level::WARN {
             tracing::event!(
-                target: TARGET,
+                target: LOG_TARGET,
                 Level::WARN,
                 cache.op = op,
                 cache.method = method,
@@ -65,7 +65,7 @@ impl<S, V> Call<S, V> {
             );
         } else {
             tracing::event!(
-                target: TARGET,
+                target: LOG_TARGET,
                 Level::DEBUG,
                 cache.op = op,
                 cache.method = method,
@@ -104,7 +104,7 @@ pub(crate) fn record(
         CallOutcome::Miss | CallOutcome::Bypass => return,
     };
     tracing::event!(
-        target: TARGET,
+        target: LOG_TARGET,
         tracing::Level::DEBUG,
         cache.op = op,
         cache.method = site.name,

@@ -77,6 +77,10 @@ mod stats;
 mod tags;
 mod tiers;
 
+/// The `target` of every event the runtime logs, whichever module logs it: filter on
+/// `cache_runtime`.
+pub(crate) const LOG_TARGET: &str = "cache_runtime";
+
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
 pub use key::{decode_value, encode_value, Filter, KeyArg, Segment, Template};

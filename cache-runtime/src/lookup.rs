@@ -15,8 +15,7 @@ use crate::returns::ReturnShape;
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::Cache;
-
-pub(crate) const TARGET: &str = "cache_runtime";
+use crate::LOG_TARGET;
 
 /// What the first half of a call found.
 pub enum Lookup<R, V> {
@@ -108,7 +107,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
             state,
         });
     };
-    let started = tracing::enabled!(target: TARGET, tracing::Level::DEBUG).then(Instant::now);
+    let started = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Instant::now);
     let now = cache.now_millis();
     KEY_BUF.with(|cell| {
         let mut spare = Vec::new();
@@ -128,7 +127,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
             if let Some(started) = started {
                 let key = std::str::from_utf8(rendered_bytes(buf)).unwrap_or_default();
                 tracing::event!(
-                    target: TARGET,
+                    target: LOG_TARGET,
                     tracing::Level::DEBUG,
                     cache.op = "hit",
                     cache.method = site.name,

@@ -14,11 +14,12 @@ use crate::call::{self, Call};
 use crate::entry::{classify, Found};
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome, SharedStamp};
 use crate::load::{Load, Options};
-use crate::lookup::{Pending, PendingState, TARGET};
+use crate::lookup::{Pending, PendingState};
 use crate::report::CallOutcome;
 use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
 use crate::tiers::{Current, HeldLock, Locked, SharedLookup};
+use crate::LOG_TARGET;
 
 impl<V: Clone + Send + Sync + 'static> Pending<V> {
     /// The second half of a `#[cached]` call.
@@ -134,7 +135,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                         None
                     };
                     let span = tracing::debug_span!(
-                        target: TARGET,
+                        target: LOG_TARGET,
                         "cache.load",
                         cache.method = self.site.name,
                         cache.key = self.key.rendered()
@@ -285,7 +286,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
 
     fn log_load(&self, op: &'static str, load_micros: u64, ok: bool) {
         tracing::event!(
-            target: TARGET,
+            target: LOG_TARGET,
             tracing::Level::DEBUG,
             cache.op = op,
             cache.method = self.site.name,
@@ -320,7 +321,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         let body = load.detach()?;
         let call = self.clone();
         let span = tracing::debug_span!(
-            target: TARGET,
+            target: LOG_TARGET,
             "cache.refresh",
             cache.method = self.site.name,
             cache.key = self.key.rendered()

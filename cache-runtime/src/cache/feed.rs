@@ -6,6 +6,7 @@ use std::sync::Weak;
 
 use super::Inner;
 use crate::backend::{Feed, FeedEvent};
+use crate::LOG_TARGET;
 
 /// Applies a shared backend's feed to the in-process tier, until the cache is dropped.
 pub(super) async fn follow(
@@ -28,7 +29,7 @@ pub(super) async fn follow(
                 inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
                 local.invalidate_tags(&tags);
                 tracing::event!(
-                    target: "cache_runtime",
+                    target: LOG_TARGET,
                     tracing::Level::DEBUG,
                     cache.op = "invalidate",
                     cache.tags = ?tags,

@@ -22,6 +22,7 @@ use crate::flight::Flights;
 use crate::stats::{MethodCounters, Stats, StatsRegistry};
 use crate::tags::InvalidationLog;
 use crate::tiers::InProcessTier;
+use crate::LOG_TARGET;
 
 /// Prefix of the implicit tag every entry carries for its own rendered key, so that
 /// [`Cache::invalidate_key`] is a tag invalidation (O(1), and it wins over running loads).
@@ -266,7 +267,7 @@ impl Cache {
             local.clear();
         }
         tracing::event!(
-            target: "cache_runtime",
+            target: LOG_TARGET,
             tracing::Level::INFO,
             cache.op = "clear",
             "cache cleared"
@@ -274,7 +275,7 @@ impl Cache {
         if let Some(shared) = &inner.shared {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 tracing::event!(
-                    target: "cache_runtime",
+                    target: LOG_TARGET,
                     tracing::Level::WARN,
                     cache.op = "error",
                     %error,
@@ -307,7 +308,7 @@ impl Cache {
             local.invalidate_tags(tags);
         }
         tracing::event!(
-            target: "cache_runtime",
+            target: LOG_TARGET,
             tracing::Level::DEBUG,
             cache.op = "invalidate",
             cache.method = method,
@@ -317,7 +318,7 @@ impl Cache {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 counters.backend_errors.incr();
                 tracing::event!(
-                    target: "cache_runtime",
+                    target: LOG_TARGET,
                     tracing::Level::WARN,
                     cache.op = "error",
                     cache.method = method,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 use crate::backend::{Backend, BackendError};
+use crate::LOG_TARGET;
 
 /// Invalidations (and clears) not yet accepted by the shared backend: queued before they are
 /// sent, kept until the backend takes them, sent in batches. While any are pending, the
@@ -41,7 +42,7 @@ impl PendingQueue {
     fn overflow_into_clear(&mut self) {
         if self.tags.len() > MAX_PENDING_TAGS {
             tracing::event!(
-                target: "cache_runtime",
+                target: LOG_TARGET,
                 tracing::Level::WARN,
                 cache.op = "error",
                 queued = self.tags.len(),

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use crate::backend::FeedEvent;
+use crate::LOG_TARGET;
 
 /// Separates a message's kind, origin and body; no tag contains it.
 const SEP: char = '\u{1e}';
@@ -107,7 +108,7 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                         _ = beat.tick() => {
                             if last_heard.elapsed() > shared.heartbeat * 3 {
                                 tracing::event!(
-                                    target: "cache_runtime",
+                                    target: LOG_TARGET,
                                     tracing::Level::WARN,
                                     cache.op = "error",
                                     "invalidation feed silent: reconnecting"
@@ -142,7 +143,7 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     backoff = Duration::from_millis(50);
                 }
                 tracing::event!(
-                    target: "cache_runtime",
+                    target: LOG_TARGET,
                     tracing::Level::WARN,
                     cache.op = "error",
                     "invalidation feed disconnected: \

@@ -29,6 +29,7 @@ use super::{
     LockToken, StoredEntry, Versions,
 };
 use crate::codec::{Codec, MessagePack};
+use crate::LOG_TARGET;
 
 /// Keys longer than this are stored under their SHA-256.
 const MAX_KEY: usize = 200;
@@ -572,7 +573,7 @@ impl Backend for RedisBackend {
             for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
                 if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {
                     tracing::event!(
-                        target: "cache_runtime",
+                        target: LOG_TARGET,
                         tracing::Level::WARN,
                         cache.op = "error",
                         %error,
