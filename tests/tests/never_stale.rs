@@ -67,6 +67,20 @@ impl Twins {
     async fn slow(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         self.store.get_then_stall(id).await
     }
+
+    /// An instance with no in-process tier on `ns`, whose `a` stored Ann before she was
+    /// renamed Anna and the tag `t.1` invalidated: `a`'s entry is outdated.
+    async fn with_an_outdated_entry(server: &RedisServer, ns: &str) -> Twins {
+        let store = Store::with(&[ann()]);
+        let twins = Twins {
+            cache: l2_only(server, ns),
+            store: store.clone(),
+        };
+        assert_eq!(twins.a("1").await, Ok(Some(ann())));
+        store.put(anna());
+        twins.cache.invalidate_tags(["t.1"]).await.unwrap();
+        twins
+    }
 }
 
 fn scan(server: &RedisServer, pattern: &str) -> Vec<String> {
@@ -91,14 +105,7 @@ fn tag_keys(server: &RedisServer, ns: &str) -> Vec<String> {
 async fn a_deleted_tag_key_does_not_revive_an_invalidated_entry() {
     let server = RedisServer::shared();
     let ns = namespace("evicted-tag");
-    let store = Store::with(&[ann()]);
-    let twins = Twins {
-        cache: l2_only(&server, &ns),
-        store: store.clone(),
-    };
-    assert_eq!(twins.a("1").await, Ok(Some(ann())));
-    store.put(anna());
-    twins.cache.invalidate_tags(["t.1"]).await.unwrap();
+    let twins = Twins::with_an_outdated_entry(&server, &ns).await;
     // Redis drops the tag key, as a maxmemory policy does.
     let tags = tag_keys(&server, &ns);
     assert_eq!(tags.len(), 1, "{tags:?}");
@@ -126,14 +133,7 @@ async fn a_tag_key_evicted_under_real_memory_pressure_does_not_revive_an_invalid
         "64",
     ]);
     let ns = namespace("pressure");
-    let store = Store::with(&[ann()]);
-    let twins = Twins {
-        cache: l2_only(&server, &ns),
-        store: store.clone(),
-    };
-    assert_eq!(twins.a("1").await, Ok(Some(ann())));
-    store.put(anna());
-    twins.cache.invalidate_tags(["t.1"]).await.unwrap();
+    let twins = Twins::with_an_outdated_entry(&server, &ns).await;
     let tags = tag_keys(&server, &ns);
     assert_eq!(tags.len(), 1, "{tags:?}");
     let entries = scan(&server, &format!("{ns}:e:*"));
