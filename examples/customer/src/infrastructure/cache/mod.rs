@@ -1,8 +1,9 @@
-//! Caching: the cached repository (the annotations), its warmer, and the statistics the
-//! instances publish for the console.
+//! Caching: the cached repository (the annotations) and the tags of a cached customer, its
+//! warmer, and the statistics the instances publish for the console.
 
 mod published;
 mod repository;
+mod tags;
 mod warmer;
 
 pub use published::{PublishedStats, StatsPublisher};
