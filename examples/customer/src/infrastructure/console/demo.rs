@@ -3,23 +3,25 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cache_runtime::{observe, Cache, CallOutcome, Clock};
+use cache_runtime::{observe, Cache, Clock};
 
 use crate::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
 use crate::domain::{Customer, CustomerRepository, CustomerStatus};
-use crate::infrastructure::cache::CachedCustomerRepository;
+use crate::infrastructure::cache::{
+    first_outcome, outcome_meaning, outcome_name, CachedCustomerRepository,
+};
 use crate::infrastructure::persistence::CustomerStore;
 
 async fn step<T: std::fmt::Debug>(what: &str, call: impl Future<Output = T>) -> T {
     let started = Instant::now();
     let (value, observed) = observe(call).await;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    let cache = match observed.first().map(|o| o.outcome) {
-        Some(CallOutcome::Hit) => "hit",
-        Some(CallOutcome::Stale) => "stale (refreshing in the background)",
-        Some(CallOutcome::Miss) => "miss (loaded from the store)",
-        Some(CallOutcome::Bypass) => "bypass",
-        None => "-",
+    let cache = match first_outcome(&observed) {
+        Some(outcome) => match outcome_meaning(outcome) {
+            Some(meaning) => format!("{} ({meaning})", outcome_name(outcome)),
+            None => outcome_name(outcome).to_owned(),
+        },
+        None => "-".to_owned(),
     };
     let key = observed.first().map(|o| o.key.as_str()).unwrap_or("");
     println!("{what:<42} {cache:<38} {elapsed:>8.3} ms  {key}");
