@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use customer_example::infrastructure::config::Config;
-use customer_example::infrastructure::console::{run, Cli, Command};
-use customer_example::infrastructure::persistence::{InMemoryCustomerStore, MongoCustomerStore};
+use customer_example::infrastructure::console::{report, run_configured, Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,17 +28,10 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::from_env();
-    let outcome = match &config.mongodb_uri {
-        Some(uri) => match MongoCustomerStore::connect(uri, &config.database).await {
-            Ok(store) => run(store, &config, cli.command).await,
-            Err(e) => Err(format!("cannot reach MongoDB at {uri}: {e}")),
-        },
-        None => run(InMemoryCustomerStore::default(), &config, cli.command).await,
-    };
-    match outcome {
+    match run_configured(&config, cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("{}", report(&error));
             ExitCode::FAILURE
         }
     }

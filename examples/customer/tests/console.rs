@@ -87,6 +87,11 @@ fn an_unreachable_database_is_a_clear_error() {
         "{}",
         stderr(&output)
     );
+    assert!(
+        stderr(&output).contains("\n  caused by: database unavailable: "),
+        "the cause follows: {}",
+        stderr(&output)
+    );
 }
 
 #[test]

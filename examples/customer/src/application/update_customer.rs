@@ -46,16 +46,28 @@ impl<R: CustomerRepository> UpdateCustomerCommandHandler<R> {
         .into_iter()
         .flatten()
         .collect();
-        tracing::info!(correlation_id, customer_id = %command.id, changed_fields = ?changed, "processing UpdateCustomerCommand");
+        tracing::info!(
+            correlation_id,
+            customer_id = %command.id,
+            changed_fields = ?changed,
+            "processing UpdateCustomerCommand"
+        );
         let result = self.apply(&command).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
-            Ok(_) => {
-                tracing::info!(correlation_id, customer_id = %command.id, duration_ms, "customer updated")
-            }
-            Err(error) => {
-                tracing::warn!(correlation_id, customer_id = %command.id, duration_ms, %error, "customer update failed")
-            }
+            Ok(_) => tracing::info!(
+                correlation_id,
+                customer_id = %command.id,
+                duration_ms,
+                "customer updated"
+            ),
+            Err(error) => tracing::warn!(
+                correlation_id,
+                customer_id = %command.id,
+                duration_ms,
+                %error,
+                "customer update failed"
+            ),
         }
         result
     }

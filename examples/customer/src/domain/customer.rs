@@ -1,9 +1,6 @@
 //! The customer entity.
 
-use cache_runtime::{CacheTags, TagSink};
 use serde::{Deserialize, Serialize};
-
-use super::RepositoryError;
 
 /// Whether a customer shows up in the active list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +10,17 @@ pub enum CustomerStatus {
     Active,
     /// Not listed.
     Inactive,
+}
+
+/// A change that breaks a rule of the domain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCustomer {
+    /// A customer has a name.
+    #[error("the name is empty")]
+    EmptyName,
+    /// An e-mail address has a user and a host with a dot.
+    #[error("{0:?} is not an e-mail address")]
+    NotAnEmailAddress(String),
 }
 
 /// A customer.
@@ -32,37 +40,67 @@ pub struct Customer {
 
 impl Customer {
     /// Changes the name.
-    pub fn update_name(&mut self, name: &str) -> Result<(), RepositoryError> {
+    pub fn update_name(&mut self, name: &str) -> Result<(), InvalidCustomer> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(RepositoryError::Invalid("the name is empty".into()));
+            return Err(InvalidCustomer::EmptyName);
         }
         self.name = name.to_owned();
         Ok(())
     }
 
     /// Changes the e-mail address.
-    pub fn update_email(&mut self, email: &str) -> Result<(), RepositoryError> {
+    pub fn update_email(&mut self, email: &str) -> Result<(), InvalidCustomer> {
         let email = email.trim();
         let valid = email
             .split_once('@')
             .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
         if !valid {
-            return Err(RepositoryError::Invalid(format!(
-                "{email:?} is not an e-mail address"
-            )));
+            return Err(InvalidCustomer::NotAnEmailAddress(email.to_owned()));
         }
         self.email = email.to_owned();
         Ok(())
     }
 }
 
-/// Every cached view of a customer carries `customer.<id>`, so saving or deleting it drops
-/// them all: its id lookup, every e-mail lookup that found it (the old address included), and
-/// every list page it is on.
-impl CacheTags for Customer {
-    fn cache_tags(&self, tags: &mut TagSink) {
-        // Encoded as the `customer.{id}` templates encode it, so that the tags match.
-        tags.push_encoded("customer.", &self.id);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann() -> Customer {
+        Customer {
+            id: "c1".into(),
+            name: "Ann".into(),
+            email: "ann@example.com".into(),
+            status: CustomerStatus::Active,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_change_that_breaks_a_rule_is_refused_and_changes_nothing() {
+        let mut customer = ann();
+        assert_eq!(customer.update_name("  "), Err(InvalidCustomer::EmptyName));
+        let refused = customer.update_email(" ann@localhost ");
+        assert_eq!(
+            refused,
+            Err(InvalidCustomer::NotAnEmailAddress("ann@localhost".into()))
+        );
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            r#""ann@localhost" is not an e-mail address"#
+        );
+        assert_eq!(customer, ann());
+    }
+
+    #[test]
+    fn changes_are_trimmed() {
+        let mut customer = ann();
+        customer.update_name(" Anna ").unwrap();
+        customer.update_email(" anna@example.com ").unwrap();
+        assert_eq!(
+            (customer.name.as_str(), customer.email.as_str()),
+            ("Anna", "anna@example.com")
+        );
     }
 }

@@ -3,5 +3,5 @@
 mod customer;
 mod repository;
 
-pub use customer::{Customer, CustomerStatus};
+pub use customer::{Customer, CustomerStatus, InvalidCustomer};
 pub use repository::{CustomerRepository, RepositoryError};

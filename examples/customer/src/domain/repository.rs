@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use super::Customer;
+use super::{Customer, InvalidCustomer};
 
 /// What can go wrong in a repository.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,12 +13,19 @@ pub enum RepositoryError {
     /// Another customer has this e-mail address.
     #[error("e-mail address {0} is already taken")]
     DuplicateEmail(String),
-    /// The input breaks a rule of the domain.
+    /// The input breaks a rule of the domain. Its text includes the rule's, so the rule is not
+    /// also given as its [`source`](std::error::Error::source).
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(InvalidCustomer),
     /// The database could not be reached or failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<InvalidCustomer> for RepositoryError {
+    fn from(invalid: InvalidCustomer) -> Self {
+        RepositoryError::Invalid(invalid)
+    }
 }
 
 /// Customers, wherever they are kept.

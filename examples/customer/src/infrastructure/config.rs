@@ -1,8 +1,22 @@
 //! Configuration from the environment: `MONGODB_URI` selects MongoDB, `REDIS_URL` the
 //! two-tier cache; with neither, everything is embedded (in-memory store, in-process cache).
 
-use cache_runtime::backend::RedisBackend;
+use cache_runtime::backend::{BackendError, RedisBackend};
 use cache_runtime::Cache;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `REDIS_URL` is not a Redis URL.
+    #[error("invalid REDIS_URL {url:?}")]
+    InvalidRedisUrl {
+        /// The URL given.
+        url: String,
+        /// Why the backend refused it.
+        #[source]
+        source: BackendError,
+    },
+}
 
 /// Where the application keeps its data and its cache.
 #[derive(Clone, Debug, Default)]
@@ -27,14 +41,17 @@ impl Config {
     }
 
     /// The cache: two tiers over Redis when configured, else in process.
-    pub fn cache(&self) -> Result<Cache, String> {
+    pub fn cache(&self) -> Result<Cache, ConfigError> {
         match &self.redis_url {
             None => Ok(Cache::in_memory(100_000)),
             Some(url) => {
                 let backend = RedisBackend::builder(url.as_str())
                     .namespace("customer-example")
                     .build()
-                    .map_err(|e| format!("invalid REDIS_URL {url:?}: {e}"))?;
+                    .map_err(|source| ConfigError::InvalidRedisUrl {
+                        url: url.clone(),
+                        source,
+                    })?;
                 Ok(Cache::builder()
                     .max_entries(100_000)
                     .backend(backend)

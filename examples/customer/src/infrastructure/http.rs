@@ -11,7 +11,7 @@ use cache_runtime::{observe, CallOutcome, Observed};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::cache::CachedCustomerRepository;
+use super::cache::{first_outcome, outcome_name, CachedCustomerRepository};
 use super::persistence::CustomerStore;
 use crate::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
 use crate::domain::{CustomerRepository, RepositoryError};
@@ -46,13 +46,10 @@ pub fn router<S: CustomerStore>(
         .with_state(state)
 }
 
+/// The `X-Cache` value: what the cache did for the first cached call, `bypass` when none was
+/// made.
 fn cache_header(observed: &[Observed]) -> &'static str {
-    match observed.first().map(|o| o.outcome) {
-        Some(CallOutcome::Hit) => "hit",
-        Some(CallOutcome::Stale) => "stale",
-        Some(CallOutcome::Miss) => "miss",
-        Some(CallOutcome::Bypass) | None => "bypass",
-    }
+    outcome_name(first_outcome(observed).unwrap_or(CallOutcome::Bypass))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

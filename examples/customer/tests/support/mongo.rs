@@ -35,12 +35,23 @@ impl MongoServer {
         }
         let binary = secantusd();
         let mut child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", "0", "--storage-path", ":memory:"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--storage-path",
+                ":memory:",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start {} ({e}): run ./scripts/test (it installs secantusdb==0.7.0b3 into .cache/secantus-venv), or set MONGODB_URI", binary.display())
+                panic!(
+                    "cannot start {} ({e}): run ./scripts/test (it installs secantusdb==0.7.0b3 \
+                     into .cache/secantus-venv), or set MONGODB_URI",
+                    binary.display()
+                )
             });
         let (tx, rx) = mpsc::channel::<String>();
         for stream in [

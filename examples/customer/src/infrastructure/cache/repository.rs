@@ -90,7 +90,11 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
     // included (they are tagged from their result); the e-mail tag reaches a cached "nobody
     // has this address" for its new one.
     #[invalidates(
-        tags = ["customer.{customer.id}", "customer.list", "customer.email.{customer.email | trim | lower | sha256}"],
+        tags = [
+            "customer.{customer.id}",
+            "customer.list",
+            "customer.email.{customer.email | trim | lower | sha256}",
+        ],
         name = "CustomerRepository::save"
     )]
     async fn save(&self, customer: &Customer) -> Result<(), RepositoryError> {
@@ -98,7 +102,11 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
     }
 
     #[invalidates(
-        tags = ["customer.{customer.id}", "customer.list", "customer.email.{customer.email | trim | lower | sha256}"],
+        tags = [
+            "customer.{customer.id}",
+            "customer.list",
+            "customer.email.{customer.email | trim | lower | sha256}",
+        ],
         name = "CustomerRepository::delete"
     )]
     async fn delete(&self, customer: &Customer) -> Result<(), RepositoryError> {

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cache_runtime::decode_value;
+use cache_runtime::{decode_value, CallOutcome};
 
+use super::first_outcome;
 use crate::domain::{CustomerRepository, RepositoryError};
 
 /// What a warm-up did.
@@ -63,11 +64,7 @@ impl<R: CustomerRepository> CustomerCacheWarmer<R> {
         for id in ids {
             let (found, observed) = cache_runtime::observe(self.repository.find_by_id(id)).await;
             match found? {
-                Some(_)
-                    if observed
-                        .first()
-                        .is_some_and(|o| o.outcome == cache_runtime::CallOutcome::Hit) =>
-                {
+                Some(_) if first_outcome(&observed) == Some(CallOutcome::Hit) => {
                     report.already_warm += 1
                 }
                 Some(_) => report.customers += 1,

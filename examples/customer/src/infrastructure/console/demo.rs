@@ -3,23 +3,25 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cache_runtime::{observe, Cache, CallOutcome, Clock};
+use cache_runtime::{observe, Cache, Clock};
 
 use crate::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
-use crate::domain::{Customer, CustomerRepository, CustomerStatus};
-use crate::infrastructure::cache::CachedCustomerRepository;
+use crate::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
+use crate::infrastructure::cache::{
+    first_outcome, outcome_meaning, outcome_name, CachedCustomerRepository,
+};
 use crate::infrastructure::persistence::CustomerStore;
 
 async fn step<T: std::fmt::Debug>(what: &str, call: impl Future<Output = T>) -> T {
     let started = Instant::now();
     let (value, observed) = observe(call).await;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    let cache = match observed.first().map(|o| o.outcome) {
-        Some(CallOutcome::Hit) => "hit",
-        Some(CallOutcome::Stale) => "stale (refreshing in the background)",
-        Some(CallOutcome::Miss) => "miss (loaded from the store)",
-        Some(CallOutcome::Bypass) => "bypass",
-        None => "-",
+    let cache = match first_outcome(&observed) {
+        Some(outcome) => match outcome_meaning(outcome) {
+            Some(meaning) => format!("{} ({meaning})", outcome_name(outcome)),
+            None => outcome_name(outcome).to_owned(),
+        },
+        None => "-".to_owned(),
     };
     let key = observed.first().map(|o| o.key.as_str()).unwrap_or("");
     println!("{what:<42} {cache:<38} {elapsed:>8.3} ms  {key}");
@@ -28,14 +30,11 @@ async fn step<T: std::fmt::Debug>(what: &str, call: impl Future<Output = T>) -> 
 
 /// Runs the walk-through over `store`, with its own cache on a manual clock (so that the
 /// stale window can be shown without waiting ten minutes).
-pub async fn run<S: CustomerStore>(store: S) -> Result<(), String> {
+pub async fn run<S: CustomerStore>(store: S) -> Result<(), RepositoryError> {
     let (clock, hand) = Clock::manual();
     let repository = CachedCustomerRepository::new(store, Cache::builder().clock(clock).build());
     let handler = UpdateCustomerCommandHandler::new(repository.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = super::now_millis();
     let id = format!("demo-{:06x}", fastrand::u32(..0xff_ffff));
     let ann = Customer {
         id: id.clone(),
@@ -48,35 +47,25 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), String> {
         "save(ann)                   invalidate",
         repository.save(&ann),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
+    .await?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
     step(
         "find_by_email (upper case)",
         repository.find_by_email(&ann.email.to_uppercase()),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    step("find_by_email", repository.find_by_email(&ann.email))
-        .await
-        .map_err(|e| e.to_string())?;
+    .await?;
+    step("find_by_email", repository.find_by_email(&ann.email)).await?;
     step(
         "find_active_customers(1, 20)",
         repository.find_active_customers(1, 20),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     step(
         "find_active_customers(1, 20)",
         repository.find_active_customers(1, 20),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
 
     let new_email = format!("{id}@new.example.com");
     let command = UpdateCustomerCommand {
@@ -88,14 +77,12 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), String> {
         "update (name, e-mail)       invalidate",
         handler.handle(command),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let old = step(
         "find_by_email (old address)",
         repository.find_by_email(&ann.email),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     println!(
         "{:<42} {}",
         "",
@@ -109,30 +96,20 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), String> {
         "find_by_email (new address)",
         repository.find_by_email(&new_email),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
+    .await?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
 
     hand.advance(Duration::from_secs(601));
     println!("(10 minutes later: ttl 600 s, swr 60 s)");
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
     step(
         "delete                      invalidate",
         repository.delete(&updated),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    step("find_by_id", repository.find_by_id(&id))
-        .await
-        .map_err(|e| e.to_string())?;
+    .await?;
+    step("find_by_id", repository.find_by_id(&id)).await?;
     println!("\n{}", repository.cache().stats());
     Ok(())
 }
