@@ -9,11 +9,6 @@ use crate::errors::Errors;
 use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
 
-/// The position of `option` in the attribute, for [`Errors::at`].
-fn position(given: &std::collections::HashMap<String, usize>, option: &str) -> usize {
-    given.get(option).copied().unwrap_or(Errors::AFTER_OPTIONS)
-}
-
 /// Where a placeholder's value comes from: the `slot`-th templated argument, then `fields`.
 pub(crate) struct ArgRef {
     pub(crate) slot: usize,
@@ -194,12 +189,12 @@ fn resolve_one(
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
     let sig = Signature::of(item);
     check_async(item, "cached", errors);
-    check_receiver(&sig, &args.cache, "cached", errors);
+    check_receiver(&sig, &args.cache.value, "cached", errors);
     let ret = check_return(item, &sig, errors);
     check_args_are_named(&sig, errors);
     let key = check_key_given(&args, errors);
-    errors.at(position(&args.given, "tags"));
-    let tags = parse_templates(&args.tags, "tag", errors);
+    errors.at(args.tags.position());
+    let tags = parse_templates(args.tags.items(), "tag", errors);
     let ttl_ms = check_ttl(&args, errors);
     let jitter_ms = check_jitter_below_ttl(&args, ttl_ms, errors);
     let lock_ms = check_lock(&args, errors);
@@ -208,14 +203,14 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     let resolved = key
         .as_ref()
         .map(|key| check_key_covers_args(key, &tags, &args, &sig, errors));
-    let skip_none = match &args.cache_none {
+    let skip_none = match &args.cache_none.value {
         Some(b) if !b.value => Some(b.span),
         _ => None,
     };
     Some(CachedPlan {
         sig,
         ret: ret?,
-        name: args.name,
+        name: args.name.value,
         key: key?,
         tags,
         args: resolved?,
@@ -223,12 +218,12 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         jitter_ms,
         swr_ms,
         lock_ms,
-        beta: args.beta.map_or(0.0, |(b, _)| b),
+        beta: args.beta.value.map_or(0.0, |beta| beta.0),
         skip_none,
-        cache: args.cache,
-        condition: args.condition,
-        unless: args.unless,
-        result_tags: args.result_tags,
+        cache: args.cache.value,
+        condition: args.condition.value,
+        unless: args.unless.value,
+        result_tags: args.result_tags.value,
     })
 }
 
@@ -284,14 +279,14 @@ fn check_args_are_named(sig: &Signature, errors: &mut Errors) {
 
 /// `key` is given; its template, unless malformed.
 fn check_key_given(args: &CachedArgs, errors: &mut Errors) -> Option<Template> {
-    errors.at(position(&args.given, "key"));
-    match &args.key {
+    errors.at(args.key.position());
+    match &args.key.value {
         Some(lit) => Some(Template::parse(lit, "key", errors)),
-        None if args.given.contains_key("key") => None,
+        None if args.key.given() => None,
         None => {
             errors.error_at(
                 Span::call_site(),
-                "#[cached] needs `key = \"...\"`, e.g. `key = \"customer.{id}\"`",
+                format!("#[cached] needs `key = \"...\"`, e.g. {}", args.key.example),
             );
             None
         }
@@ -300,13 +295,13 @@ fn check_key_given(args: &CachedArgs, errors: &mut Errors) -> Option<Template> {
 
 /// `ttl` is given and greater than zero; in milliseconds, 0 when reported.
 fn check_ttl(args: &CachedArgs, errors: &mut Errors) -> u64 {
-    errors.at(position(&args.given, "ttl"));
-    match args.ttl {
-        None if args.given.contains_key("ttl") => 0,
+    errors.at(args.ttl.position());
+    match args.ttl.value {
+        None if args.ttl.given() => 0,
         None => {
             errors.error_at(
                 Span::call_site(),
-                "#[cached] needs `ttl`, e.g. `ttl = 600` (seconds) or `ttl = \"10m\"`",
+                format!("#[cached] needs `ttl`, e.g. {}", args.ttl.example),
             );
             0
         }
@@ -323,8 +318,8 @@ fn check_ttl(args: &CachedArgs, errors: &mut Errors) -> u64 {
 
 /// `jitter` is taken off the TTL, so it is smaller than the TTL; in milliseconds.
 fn check_jitter_below_ttl(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> u64 {
-    errors.at(position(&args.given, "jitter"));
-    match args.jitter {
+    errors.at(args.jitter.position());
+    match args.jitter.value {
         Some(j) if ttl_ms > 0 && j.value >= ttl_ms => {
             errors.error_at(
                 j.span,
@@ -339,16 +334,16 @@ fn check_jitter_below_ttl(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -
 
 /// `lock` waits for a while: 5 s when bare, never 0; in milliseconds, 0 without `lock`.
 fn check_lock(args: &CachedArgs, errors: &mut Errors) -> u64 {
-    errors.at(position(&args.given, "lock"));
+    errors.at(args.lock.position());
     let zero = "`lock = 0` would never wait for another instance; remove `lock` instead";
-    window(&args.lock, 5_000, zero, errors).map_or(0, |(ms, _)| ms)
+    window(&args.lock.value, 5_000, zero, errors).map_or(0, |(ms, _)| ms)
 }
 
 /// `swr` serves stale values for a while: as long as the TTL when bare, never 0.
 fn check_swr(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> Option<(u64, Span)> {
-    errors.at(position(&args.given, "swr"));
+    errors.at(args.swr.position());
     let zero = "`swr = 0` serves nothing stale; remove `swr` instead";
-    window(&args.swr, ttl_ms, zero, errors)
+    window(&args.swr.value, ttl_ms, zero, errors)
 }
 
 /// An `swr` refresh runs after the call returned, so it holds no `&mut`: not `&mut self`, not
@@ -389,12 +384,12 @@ fn check_key_covers_args(
     // Arguments that a misspelled placeholder or `ignore` entry probably meant: reported
     // with the misspelling, not again as missing.
     let mut meant = Vec::new();
-    let mut orders = vec![position(&args.given, "key")];
-    orders.resize(all.len(), position(&args.given, "tags"));
+    let mut orders = vec![args.key.position()];
+    orders.resize(all.len(), args.tags.position());
     let resolved = resolve(&all, &orders, sig, true, &mut meant, errors);
     let in_key: Vec<&str> = key.placeholders().map(|p| p.root.as_str()).collect();
     check_ignored_are_args_outside_key(args, &in_key, sig, &mut meant, errors);
-    errors.at(position(&args.given, "key"));
+    errors.at(args.key.position());
     for arg in &sig.args {
         let Some(ident) = &arg.ident else {
             continue;
@@ -404,7 +399,7 @@ fn check_key_covers_args(
         if key.incomplete || meant.contains(&name) {
             continue;
         }
-        if !in_key.contains(&name.as_str()) && !args.ignore.iter().any(|i| *i == name) {
+        if !in_key.contains(&name.as_str()) && !args.ignore.items().iter().any(|i| *i == name) {
             errors.error(
                 &key.lit,
                 format!(
@@ -427,8 +422,8 @@ fn check_ignored_are_args_outside_key(
     meant: &mut Vec<String>,
     errors: &mut Errors,
 ) {
-    errors.at(position(&args.given, "ignore"));
-    for ignored in &args.ignore {
+    errors.at(args.ignore.position());
+    for ignored in args.ignore.items() {
         let name = ignored.to_string();
         if sig.position(&name).is_none() {
             let (guess, hint) = sig.unknown_arg_hint(&name);
@@ -456,32 +451,28 @@ pub(crate) fn invalidates(
 ) -> Option<InvalidatesPlan> {
     let sig = Signature::of(item);
     check_async(item, "invalidates", errors);
-    check_receiver(&sig, &args.cache, "invalidates", errors);
+    check_receiver(&sig, &args.cache.value, "invalidates", errors);
     check_something_to_invalidate(&args, errors);
-    errors.at(position(&args.given, "tags"));
-    let tags = parse_templates(&args.tags, "tag", errors);
-    errors.at(position(&args.given, "keys"));
-    let keys = parse_templates(&args.keys, "key", errors);
+    errors.at(args.tags.position());
+    let tags = parse_templates(args.tags.items(), "tag", errors);
+    errors.at(args.keys.position());
+    let keys = parse_templates(args.keys.items(), "key", errors);
     let resolved = check_placeholders_name_args(&tags, &keys, &args, &sig, errors);
     let ret = sig.ret.clone().filter(|ty| !mentions_impl_trait(ty));
     Some(InvalidatesPlan {
         sig,
         ret,
-        name: args.name,
+        name: args.name.value,
         tags,
         keys,
         args: resolved,
-        cache: args.cache,
+        cache: args.cache.value,
     })
 }
 
 /// `tags` or `keys` is given.
 fn check_something_to_invalidate(args: &InvalidatesArgs, errors: &mut Errors) {
-    if args.tags.is_empty()
-        && args.keys.is_empty()
-        && !args.given.contains_key("tags")
-        && !args.given.contains_key("keys")
-    {
+    if !args.tags.given() && !args.keys.given() {
         errors.error_at(
             Span::call_site(),
             "#[invalidates] needs something to invalidate: `tags = [\"customer.{customer.id}\"]` \
@@ -499,8 +490,8 @@ fn check_placeholders_name_args(
     errors: &mut Errors,
 ) -> TemplateArgs {
     let all: Vec<&Template> = tags.iter().chain(keys.iter()).collect();
-    let mut orders = vec![position(&args.given, "tags"); tags.len()];
-    orders.resize(all.len(), position(&args.given, "keys"));
+    let mut orders = vec![args.tags.position(); tags.len()];
+    orders.resize(all.len(), args.keys.position());
     resolve(&all, &orders, sig, false, &mut Vec::new(), errors)
 }
 
