@@ -1,12 +1,10 @@
 //! Key and tag templates: `"customer.email.{email | lower | sha256}"`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
-use syn::LitStr;
+use quote::{quote, quote_spanned};
+use syn::{Ident, LitStr};
 
-use crate::errors::{closest, Errors};
-
-pub(crate) const FILTERS: &[&str] = &["lower", "upper", "trim", "sha256"];
+use crate::errors::Errors;
 
 /// A parsed template.
 pub(crate) struct Template {
@@ -27,7 +25,10 @@ pub(crate) struct Placeholder {
     pub(crate) text: String,
     pub(crate) root: String,
     pub(crate) fields: Vec<String>,
-    pub(crate) filters: Vec<String>,
+    /// The names of the filters, spanned on the template. Which names are filters is the
+    /// runtime's to say: each is a field of `cache_runtime::__private::FILTERS`, so that rustc
+    /// reports an unknown one on the template, with the list of filters or the closest one.
+    pub(crate) filters: Vec<Ident>,
 }
 
 /// Whether a literal that follows a placeholder may start with `c`: an ASCII character that
@@ -124,18 +125,9 @@ impl Template {
         let segments = self.pieces.iter().map(|piece| match piece {
             Piece::Literal(text) => quote!(::cache_runtime::__private::Segment::Literal(#text)),
             Piece::Placeholder(p) => {
-                let filters = p.filters.iter().map(|f| {
-                    let variant = syn::Ident::new(
-                        match f.as_str() {
-                            "lower" => "Lower",
-                            "upper" => "Upper",
-                            "trim" => "Trim",
-                            _ => "Sha256",
-                        },
-                        proc_macro2::Span::call_site(),
-                    );
-                    quote!(::cache_runtime::__private::Filter::#variant)
-                });
+                let filters = p.filters.iter().map(
+                    |name| quote_spanned!(name.span()=> ::cache_runtime::__private::FILTERS.#name),
+                );
                 quote!(::cache_runtime::__private::Segment::Value(&[#(#filters),*]))
             }
         });
@@ -188,27 +180,26 @@ impl Placeholder {
         }
         let mut filters = Vec::new();
         for filter in parts {
-            if FILTERS.contains(&filter) {
-                filters.push(filter.to_string());
-            } else if filter.is_empty() {
-                errors.error(
+            // Only that a name is there: rustc reports an unknown one (see the `filters`
+            // field). A malformed one is reported, and the placeholder is kept so that its
+            // argument counts as used.
+            let example = format!("`{{{path} | lower}}`");
+            match filter_name(filter, lit) {
+                Some(name) => filters.push(name),
+                None if filter.is_empty() => errors.error(
                     lit,
                     format!(
-                        "empty filter in `{text}`: remove the `|`, or name a filter: {}",
-                        FILTERS.join(", ")
+                        "empty filter in `{text}`: remove the `|`, or name a filter, e.g. \
+                         {example}"
                     ),
-                );
-            } else {
-                // Reported; the placeholder is kept so that its argument counts as used.
-                let filters = FILTERS.join(", ");
-                let hint = match closest(filter, FILTERS.iter().copied()) {
-                    Some(meant) => format!("did you mean `{meant}`? The filters are: {filters}"),
-                    None => format!("the filters are: {filters}"),
-                };
-                errors.error(
+                ),
+                None => errors.error(
                     lit,
-                    format!("unknown filter `{filter}` in `{text}`; {hint}"),
-                );
+                    format!(
+                        "malformed filter `{filter}` in `{text}`: a filter is named by an \
+                         identifier, e.g. {example}"
+                    ),
+                ),
             }
         }
         ok.then_some(Placeholder {
@@ -218,6 +209,15 @@ impl Placeholder {
             filters,
         })
     }
+}
+
+/// `filter`, a plain identifier (not a keyword, not raw), spanned on `lit`.
+fn filter_name(filter: &str, lit: &LitStr) -> Option<Ident> {
+    let mut name = syn::parse_str::<Ident>(filter)
+        .ok()
+        .filter(|_| is_ident(filter))?;
+    name.set_span(lit.span());
+    Some(name)
 }
 
 #[cfg(test)]
