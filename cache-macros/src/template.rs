@@ -65,10 +65,20 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
-                '}' => errors.error(lit, format!("unmatched `}}` in {what} template {source:?}; write `}}}}` for a literal brace")),
+                '}' => errors.error(
+                    lit,
+                    format!(
+                        "unmatched `}}` in {what} template {source:?}; write `}}}}` for a literal \
+                         brace"
+                    ),
+                ),
                 '{' => {
                     let Some(end) = source[at..].find('}') else {
-                        errors.error(lit, format!("unclosed `{{` in {what} template {source:?}; close the placeholder with `}}`, or write `{{{{` for a literal brace"));
+                        let message = format!(
+                            "unclosed `{{` in {what} template {source:?}; close the placeholder \
+                             with `}}`, or write `{{{{` for a literal brace"
+                        );
+                        errors.error(lit, message);
                         incomplete = true;
                         break;
                     };
@@ -82,10 +92,14 @@ impl Template {
                     match Placeholder::parse(inner, lit, what, errors) {
                         Some(placeholder) => {
                             if let Some(Piece::Placeholder(previous)) = pieces.last() {
-                                errors.error(lit, format!(
-                                    "placeholders `{}` and `{}` are adjacent in {what} template {source:?}, so different values could render the same {what}; separate them with a literal such as `.` or `:`, e.g. `{}.{}`",
-                                    previous.text, placeholder.text, previous.text, placeholder.text
-                                ));
+                                let (a, b) = (&previous.text, &placeholder.text);
+                                let message = format!(
+                                    "placeholders `{a}` and `{b}` are adjacent in {what} template \
+                                     {source:?}, so different values could render the same \
+                                     {what}; separate them with a literal such as `.` or `:`, \
+                                     e.g. `{a}.{b}`"
+                                );
+                                errors.error(lit, message);
                             }
                             pieces.push(Piece::Placeholder(placeholder));
                         }
@@ -143,11 +157,23 @@ impl Template {
 /// Why `placeholder` cannot be followed by `c` in `source`.
 fn not_a_separator(source: &str, what: &str, placeholder: &str, c: char) -> String {
     let why = if c == '%' {
-        format!("`%` begins every escape in an encoded value (`\"1.2\"` renders as `1%2E2`), so the separator could be read as part of a value, and different values could render the same {what}; start the separator with another ASCII character such as `.`, `:` or `/`")
+        format!(
+            "`%` begins every escape in an encoded value (`\"1.2\"` renders as `1%2E2`), so the \
+             separator could be read as part of a value, and different values could render the \
+             same {what}; start the separator with another ASCII character such as `.`, `:` or \
+             `/`"
+        )
     } else if !c.is_ascii() {
-        format!("`{c}` is not ASCII, and values keep non-ASCII characters unencoded, so it could also be part of a value, and different values could render the same {what}; start the separator with an ASCII character such as `.`, `:` or `/`")
+        format!(
+            "`{c}` is not ASCII, and values keep non-ASCII characters unencoded, so it could also \
+             be part of a value, and different values could render the same {what}; start the \
+             separator with an ASCII character such as `.`, `:` or `/`"
+        )
     } else {
-        format!("a placeholder must be followed by the end of the template or by a separator such as `.`, `:` or `/`, so that different values cannot render the same {what}")
+        format!(
+            "a placeholder must be followed by the end of the template or by a separator such as \
+             `.`, `:` or `/`, so that different values cannot render the same {what}"
+        )
     };
     format!(
         "in {what} template {source:?}, placeholder `{placeholder}` is followed by `{c}`: {why}"
@@ -160,7 +186,10 @@ impl Placeholder {
         let mut parts = inner.split('|').map(str::trim);
         let path = parts.next().unwrap_or_default();
         if path.is_empty() {
-            errors.error(lit, format!("empty placeholder `{text}` in {what} template; name an argument, e.g. `{{id}}`"));
+            let message = format!(
+                "empty placeholder `{text}` in {what} template; name an argument, e.g. `{{id}}`"
+            );
+            errors.error(lit, message);
             return None;
         }
         let mut segments = path.split('.').map(str::trim);
@@ -168,14 +197,22 @@ impl Placeholder {
         let fields: Vec<String> = segments.map(str::to_string).collect();
         let mut ok = true;
         if root == "self" {
-            errors.error(lit, format!("`{text}`: templates interpolate the function's arguments, not `self`; pass the value as an argument"));
+            let message = format!(
+                "`{text}`: templates interpolate the function's arguments, not `self`; pass the \
+                 value as an argument"
+            );
+            errors.error(lit, message);
             ok = false;
         } else if !is_ident(&root)
             || fields
                 .iter()
                 .any(|f| !is_ident(f) && f.parse::<usize>().is_err())
         {
-            errors.error(lit, format!("malformed placeholder `{text}` in {what} template: write `{{arg}}`, `{{arg.field}}` or `{{arg | filter}}`"));
+            let message = format!(
+                "malformed placeholder `{text}` in {what} template: write `{{arg}}`, \
+                 `{{arg.field}}` or `{{arg | filter}}`"
+            );
+            errors.error(lit, message);
             ok = false;
         }
         let mut filters = Vec::new();
