@@ -54,10 +54,9 @@ options! {
     }
 }
 
-/// One option of an attribute (serde_derive's `Attr<T>`): its name, how it is written, the
-/// value read and where in the attribute it was written.
+/// One option of an attribute (serde_derive's `Attr<T>`): how it is written, the value read
+/// and where in the attribute it was written.
 pub(crate) struct Attr<T> {
-    name: &'static str,
     /// How the option is written, for errors: "`ttl = 600` (seconds) or `ttl = \"10m\"`".
     pub(crate) example: &'static str,
     /// `None` when the option is not written, or its value is malformed (reported).
@@ -71,9 +70,8 @@ pub(crate) struct Attr<T> {
 }
 
 impl<T> Attr<T> {
-    fn new(name: &'static str, example: &'static str) -> Self {
+    fn new(example: &'static str) -> Self {
         Attr {
-            name,
             example,
             value: None,
             position: None,
@@ -112,39 +110,30 @@ pub(crate) trait Options: Default {
 
 /// An option of either attribute, as [`parse`] walks them.
 pub(crate) trait Opt {
-    /// Reads the value of the option written as `written` at `position`; a second one is an
-    /// error (serde_derive's `Attr::set`).
-    fn read(
-        &mut self,
-        written: &Ident,
-        input: ParseStream,
-        position: usize,
-        errors: &mut Errors,
-    ) -> syn::Result<()>;
+    /// Records that the option is written at `position`; `false` when it already is, once
+    /// (serde_derive's `Attr::set`).
+    fn written_at(&mut self, position: usize) -> bool;
+
+    /// Reads the value after the option's name, `ident`.
+    fn read(&mut self, ident: &Ident, input: ParseStream, errors: &mut Errors) -> syn::Result<()>;
 
     /// An unknown option at `position` was taken for this one.
     fn meant_at(&mut self, position: usize);
 }
 
 impl<T: Value> Opt for Attr<T> {
-    fn read(
-        &mut self,
-        written: &Ident,
-        input: ParseStream,
-        position: usize,
-        errors: &mut Errors,
-    ) -> syn::Result<()> {
+    fn written_at(&mut self, position: usize) -> bool {
         if self.written {
-            let message = format!(
-                "duplicate option `{}`: it is already given earlier in this attribute; keep one",
-                self.name
-            );
-            return Err(syn::Error::new(written.span(), message));
+            return false;
         }
         self.written = true;
         self.position = Some(position);
+        true
+    }
+
+    fn read(&mut self, ident: &Ident, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
         let option = Written {
-            ident: written,
+            ident,
             example: self.example,
         };
         self.value = Some(T::read(&option, input, errors)?);
@@ -174,7 +163,7 @@ macro_rules! options {
         impl Default for $args {
             fn default() -> Self {
                 $args {
-                    $($option: Attr::new(stringify!($option), $example),)*
+                    $($option: Attr::new($example),)*
                 }
             }
         }
@@ -454,7 +443,14 @@ pub(crate) fn parse<A: Options>(tokens: TokenStream, errors: &mut Errors) -> A {
                     skip_to_comma(input);
                 }
                 Some(option) => {
-                    if let Err(e) = option.read(&name, input, at, errors) {
+                    if !option.written_at(at) {
+                        let message = format!(
+                            "duplicate option `{text}`: it is already given earlier in this \
+                             attribute; keep one"
+                        );
+                        errors.error(&name, message);
+                        skip_to_comma(input);
+                    } else if let Err(e) = option.read(&name, input, errors) {
                         errors.push(e);
                         skip_to_comma(input);
                     } else if !input.is_empty() && !input.peek(Token![,]) {
