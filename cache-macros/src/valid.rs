@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::{Expr, ItemFn, LitStr, Type};
 
-use crate::attr::{CachedArgs, InvalidatesArgs, ResultTags};
+use crate::attr::{Attr, CachedArgs, InvalidatesArgs, ResultTags};
 use crate::errors::Errors;
 use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
@@ -186,6 +186,7 @@ fn resolve_one(
     })
 }
 
+/// The checks of `#[cached]`; the plan to expand when none fails.
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
     let sig = Signature::of(item);
     check_async(item, "cached", errors);
@@ -193,8 +194,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     let ret = check_return(item, &sig, errors);
     check_args_are_named(&sig, errors);
     let key = check_key_given(&args, errors);
-    errors.at(args.tags.position());
-    let tags = parse_templates(args.tags.items(), "tag", errors);
+    let tags = parse_templates(&args.tags, "tag", errors);
     let ttl_ms = check_ttl(&args, errors);
     let jitter_ms = check_jitter_below_ttl(&args, ttl_ms, errors);
     let lock_ms = check_lock(&args, errors);
@@ -444,6 +444,7 @@ fn check_ignored_are_args_outside_key(
     }
 }
 
+/// The checks of `#[invalidates]`; the plan to expand when none fails.
 pub(crate) fn invalidates(
     item: &ItemFn,
     args: InvalidatesArgs,
@@ -453,10 +454,8 @@ pub(crate) fn invalidates(
     check_async(item, "invalidates", errors);
     check_receiver(&sig, &args.cache.value, "invalidates", errors);
     check_something_to_invalidate(&args, errors);
-    errors.at(args.tags.position());
-    let tags = parse_templates(args.tags.items(), "tag", errors);
-    errors.at(args.keys.position());
-    let keys = parse_templates(args.keys.items(), "key", errors);
+    let tags = parse_templates(&args.tags, "tag", errors);
+    let keys = parse_templates(&args.keys, "key", errors);
     let resolved = check_placeholders_name_args(&tags, &keys, &args, &sig, errors);
     let ret = sig.ret.clone().filter(|ty| !mentions_impl_trait(ty));
     Some(InvalidatesPlan {
@@ -514,9 +513,11 @@ fn window(
     }
 }
 
-/// Parses every template of a list option, reporting problems to `errors`.
-fn parse_templates(literals: &[syn::LitStr], what: &str, errors: &mut Errors) -> Vec<Template> {
-    literals
+/// Parses every template of a list option, reporting problems at its position.
+fn parse_templates(option: &Attr<Vec<LitStr>>, what: &str, errors: &mut Errors) -> Vec<Template> {
+    errors.at(option.position());
+    option
+        .items()
         .iter()
         .map(|t| Template::parse(t, what, errors))
         .collect()
