@@ -1,7 +1,10 @@
 //! Parses the arguments of `#[cached(...)]` and `#[invalidates(...)]` into typed models.
 //! Nothing here looks at the function: that is `valid.rs`.
-
-use std::collections::{HashMap, HashSet};
+//!
+//! Each option is declared once, as a line of its attribute's `options!` table: its name, the
+//! type of its value (which says how the value is read: [`Value`]) and an example for errors.
+//! The walk over `name [= value], ...` ([`parse`]) and the duplicate check ([`Attr`]) serve
+//! every option.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
@@ -12,11 +15,184 @@ use syn::{bracketed, Expr, Ident, LitBool, LitStr, Token};
 use crate::duration::{self, Millis};
 use crate::errors::{closest, Errors};
 
+options! {
+    /// The arguments of `#[cached(...)]`.
+    pub(crate) struct CachedArgs for cached {
+        key: LitStr = "`key = \"customer.{id}\"`",
+        ttl: Millis = "`ttl = 600` (seconds) or `ttl = \"10m\"`",
+        tags: Vec<LitStr> = "`tags = [\"customer\", \"customer.{id}\"]`",
+        swr: Swr = concat!(
+            "`swr = 60` (seconds), `swr = \"1m\"`, or a bare `swr` for a window as long as ",
+            "the TTL",
+        ),
+        lock: Swr = concat!(
+            "a bare `lock` (5 s), or `lock = \"2s\"`: how long another instance waits for this ",
+            "one's load",
+        ),
+        beta: Beta = "`beta = 1.0`",
+        jitter: Millis = "`jitter = 30` (seconds) or `jitter = \"30s\"`",
+        cache: Expr = "`cache = self.cache` or `cache = CACHE`",
+        cache_none: LitBool = "`cache_none = false`",
+        condition: Expr = "`condition = id > 0`",
+        unless: Expr = "`unless = result.is_empty()`",
+        result_tags: ResultTags = concat!(
+            "a bare `result_tags`, or ",
+            "`result_tags = result.iter().map(|c| format!(\"customer.{}\", c.id))`",
+        ),
+        ignore: Vec<Ident> = "`ignore = [trace_id]`",
+        name: LitStr = "`name = \"customer.find_by_id\"`",
+    }
+}
+
+options! {
+    /// The arguments of `#[invalidates(...)]`.
+    pub(crate) struct InvalidatesArgs for invalidates {
+        tags: Vec<LitStr> = "`tags = [\"customer\", \"customer.{id}\"]`",
+        keys: Vec<LitStr> = "`keys = [\"customer.{id}\"]`",
+        cache: Expr = "`cache = self.cache` or `cache = CACHE`",
+        name: LitStr = "`name = \"customer.find_by_id\"`",
+    }
+}
+
+/// One option of an attribute (serde_derive's `Attr<T>`): how it is written, the value read
+/// and where in the attribute it was written.
+pub(crate) struct Attr<T> {
+    /// How the option is written, for errors: "`ttl = 600` (seconds) or `ttl = \"10m\"`".
+    pub(crate) example: &'static str,
+    /// `None` when the option is not written, or its value is malformed (reported).
+    pub(crate) value: Option<T>,
+    /// The position in the attribute (see [`Errors::at`]) of the option, even with a malformed
+    /// value, or of an unknown option taken for it (so that `valid` does not also report it
+    /// missing).
+    position: Option<usize>,
+    /// Whether the option is written, for the duplicate check.
+    written: bool,
+}
+
+impl<T> Attr<T> {
+    fn new(example: &'static str) -> Self {
+        Attr {
+            example,
+            value: None,
+            position: None,
+            written: false,
+        }
+    }
+
+    /// Whether the option is written (or an unknown option was taken for it), even with a
+    /// malformed value.
+    pub(crate) fn given(&self) -> bool {
+        self.position.is_some()
+    }
+
+    /// The position of the option for [`Errors::at`]; after the options when not given.
+    pub(crate) fn position(&self) -> usize {
+        self.position.unwrap_or(Errors::AFTER_OPTIONS)
+    }
+}
+
+impl<T> Attr<Vec<T>> {
+    /// The items of a list option; none when not given.
+    pub(crate) fn items(&self) -> &[T] {
+        self.value.as_deref().unwrap_or_default()
+    }
+}
+
+/// The arguments of an attribute, declared by [`options!`].
+pub(crate) trait Options: Default {
+    /// The attribute, for errors: `cached`.
+    const ATTRIBUTE: &'static str;
+    /// The options, in the order errors list them.
+    const NAMES: &'static [&'static str];
+    /// The option called `name`.
+    fn option(&mut self, name: &str) -> Option<&mut dyn Opt>;
+}
+
+/// An option of either attribute, as [`parse`] walks them.
+pub(crate) trait Opt {
+    /// Records that the option is written at `position`; `false` when it already is, once
+    /// (serde_derive's `Attr::set`).
+    fn written_at(&mut self, position: usize) -> bool;
+
+    /// Reads the value after the option's name, `ident`.
+    fn read(&mut self, ident: &Ident, input: ParseStream, errors: &mut Errors) -> syn::Result<()>;
+
+    /// An unknown option at `position` was taken for this one.
+    fn meant_at(&mut self, position: usize);
+}
+
+impl<T: Value> Opt for Attr<T> {
+    fn written_at(&mut self, position: usize) -> bool {
+        if self.written {
+            return false;
+        }
+        self.written = true;
+        self.position = Some(position);
+        true
+    }
+
+    fn read(&mut self, ident: &Ident, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
+        let option = Written {
+            ident,
+            example: self.example,
+        };
+        self.value = Some(T::read(&option, input, errors)?);
+        Ok(())
+    }
+
+    fn meant_at(&mut self, position: usize) {
+        self.position.get_or_insert(position);
+    }
+}
+
+/// Declares the arguments of an attribute: one line an option, with its name (the field's),
+/// the type of its value (which says how the value is read: see [`Value`]) and how it is
+/// written, for errors. The lines are in the order errors list the options.
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $args:ident for $attribute:ident {
+            $($option:ident: $ty:ty = $example:expr,)*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $args {
+            $(pub(crate) $option: Attr<$ty>,)*
+        }
+
+        impl Default for $args {
+            fn default() -> Self {
+                $args {
+                    $($option: Attr::new($example),)*
+                }
+            }
+        }
+
+        impl Options for $args {
+            const ATTRIBUTE: &'static str = stringify!($attribute);
+            const NAMES: &'static [&'static str] = &[$(stringify!($option)),*];
+
+            fn option(&mut self, name: &str) -> Option<&mut dyn Opt> {
+                $(
+                    if name == stringify!($option) {
+                        return Some(&mut self.$option);
+                    }
+                )*
+                None
+            }
+        }
+    };
+}
+use options;
+
 /// `swr` or `swr = N`; `lock` or `lock = N`.
 pub(crate) struct Swr {
     pub(crate) span: Span,
     pub(crate) window: Option<Millis>,
 }
+
+/// `beta = 1.0`: a positive number.
+pub(crate) struct Beta(pub(crate) f64);
 
 /// `result_tags` or `result_tags = <expr>`.
 pub(crate) enum ResultTags {
@@ -24,356 +200,271 @@ pub(crate) enum ResultTags {
     Expr(Expr),
 }
 
-#[derive(Default)]
-pub(crate) struct CachedArgs {
-    pub(crate) key: Option<LitStr>,
-    pub(crate) ttl: Option<Millis>,
-    pub(crate) tags: Vec<LitStr>,
-    pub(crate) swr: Option<Swr>,
-    pub(crate) lock: Option<Swr>,
-    pub(crate) beta: Option<(f64, Span)>,
-    pub(crate) jitter: Option<Millis>,
-    pub(crate) cache: Option<Expr>,
-    pub(crate) cache_none: Option<LitBool>,
-    pub(crate) condition: Option<Expr>,
-    pub(crate) unless: Option<Expr>,
-    pub(crate) result_tags: Option<ResultTags>,
-    pub(crate) ignore: Vec<Ident>,
-    pub(crate) name: Option<LitStr>,
-    /// Every option written, even with a malformed value (already reported), and the option
-    /// an unknown one was taken for (`valid` does not also report them missing), with its
-    /// position in the attribute (see [`Errors::at`]).
-    pub(crate) given: HashMap<String, usize>,
+/// An option as written, for the errors about its value.
+pub(crate) struct Written<'a> {
+    ident: &'a Ident,
+    example: &'static str,
 }
 
-#[derive(Default)]
-pub(crate) struct InvalidatesArgs {
-    pub(crate) tags: Vec<LitStr>,
-    pub(crate) keys: Vec<LitStr>,
-    pub(crate) cache: Option<Expr>,
-    pub(crate) name: Option<LitStr>,
-    /// As [`CachedArgs::given`].
-    pub(crate) given: HashMap<String, usize>,
+/// The value of an option, read after its name; how it is read follows from its type.
+pub(crate) trait Value: Sized {
+    fn read(option: &Written, input: ParseStream, errors: &mut Errors) -> syn::Result<Self>;
 }
 
-const CACHED_OPTIONS: &[&str] = &[
-    "key",
-    "ttl",
-    "tags",
-    "swr",
-    "lock",
-    "beta",
-    "jitter",
-    "cache",
-    "cache_none",
-    "condition",
-    "unless",
-    "result_tags",
-    "ignore",
-    "name",
-];
-const INVALIDATES_OPTIONS: &[&str] = &["tags", "keys", "cache", "name"];
+/// `key = "..."`, `name = "..."`.
+impl Value for LitStr {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        option.string(input)
+    }
+}
 
-pub(crate) fn parse_cached(tokens: TokenStream, errors: &mut Errors) -> CachedArgs {
-    let mut args = CachedArgs::default();
-    let given = parse_options(
-        tokens,
-        "cached",
-        CACHED_OPTIONS,
-        errors,
-        |name, input, errors| {
-            match name.to_string().as_str() {
-                "key" => args.key = Some(string(name, input)?),
-                "ttl" => args.ttl = Some(duration::parse(&value(name, input)?, "ttl")?),
-                "jitter" => args.jitter = Some(duration::parse(&value(name, input)?, "jitter")?),
-                "tags" => args.tags = string_list(name, input)?,
-                "swr" => args.swr = Some(optional_duration(name, input)?),
-                "lock" => args.lock = Some(optional_duration(name, input)?),
-                "beta" => {
-                    let expr: Expr = value(name, input)?;
-                    let beta = match &expr {
-                        Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Float(f),
-                            ..
-                        }) => f.base10_parse::<f64>()?,
-                        Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Int(i),
-                            ..
-                        }) => i.base10_parse::<u32>()? as f64,
-                        _ => {
-                            return Err(syn::Error::new_spanned(
-                                &expr,
-                                "`beta` takes a positive number, e.g. `beta = 1.0`",
-                            ))
-                        }
-                    };
-                    if beta <= 0.0 {
-                        errors.error(&expr, "`beta` must be greater than 0 (1.0 is XFetch's default); remove it to turn early recomputation off");
-                    }
-                    args.beta = Some((beta, syn::spanned::Spanned::span(&expr)));
-                }
-                "cache" => args.cache = Some(value(name, input)?),
-                "cache_none" => {
-                    let expr: Expr = value(name, input)?;
-                    match expr {
-                        Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Bool(b),
-                            ..
-                        }) => args.cache_none = Some(b),
-                        other => {
-                            return Err(syn::Error::new_spanned(
-                                other,
-                                "`cache_none` takes `true` (the default) or `false`",
-                            ))
-                        }
+/// `ttl = 600`, `jitter = "30s"`.
+impl Value for Millis {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        duration::parse(&option.value(input)?, &option.name())
+    }
+}
+
+/// `tags = ["...", ...]`, `keys = [...]`.
+impl Value for Vec<LitStr> {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        let content = option.list(input)?;
+        let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+        items
+            .into_iter()
+            .map(|item| match item {
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Ok(s),
+                other => Err(syn::Error::new_spanned(
+                    other,
+                    "expected a string literal template, e.g. \"customer.{id}\"",
+                )),
+            })
+            .collect()
+    }
+}
+
+/// `ignore = [arg, ...]`.
+impl Value for Vec<Ident> {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        let content = option.list(input)?;
+        let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+        let expected = || {
+            let (name, example) = (option.ident, option.example);
+            format!("`{name}` lists argument names, e.g. {example}")
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => {
+                    match p.path.get_ident() {
+                        Some(ident) => Ok(ident.clone()),
+                        None => Err(syn::Error::new_spanned(p, expected())),
                     }
                 }
-                "condition" => args.condition = Some(value(name, input)?),
-                "unless" => args.unless = Some(value(name, input)?),
-                "result_tags" => {
-                    args.result_tags = Some(if input.peek(Token![=]) {
-                        ResultTags::Expr(value(name, input)?)
-                    } else {
-                        ResultTags::Entity(name.span())
-                    })
-                }
-                "ignore" => args.ignore = ident_list(name, input)?,
-                "name" => args.name = Some(string(name, input)?),
-                _ => unreachable!("filtered by parse_options"),
-            }
-            Ok(())
-        },
-    );
-    args.given = given;
-    args
-}
-
-pub(crate) fn parse_invalidates(tokens: TokenStream, errors: &mut Errors) -> InvalidatesArgs {
-    let mut args = InvalidatesArgs::default();
-    let given = parse_options(
-        tokens,
-        "invalidates",
-        INVALIDATES_OPTIONS,
-        errors,
-        |name, input, _| {
-            match name.to_string().as_str() {
-                "tags" => args.tags = string_list(name, input)?,
-                "keys" => args.keys = string_list(name, input)?,
-                "cache" => args.cache = Some(value(name, input)?),
-                "name" => args.name = Some(string(name, input)?),
-                _ => unreachable!("filtered by parse_options"),
-            }
-            Ok(())
-        },
-    );
-    args.given = given;
-    args
-}
-
-/// How an option is written, for "needs a value" errors.
-fn example(option: &str) -> &'static str {
-    match option {
-        "key" => "`key = \"customer.{id}\"`",
-        "ttl" => "`ttl = 600` (seconds) or `ttl = \"10m\"`",
-        "jitter" => "`jitter = 30` (seconds) or `jitter = \"30s\"`",
-        "swr" => "`swr = 60` (seconds), `swr = \"1m\"`, or a bare `swr` for a window as long as the TTL",
-        "lock" => "a bare `lock` (5 s), or `lock = \"2s\"`: how long another instance waits for this one's load",
-        "beta" => "`beta = 1.0`",
-        "tags" => "`tags = [\"customer\", \"customer.{id}\"]`",
-        "keys" => "`keys = [\"customer.{id}\"]`",
-        "cache" => "`cache = self.cache` or `cache = CACHE`",
-        "cache_none" => "`cache_none = false`",
-        "condition" => "`condition = id > 0`",
-        "unless" => "`unless = result.is_empty()`",
-        "result_tags" => "a bare `result_tags`, or `result_tags = result.iter().map(|c| format!(\"customer.{}\", c.id))`",
-        "ignore" => "`ignore = [trace_id]`",
-        "name" => "`name = \"customer.find_by_id\"`",
-        _ => "`name = value`",
+                other => Err(syn::Error::new_spanned(other, expected())),
+            })
+            .collect()
     }
 }
 
 /// A bare option (`swr`), or one with a duration (`swr = "1m"`).
-fn optional_duration(name: &Ident, input: ParseStream) -> syn::Result<Swr> {
-    let window = if input.peek(Token![=]) {
-        Some(duration::parse(&value(name, input)?, &name.to_string())?)
-    } else {
-        None
-    };
-    Ok(Swr {
-        span: name.span(),
-        window,
-    })
-}
-
-fn value<T: syn::parse::Parse>(name: &Ident, input: ParseStream) -> syn::Result<T> {
-    if !input.peek(Token![=]) {
-        return Err(syn::Error::new(
-            name.span(),
-            format!(
-                "`{name}` needs a value, e.g. {}",
-                example(&name.to_string())
-            ),
-        ));
-    }
-    input.parse::<Token![=]>()?;
-    if input.is_empty() || input.peek(Token![,]) {
-        return Err(syn::Error::new(
-            name.span(),
-            format!(
-                "`{name}` needs a value after `=`, e.g. {}",
-                example(&name.to_string())
-            ),
-        ));
-    }
-    input.parse()
-}
-
-/// `name = "..."`.
-fn string(name: &Ident, input: ParseStream) -> syn::Result<LitStr> {
-    match value::<Expr>(name, input)? {
-        Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(s),
-            ..
-        }) => Ok(s),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!(
-                "`{name}` takes a string literal, e.g. {}",
-                example(&name.to_string())
-            ),
-        )),
+impl Value for Swr {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        let window = if input.peek(Token![=]) {
+            Some(duration::parse(&option.value(input)?, &option.name())?)
+        } else {
+            None
+        };
+        Ok(Swr {
+            span: option.ident.span(),
+            window,
+        })
     }
 }
 
-/// `name = [...]`: the bracketed contents.
-fn list<'a>(name: &Ident, input: ParseStream<'a>) -> syn::Result<syn::parse::ParseBuffer<'a>> {
-    let expected = format!(
-        "`{name}` takes a list in square brackets, e.g. {}",
-        example(&name.to_string())
-    );
-    if !input.peek(Token![=]) {
-        return Err(syn::Error::new(name.span(), expected));
+impl Value for Beta {
+    fn read(option: &Written, input: ParseStream, errors: &mut Errors) -> syn::Result<Self> {
+        let expr: Expr = option.value(input)?;
+        let beta = match &expr {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Float(f),
+                ..
+            }) => f.base10_parse::<f64>()?,
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(i),
+                ..
+            }) => i.base10_parse::<u32>()? as f64,
+            _ => {
+                let (name, example) = (option.ident, option.example);
+                let message = format!("`{name}` takes a positive number, e.g. {example}");
+                return Err(syn::Error::new_spanned(&expr, message));
+            }
+        };
+        if beta <= 0.0 {
+            let message = concat!(
+                "`beta` must be greater than 0 (1.0 is XFetch's default); remove it to turn ",
+                "early recomputation off",
+            );
+            errors.error(&expr, message);
+        }
+        Ok(Beta(beta))
     }
-    input.parse::<Token![=]>()?;
-    if !input.peek(syn::token::Bracket) {
-        let found: Expr = input
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), &expected))?;
-        return Err(syn::Error::new_spanned(found, expected));
-    }
-    let content;
-    bracketed!(content in input);
-    Ok(content)
 }
 
-fn string_list(name: &Ident, input: ParseStream) -> syn::Result<Vec<LitStr>> {
-    let content = list(name, input)?;
-    let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
-    items
-        .into_iter()
-        .map(|item| match item {
+/// `cache = <expr>`, `condition = <expr>`, `unless = <expr>`.
+impl Value for Expr {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        option.value(input)
+    }
+}
+
+/// `cache_none = false`.
+impl Value for LitBool {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        match option.value(input)? {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Bool(b),
+                ..
+            }) => Ok(b),
+            other => {
+                let name = option.ident;
+                let message = format!("`{name}` takes `true` (the default) or `false`");
+                Err(syn::Error::new_spanned(other, message))
+            }
+        }
+    }
+}
+
+impl Value for ResultTags {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        Ok(if input.peek(Token![=]) {
+            ResultTags::Expr(option.value(input)?)
+        } else {
+            ResultTags::Entity(option.ident.span())
+        })
+    }
+}
+
+impl Written<'_> {
+    fn name(&self) -> String {
+        self.ident.to_string()
+    }
+
+    /// `= <value>`.
+    fn value<T: syn::parse::Parse>(&self, input: ParseStream) -> syn::Result<T> {
+        let (name, example) = (self.ident, self.example);
+        if !input.peek(Token![=]) {
+            let message = format!("`{name}` needs a value, e.g. {example}");
+            return Err(syn::Error::new(name.span(), message));
+        }
+        input.parse::<Token![=]>()?;
+        if input.is_empty() || input.peek(Token![,]) {
+            let message = format!("`{name}` needs a value after `=`, e.g. {example}");
+            return Err(syn::Error::new(name.span(), message));
+        }
+        input.parse()
+    }
+
+    /// `= "..."`.
+    fn string(&self, input: ParseStream) -> syn::Result<LitStr> {
+        match self.value::<Expr>(input)? {
             Expr::Lit(syn::ExprLit {
                 lit: syn::Lit::Str(s),
                 ..
             }) => Ok(s),
-            other => Err(syn::Error::new_spanned(
-                other,
-                "expected a string literal template, e.g. \"customer.{id}\"",
-            )),
-        })
-        .collect()
+            other => {
+                let (name, example) = (self.ident, self.example);
+                let message = format!("`{name}` takes a string literal, e.g. {example}");
+                Err(syn::Error::new_spanned(other, message))
+            }
+        }
+    }
+
+    /// `= [...]`: the bracketed contents.
+    fn list<'a>(&self, input: ParseStream<'a>) -> syn::Result<syn::parse::ParseBuffer<'a>> {
+        let (name, example) = (self.ident, self.example);
+        let expected = format!("`{name}` takes a list in square brackets, e.g. {example}");
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(name.span(), expected));
+        }
+        input.parse::<Token![=]>()?;
+        if !input.peek(syn::token::Bracket) {
+            let found: Expr = input
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), &expected))?;
+            return Err(syn::Error::new_spanned(found, expected));
+        }
+        let content;
+        bracketed!(content in input);
+        Ok(content)
+    }
 }
 
-fn ident_list(name: &Ident, input: ParseStream) -> syn::Result<Vec<Ident>> {
-    let content = list(name, input)?;
-    let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
-    items
-        .into_iter()
-        .map(|item| match item {
-            Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => match p.path.get_ident() {
-                Some(ident) => Ok(ident.clone()),
-                None => Err(syn::Error::new_spanned(
-                    p,
-                    format!(
-                        "`{name}` lists argument names, e.g. {}",
-                        example(&name.to_string())
-                    ),
-                )),
-            },
-            other => Err(syn::Error::new_spanned(
-                other,
-                format!(
-                    "`{name}` lists argument names, e.g. {}",
-                    example(&name.to_string())
-                ),
-            )),
-        })
-        .collect()
-}
-
-/// Walks `name [= value], ...`, calling `each` for known, first-seen options and reporting
-/// unknown and duplicate ones. After an error it skips to the next top-level comma.
-fn parse_options(
-    tokens: TokenStream,
-    attribute: &str,
-    known: &[&str],
-    errors: &mut Errors,
-    mut each: impl FnMut(&Ident, ParseStream, &mut Errors) -> syn::Result<()>,
-) -> HashMap<String, usize> {
-    let mut seen = HashSet::new();
-    let mut given = HashMap::new();
+/// Parses the arguments of an attribute: walks `name [= value], ...`, reading every known
+/// option and reporting unknown and duplicate ones. After an error it skips to the next
+/// top-level comma.
+pub(crate) fn parse<A: Options>(tokens: TokenStream, errors: &mut Errors) -> A {
+    let mut args = A::default();
+    let (attribute, names) = (A::ATTRIBUTE, A::NAMES);
     let parser = |input: ParseStream| -> syn::Result<()> {
         let mut position = 0;
         while !input.is_empty() {
             errors.at(position);
+            let at = position;
             position += 1;
             let name = match input.call(Ident::parse_any) {
                 Ok(name) => name,
                 Err(e) => {
                     errors.push(syn::Error::new(
                         e.span(),
-                        format!("expected an option of #[{attribute}]: {}", known.join(", ")),
+                        format!("expected an option of #[{attribute}]: {}", names.join(", ")),
                     ));
                     skip_to_comma(input);
                     continue;
                 }
             };
             let text = name.to_string();
-            if !known.contains(&text.as_str()) {
-                match closest(&text, known.iter().copied()) {
-                    Some(meant) => {
-                        errors.error(&name, format!("unknown option `{text}` for #[{attribute}]; did you mean `{meant}`?"));
-                        // Do not also report the option meant as missing.
-                        given.entry(meant.to_string()).or_insert(position - 1);
+            match args.option(&text) {
+                None => {
+                    let meant = closest(&text, names.iter().copied());
+                    let hint = match meant {
+                        Some(meant) => format!("did you mean `{meant}`?"),
+                        None => format!("the options are: {}", names.join(", ")),
+                    };
+                    let message = format!("unknown option `{text}` for #[{attribute}]; {hint}");
+                    errors.error(&name, message);
+                    // Do not also report the option meant as missing.
+                    if let Some(meant) = meant.and_then(|meant| args.option(meant)) {
+                        meant.meant_at(at);
                     }
-                    None => errors.error(
-                        &name,
-                        format!(
-                            "unknown option `{text}` for #[{attribute}]; the options are: {}",
-                            known.join(", ")
-                        ),
-                    ),
-                }
-                skip_to_comma(input);
-            } else if !seen.insert(text.clone()) {
-                errors.error(&name, format!("duplicate option `{text}`: it is already given earlier in this attribute; keep one"));
-                skip_to_comma(input);
-            } else if let Err(e) = {
-                given.insert(text.clone(), position - 1);
-                each(&name, input, errors)
-            } {
-                errors.push(e);
-                skip_to_comma(input);
-            } else if !input.is_empty() && !input.peek(Token![,]) {
-                errors.push(input.error(format!("expected `,` after option `{text}`")));
-                // When an option follows, read on as if the comma were there:
-                // `key = "..." ttl = 600` is one mistake.
-                let next_is_option = input
-                    .fork()
-                    .call(Ident::parse_any)
-                    .is_ok_and(|next| known.contains(&next.to_string().as_str()));
-                if !next_is_option {
                     skip_to_comma(input);
+                }
+                Some(option) => {
+                    if !option.written_at(at) {
+                        let message = format!(
+                            "duplicate option `{text}`: it is already given earlier in this \
+                             attribute; keep one"
+                        );
+                        errors.error(&name, message);
+                        skip_to_comma(input);
+                    } else if let Err(e) = option.read(&name, input, errors) {
+                        errors.push(e);
+                        skip_to_comma(input);
+                    } else if !input.is_empty() && !input.peek(Token![,]) {
+                        errors.push(input.error(format!("expected `,` after option `{text}`")));
+                        // When an option follows, read on as if the comma were there:
+                        // `key = "..." ttl = 600` is one mistake.
+                        let next_is_option = input
+                            .fork()
+                            .call(Ident::parse_any)
+                            .is_ok_and(|next| names.contains(&next.to_string().as_str()));
+                        if !next_is_option {
+                            skip_to_comma(input);
+                        }
+                    }
                 }
             }
             if input.peek(Token![,]) {
@@ -386,7 +477,7 @@ fn parse_options(
         errors.push(e);
     }
     errors.at(Errors::AFTER_OPTIONS);
-    given
+    args
 }
 
 fn skip_to_comma(input: ParseStream) {

@@ -22,39 +22,68 @@ pub(crate) const MAX_DURATION_SECS: u64 = 315_360_000;
 fn too_long(span: Span, what: &str, written: &str) -> syn::Error {
     syn::Error::new(
         span,
-        format!("`{what}` of {written} is longer than the maximum of {MAX_DURATION_SECS} seconds (10 years, \"3650d\"): the cache cannot compute deadlines that far away; write a shorter duration"),
+        format!(
+            "`{what}` of {written} is longer than the maximum of {MAX_DURATION_SECS} seconds \
+             (10 years, \"3650d\"): the cache cannot compute deadlines that far away; write a \
+             shorter duration"
+        ),
     )
 }
 
 /// Reads a duration: an integer (seconds) or a string such as `"250ms"`, `"10m"`, `"1h30m"`.
 pub(crate) fn parse(expr: &Expr, what: &str) -> Result<Millis, syn::Error> {
     match expr {
-        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
             // A literal's digits fail to parse only when they overflow `u64`.
             let seconds: u64 = int.base10_parse().unwrap_or(u64::MAX);
             if seconds > MAX_DURATION_SECS {
-                return Err(too_long(int.span(), what, &format!("{} seconds", int.base10_digits())));
+                let written = format!("{} seconds", int.base10_digits());
+                return Err(too_long(int.span(), what, &written));
             }
-            Ok(Millis { value: seconds * 1000, span: int.span() })
+            Ok(Millis {
+                value: seconds * 1000,
+                span: int.span(),
+            })
         }
-        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => {
             let value = parse_text(&text.value()).map_err(|TextError { reason, fixed }| {
                 let fix = match fixed {
                     Some(fixed) => format!("write {fixed:?}"),
-                    None => "write e.g. \"250ms\", \"30s\", \"10m\", \"1h30m\" or an integer number of seconds".to_string(),
+                    None => concat!(
+                        "write e.g. \"250ms\", \"30s\", \"10m\", \"1h30m\" or an integer number ",
+                        "of seconds",
+                    )
+                    .to_string(),
                 };
-                syn::Error::new(text.span(), format!("malformed `{what}` {:?}: {reason}; {fix}", text.value()))
+                let written = text.value();
+                let message = format!("malformed `{what}` {written:?}: {reason}; {fix}");
+                syn::Error::new(text.span(), message)
             })?;
             if value > MAX_DURATION_SECS * 1000 {
                 return Err(too_long(text.span(), what, &format!("{:?}", text.value())));
             }
-            Ok(Millis { value, span: text.span() })
+            Ok(Millis {
+                value,
+                span: text.span(),
+            })
         }
-        Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => Err(syn::Error::new_spanned(
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new_spanned(
             expr,
-            format!("`{what}` cannot be negative; write a positive number of seconds or a string like \"10m\""),
+            format!(
+                "`{what}` cannot be negative; write a positive number of seconds or a string \
+                 like \"10m\""
+            ),
         )),
-        Expr::Lit(ExprLit { lit: Lit::Float(_), .. }) => Err(syn::Error::new_spanned(
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(_), ..
+        }) => Err(syn::Error::new_spanned(
             expr,
             format!("`{what}` takes whole seconds; for fractions write a string like \"1500ms\""),
         )),
@@ -179,7 +208,11 @@ mod tests {
         assert_eq!(millis("315360000"), Ok(315_360_000_000));
         assert_eq!(millis("\"3650d\""), Ok(315_360_000_000));
         let too_long = |written: &str| {
-            format!("`ttl` of {written} is longer than the maximum of 315360000 seconds (10 years, \"3650d\"): the cache cannot compute deadlines that far away; write a shorter duration")
+            format!(
+                "`ttl` of {written} is longer than the maximum of 315360000 seconds (10 years, \
+                 \"3650d\"): the cache cannot compute deadlines that far away; write a shorter \
+                 duration"
+            )
         };
         assert_eq!(millis("315360001"), Err(too_long("315360001 seconds")));
         assert_eq!(

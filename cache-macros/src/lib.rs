@@ -32,7 +32,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
             "#[cached] goes on an `async fn` (a free function or a method)",
         );
     };
-    let parsed = attr::parse_cached(args.into(), &mut errors);
+    let parsed = attr::parse(args.into(), &mut errors);
     let plan = valid::cached(&item, parsed, &mut errors);
     match plan {
         Some(plan) if errors.is_empty() => expand::cached(&item, &plan).into(),
@@ -51,7 +51,7 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
             "#[invalidates] goes on an `async fn` (a free function or a method)",
         );
     };
-    let parsed = attr::parse_invalidates(args.into(), &mut errors);
+    let parsed = attr::parse(args.into(), &mut errors);
     let plan = valid::invalidates(&item, parsed, &mut errors);
     match plan {
         Some(plan) if errors.is_empty() => expand::invalidates(&item, &plan).into(),

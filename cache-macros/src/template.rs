@@ -1,12 +1,10 @@
 //! Key and tag templates: `"customer.email.{email | lower | sha256}"`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
-use syn::LitStr;
+use quote::{quote, quote_spanned};
+use syn::{Ident, LitStr};
 
-use crate::errors::{closest, Errors};
-
-pub(crate) const FILTERS: &[&str] = &["lower", "upper", "trim", "sha256"];
+use crate::errors::Errors;
 
 /// A parsed template.
 pub(crate) struct Template {
@@ -27,7 +25,10 @@ pub(crate) struct Placeholder {
     pub(crate) text: String,
     pub(crate) root: String,
     pub(crate) fields: Vec<String>,
-    pub(crate) filters: Vec<String>,
+    /// The names of the filters, spanned on the template. Which names are filters is the
+    /// runtime's to say: each is a field of `cache_runtime::__private::FILTERS`, so that rustc
+    /// reports an unknown one on the template, with the list of filters or the closest one.
+    pub(crate) filters: Vec<Ident>,
 }
 
 /// Whether a literal that follows a placeholder may start with `c`: an ASCII character that
@@ -64,10 +65,20 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
-                '}' => errors.error(lit, format!("unmatched `}}` in {what} template {source:?}; write `}}}}` for a literal brace")),
+                '}' => errors.error(
+                    lit,
+                    format!(
+                        "unmatched `}}` in {what} template {source:?}; write `}}}}` for a literal \
+                         brace"
+                    ),
+                ),
                 '{' => {
                     let Some(end) = source[at..].find('}') else {
-                        errors.error(lit, format!("unclosed `{{` in {what} template {source:?}; close the placeholder with `}}`, or write `{{{{` for a literal brace"));
+                        let message = format!(
+                            "unclosed `{{` in {what} template {source:?}; close the placeholder \
+                             with `}}`, or write `{{{{` for a literal brace"
+                        );
+                        errors.error(lit, message);
                         incomplete = true;
                         break;
                     };
@@ -81,10 +92,14 @@ impl Template {
                     match Placeholder::parse(inner, lit, what, errors) {
                         Some(placeholder) => {
                             if let Some(Piece::Placeholder(previous)) = pieces.last() {
-                                errors.error(lit, format!(
-                                    "placeholders `{}` and `{}` are adjacent in {what} template {source:?}, so different values could render the same {what}; separate them with a literal such as `.` or `:`, e.g. `{}.{}`",
-                                    previous.text, placeholder.text, previous.text, placeholder.text
-                                ));
+                                let (a, b) = (&previous.text, &placeholder.text);
+                                let message = format!(
+                                    "placeholders `{a}` and `{b}` are adjacent in {what} template \
+                                     {source:?}, so different values could render the same \
+                                     {what}; separate them with a literal such as `.` or `:`, \
+                                     e.g. `{a}.{b}`"
+                                );
+                                errors.error(lit, message);
                             }
                             pieces.push(Piece::Placeholder(placeholder));
                         }
@@ -124,18 +139,9 @@ impl Template {
         let segments = self.pieces.iter().map(|piece| match piece {
             Piece::Literal(text) => quote!(::cache_runtime::__private::Segment::Literal(#text)),
             Piece::Placeholder(p) => {
-                let filters = p.filters.iter().map(|f| {
-                    let variant = syn::Ident::new(
-                        match f.as_str() {
-                            "lower" => "Lower",
-                            "upper" => "Upper",
-                            "trim" => "Trim",
-                            _ => "Sha256",
-                        },
-                        proc_macro2::Span::call_site(),
-                    );
-                    quote!(::cache_runtime::__private::Filter::#variant)
-                });
+                let filters = p.filters.iter().map(
+                    |name| quote_spanned!(name.span()=> ::cache_runtime::__private::FILTERS.#name),
+                );
                 quote!(::cache_runtime::__private::Segment::Value(&[#(#filters),*]))
             }
         });
@@ -151,11 +157,23 @@ impl Template {
 /// Why `placeholder` cannot be followed by `c` in `source`.
 fn not_a_separator(source: &str, what: &str, placeholder: &str, c: char) -> String {
     let why = if c == '%' {
-        format!("`%` begins every escape in an encoded value (`\"1.2\"` renders as `1%2E2`), so the separator could be read as part of a value, and different values could render the same {what}; start the separator with another ASCII character such as `.`, `:` or `/`")
+        format!(
+            "`%` begins every escape in an encoded value (`\"1.2\"` renders as `1%2E2`), so the \
+             separator could be read as part of a value, and different values could render the \
+             same {what}; start the separator with another ASCII character such as `.`, `:` or \
+             `/`"
+        )
     } else if !c.is_ascii() {
-        format!("`{c}` is not ASCII, and values keep non-ASCII characters unencoded, so it could also be part of a value, and different values could render the same {what}; start the separator with an ASCII character such as `.`, `:` or `/`")
+        format!(
+            "`{c}` is not ASCII, and values keep non-ASCII characters unencoded, so it could also \
+             be part of a value, and different values could render the same {what}; start the \
+             separator with an ASCII character such as `.`, `:` or `/`"
+        )
     } else {
-        format!("a placeholder must be followed by the end of the template or by a separator such as `.`, `:` or `/`, so that different values cannot render the same {what}")
+        format!(
+            "a placeholder must be followed by the end of the template or by a separator such as \
+             `.`, `:` or `/`, so that different values cannot render the same {what}"
+        )
     };
     format!(
         "in {what} template {source:?}, placeholder `{placeholder}` is followed by `{c}`: {why}"
@@ -168,7 +186,10 @@ impl Placeholder {
         let mut parts = inner.split('|').map(str::trim);
         let path = parts.next().unwrap_or_default();
         if path.is_empty() {
-            errors.error(lit, format!("empty placeholder `{text}` in {what} template; name an argument, e.g. `{{id}}`"));
+            let message = format!(
+                "empty placeholder `{text}` in {what} template; name an argument, e.g. `{{id}}`"
+            );
+            errors.error(lit, message);
             return None;
         }
         let mut segments = path.split('.').map(str::trim);
@@ -176,39 +197,46 @@ impl Placeholder {
         let fields: Vec<String> = segments.map(str::to_string).collect();
         let mut ok = true;
         if root == "self" {
-            errors.error(lit, format!("`{text}`: templates interpolate the function's arguments, not `self`; pass the value as an argument"));
+            let message = format!(
+                "`{text}`: templates interpolate the function's arguments, not `self`; pass the \
+                 value as an argument"
+            );
+            errors.error(lit, message);
             ok = false;
         } else if !is_ident(&root)
             || fields
                 .iter()
                 .any(|f| !is_ident(f) && f.parse::<usize>().is_err())
         {
-            errors.error(lit, format!("malformed placeholder `{text}` in {what} template: write `{{arg}}`, `{{arg.field}}` or `{{arg | filter}}`"));
+            let message = format!(
+                "malformed placeholder `{text}` in {what} template: write `{{arg}}`, \
+                 `{{arg.field}}` or `{{arg | filter}}`"
+            );
+            errors.error(lit, message);
             ok = false;
         }
         let mut filters = Vec::new();
         for filter in parts {
-            if FILTERS.contains(&filter) {
-                filters.push(filter.to_string());
-            } else if filter.is_empty() {
-                errors.error(
+            // Only that a name is there: rustc reports an unknown one (see the `filters`
+            // field). A malformed one is reported, and the placeholder is kept so that its
+            // argument counts as used.
+            let example = format!("`{{{path} | lower}}`");
+            match filter_name(filter, lit) {
+                Some(name) => filters.push(name),
+                None if filter.is_empty() => errors.error(
                     lit,
                     format!(
-                        "empty filter in `{text}`: remove the `|`, or name a filter: {}",
-                        FILTERS.join(", ")
+                        "empty filter in `{text}`: remove the `|`, or name a filter, e.g. \
+                         {example}"
                     ),
-                );
-            } else {
-                // Reported; the placeholder is kept so that its argument counts as used.
-                let filters = FILTERS.join(", ");
-                let hint = match closest(filter, FILTERS.iter().copied()) {
-                    Some(meant) => format!("did you mean `{meant}`? The filters are: {filters}"),
-                    None => format!("the filters are: {filters}"),
-                };
-                errors.error(
+                ),
+                None => errors.error(
                     lit,
-                    format!("unknown filter `{filter}` in `{text}`; {hint}"),
-                );
+                    format!(
+                        "malformed filter `{filter}` in `{text}`: a filter is named by an \
+                         identifier, e.g. {example}"
+                    ),
+                ),
             }
         }
         ok.then_some(Placeholder {
@@ -218,6 +246,15 @@ impl Placeholder {
             filters,
         })
     }
+}
+
+/// `filter`, a plain identifier (not a keyword, not raw), spanned on `lit`.
+fn filter_name(filter: &str, lit: &LitStr) -> Option<Ident> {
+    let mut name = syn::parse_str::<Ident>(filter)
+        .ok()
+        .filter(|_| is_ident(filter))?;
+    name.set_span(lit.span());
+    Some(name)
 }
 
 #[cfg(test)]

@@ -4,15 +4,10 @@
 use proc_macro2::Span;
 use syn::{Expr, ItemFn, LitStr, Type};
 
-use crate::attr::{CachedArgs, InvalidatesArgs, ResultTags};
+use crate::attr::{Attr, CachedArgs, InvalidatesArgs, ResultTags};
 use crate::errors::Errors;
 use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
-
-/// The position of `option` in the attribute, for [`Errors::at`].
-fn position(given: &std::collections::HashMap<String, usize>, option: &str) -> usize {
-    given.get(option).copied().unwrap_or(Errors::AFTER_OPTIONS)
-}
 
 /// Where a placeholder's value comes from: the `slot`-th templated argument, then `fields`.
 pub(crate) struct ArgRef {
@@ -62,7 +57,11 @@ fn check_async(item: &ItemFn, attribute: &str, errors: &mut Errors) {
     if item.sig.asyncness.is_none() {
         errors.error(
             item.sig.fn_token,
-            format!("#[{attribute}] works on `async fn` only: the cache is asynchronous. Write `async fn {}`", item.sig.ident),
+            format!(
+                "#[{attribute}] works on `async fn` only: the cache is asynchronous. Write \
+                 `async fn {}`",
+                item.sig.ident
+            ),
         );
     }
 }
@@ -71,11 +70,17 @@ fn check_receiver(sig: &Signature, cache: &Option<Expr>, attribute: &str, errors
     match sig.receiver {
         Receiver::Value(span) => errors.error_at(
             span,
-            format!("#[{attribute}] does not support `self` by value: the body would consume the repository. Take `&self`"),
+            format!(
+                "#[{attribute}] does not support `self` by value: the body would consume the \
+                 repository. Take `&self`"
+            ),
         ),
         Receiver::None if cache.is_none() => errors.error_at(
             Span::call_site(),
-            format!("#[{attribute}] on a function without `self` needs `cache = <expr>` naming the cache, e.g. `cache = CACHE` for a `static CACHE: LazyLock<Cache>`"),
+            format!(
+                "#[{attribute}] on a function without `self` needs `cache = <expr>` naming the \
+                 cache, e.g. `cache = CACHE` for a `static CACHE: LazyLock<Cache>`"
+            ),
         ),
         _ => {}
     }
@@ -89,11 +94,11 @@ fn whole_argument(ty: &Type) -> (&'static str, &'static str) {
     }
 }
 
-/// `orders[i]` is the position of the option `templates[i]` belongs to.
-/// Resolves every placeholder of `templates` to an argument. The names of the arguments that
-/// unknown placeholders of the first template were probably meant to be go to `meant`.
-/// `patterns_reported`: every pattern argument is reported anyway, so a placeholder naming one
-/// of its bindings is not reported again.
+/// Resolves every placeholder of `templates` to an argument. `orders[i]` is the position of
+/// the option `templates[i]` belongs to. The names of the arguments that unknown placeholders
+/// of the first template were probably meant to be go to `meant`. `patterns_reported`: every
+/// pattern argument is reported anyway, so a placeholder naming one of its bindings is not
+/// reported again.
 fn resolve(
     templates: &[&Template],
     orders: &[usize],
@@ -144,13 +149,14 @@ fn resolve_one(
         {
             if !patterns_reported {
                 let (name, field) = whole_argument(&arg.ty);
+                let (text, root) = (&placeholder.text, &placeholder.root);
+                let ty = quote::ToTokens::to_token_stream(&arg.ty);
                 errors.error(
                     &template.lit,
                     format!(
-                        "placeholder `{}` names `{}`, which a pattern argument binds: templates interpolate plain `name: Type` arguments; take that argument whole, e.g. `{name}: {}`, and write `{{{name}.{field}}}`",
-                        placeholder.text,
-                        placeholder.root,
-                        quote::ToTokens::to_token_stream(&arg.ty)
+                        "placeholder `{text}` names `{root}`, which a pattern argument binds: \
+                         templates interpolate plain `name: Type` arguments; take that argument \
+                         whole, e.g. `{name}: {ty}`, and write `{{{name}.{field}}}`",
                     ),
                 );
             }
@@ -180,73 +186,122 @@ fn resolve_one(
     })
 }
 
+/// The checks of `#[cached]`; the plan to expand when none fails.
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
     let sig = Signature::of(item);
     check_async(item, "cached", errors);
-    check_receiver(&sig, &args.cache, "cached", errors);
-
-    let ret = match &sig.ret {
-        None => {
-            let message = "#[cached] on a function returning `()` caches nothing; return the value to cache, or use #[invalidates] for a write";
-            match &item.sig.output {
-                syn::ReturnType::Type(_, ty) => errors.error(ty, message),
-                syn::ReturnType::Default => errors.error(&item.sig, message),
-            }
-            None
-        }
-        Some(ty) if mentions_impl_trait(ty) => {
-            errors.error(ty, "#[cached] needs a nameable return type to cache; `impl Trait` cannot be stored. Return a concrete type");
-            None
-        }
-        Some(ty) => match borrowed_part(ty) {
-            Some(borrowed) => {
-                errors.error(
-                    borrowed,
-                    "#[cached] stores the value beyond the call, so it cannot borrow: this lifetime ties it to the call. Return an owned type (`String`, `Vec<T>`, `Arc<T>`, ...)",
-                );
-                None
-            }
-            None => Some(ty.clone()),
-        },
+    check_receiver(&sig, &args.cache.value, "cached", errors);
+    let ret = check_return(item, &sig, errors);
+    check_args_are_named(&sig, errors);
+    let key = check_key_given(&args, errors);
+    let tags = parse_templates(&args.tags, "tag", errors);
+    let ttl_ms = check_ttl(&args, errors);
+    let jitter_ms = check_jitter_below_ttl(&args, ttl_ms, errors);
+    let lock_ms = check_lock(&args, errors);
+    let swr_ms = check_swr(&args, ttl_ms, errors);
+    check_swr_can_detach(swr_ms, &sig, errors);
+    let resolved = key
+        .as_ref()
+        .map(|key| check_key_covers_args(key, &tags, &args, &sig, errors));
+    let skip_none = match &args.cache_none.value {
+        Some(b) if !b.value => Some(b.span),
+        _ => None,
     };
+    Some(CachedPlan {
+        sig,
+        ret: ret?,
+        name: args.name.value,
+        key: key?,
+        tags,
+        args: resolved?,
+        ttl_ms,
+        jitter_ms,
+        swr_ms,
+        lock_ms,
+        beta: args.beta.value.map_or(0.0, |beta| beta.0),
+        skip_none,
+        cache: args.cache.value,
+        condition: args.condition.value,
+        unless: args.unless.value,
+        result_tags: args.result_tags.value,
+    })
+}
 
-    // Every argument must be a plain `name: Type`, to be part of the key or ignored (and to
-    // be owned by an `swr` refresh).
-    for arg in &sig.args {
-        if arg.ident.is_none() {
-            let (name, field) = whole_argument(&arg.ty);
-            errors.error(
-                &arg.tokens,
-                format!(
-                    "#[cached] needs every argument to be a plain `name: Type`, so that it can be part of the key: take this one whole, e.g. `{name}: {}`, and write `{{{name}.{field}}}` in the key",
-                    quote::ToTokens::to_token_stream(&arg.ty)
-                ),
+/// The return type is stored beyond the call: it is not `()`, it can be named, and it does
+/// not borrow.
+fn check_return(item: &ItemFn, sig: &Signature, errors: &mut Errors) -> Option<Type> {
+    let Some(ty) = &sig.ret else {
+        let message = concat!(
+            "#[cached] on a function returning `()` caches nothing; return the value to cache, ",
+            "or use #[invalidates] for a write",
+        );
+        match &item.sig.output {
+            syn::ReturnType::Type(_, ty) => errors.error(ty, message),
+            syn::ReturnType::Default => errors.error(&item.sig, message),
+        }
+        return None;
+    };
+    if mentions_impl_trait(ty) {
+        let message = concat!(
+            "#[cached] needs a nameable return type to cache; `impl Trait` cannot be stored. ",
+            "Return a concrete type",
+        );
+        errors.error(ty, message);
+        return None;
+    }
+    if let Some(borrowed) = borrowed_part(ty) {
+        let message = concat!(
+            "#[cached] stores the value beyond the call, so it cannot borrow: this lifetime ties ",
+            "it to the call. Return an owned type (`String`, `Vec<T>`, `Arc<T>`, ...)",
+        );
+        errors.error(borrowed, message);
+        return None;
+    }
+    Some(ty.clone())
+}
+
+/// Every argument is a plain `name: Type`, to be part of the key or ignored (and to be owned
+/// by an `swr` refresh).
+fn check_args_are_named(sig: &Signature, errors: &mut Errors) {
+    for arg in sig.args.iter().filter(|arg| arg.ident.is_none()) {
+        let (name, field) = whole_argument(&arg.ty);
+        let ty = quote::ToTokens::to_token_stream(&arg.ty);
+        errors.error(
+            &arg.tokens,
+            format!(
+                "#[cached] needs every argument to be a plain `name: Type`, so that it can be part \
+                 of the key: take this one whole, e.g. `{name}: {ty}`, and write \
+                 `{{{name}.{field}}}` in the key",
+            ),
+        );
+    }
+}
+
+/// `key` is given; its template, unless malformed.
+fn check_key_given(args: &CachedArgs, errors: &mut Errors) -> Option<Template> {
+    errors.at(args.key.position());
+    match &args.key.value {
+        Some(lit) => Some(Template::parse(lit, "key", errors)),
+        None if args.key.given() => None,
+        None => {
+            errors.error_at(
+                Span::call_site(),
+                format!("#[cached] needs `key = \"...\"`, e.g. {}", args.key.example),
             );
+            None
         }
     }
+}
 
-    errors.at(position(&args.given, "key"));
-    let key = match &args.key {
-        Some(lit) => Some(Template::parse(lit, "key", errors)),
-        None if args.given.contains_key("key") => None,
+/// `ttl` is given and greater than zero; in milliseconds, 0 when reported.
+fn check_ttl(args: &CachedArgs, errors: &mut Errors) -> u64 {
+    errors.at(args.ttl.position());
+    match args.ttl.value {
+        None if args.ttl.given() => 0,
         None => {
             errors.error_at(
                 Span::call_site(),
-                "#[cached] needs `key = \"...\"`, e.g. `key = \"customer.{id}\"`",
-            );
-            None
-        }
-    };
-    errors.at(position(&args.given, "tags"));
-    let tags = parse_templates(&args.tags, "tag", errors);
-
-    errors.at(position(&args.given, "ttl"));
-    let ttl_ms = match args.ttl {
-        None if args.given.contains_key("ttl") => 0,
-        None => {
-            errors.error_at(
-                Span::call_site(),
-                "#[cached] needs `ttl`, e.g. `ttl = 600` (seconds) or `ttl = \"10m\"`",
+                format!("#[cached] needs `ttl`, e.g. {}", args.ttl.example),
             );
             0
         }
@@ -258,9 +313,13 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
             0
         }
         Some(ttl) => ttl.value,
-    };
-    errors.at(position(&args.given, "jitter"));
-    let jitter_ms = match args.jitter {
+    }
+}
+
+/// `jitter` is taken off the TTL, so it is smaller than the TTL; in milliseconds.
+fn check_jitter_below_ttl(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> u64 {
+    errors.at(args.jitter.position());
+    match args.jitter.value {
         Some(j) if ttl_ms > 0 && j.value >= ttl_ms => {
             errors.error_at(
                 j.span,
@@ -270,110 +329,122 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         }
         Some(j) => j.value,
         None => 0,
-    };
-    errors.at(position(&args.given, "lock"));
-    let lock_ms = window(
-        &args.lock,
-        5_000,
-        "`lock = 0` would never wait for another instance; remove `lock` instead",
-        errors,
-    )
-    .map_or(0, |(ms, _)| ms);
-    errors.at(position(&args.given, "swr"));
-    let swr_ms = window(
-        &args.swr,
-        ttl_ms,
-        "`swr = 0` serves nothing stale; remove `swr` instead",
-        errors,
-    );
-    if let Some((_, span)) = swr_ms {
-        if sig.receiver.is(Receiver::RefMut) {
-            errors.error_at(
-                span,
-                "`swr` refreshes in the background and cannot hold `&mut self`; take `&self`",
-            );
-        }
-        for arg in &sig.args {
-            if arg.referent().is_some_and(|(_, mutable)| mutable) {
-                errors.error(
-                    &arg.tokens,
-                    "`swr` refreshes in the background and cannot hold a `&mut` argument: take it by value or by `&`, or remove `swr`",
-                );
-            }
-        }
     }
-
-    let mut plan_args = None;
-    if let Some(key) = &key {
-        let mut all: Vec<&Template> = vec![key];
-        all.extend(tags.iter());
-        // Arguments that a misspelled placeholder or `ignore` entry probably meant: reported
-        // with the misspelling, not again as missing.
-        let mut meant = Vec::new();
-        let mut orders = vec![position(&args.given, "key")];
-        orders.resize(all.len(), position(&args.given, "tags"));
-        let resolved = resolve(&all, &orders, &sig, true, &mut meant, errors);
-        // Every argument must shape the key, unless ignored.
-        let in_key: Vec<&str> = key.placeholders().map(|p| p.root.as_str()).collect();
-        errors.at(position(&args.given, "ignore"));
-        for ignored in &args.ignore {
-            let name = ignored.to_string();
-            if sig.position(&name).is_none() {
-                let (guess, hint) = sig.unknown_arg_hint(&name);
-                errors.error(ignored, format!("`ignore` names `{ignored}`, which is not an argument of this function; {hint}"));
-                meant.extend(guess);
-            } else if in_key.contains(&name.as_str()) {
-                errors.error(
-                    ignored,
-                    format!("`{ignored}` is in the key; remove it from `ignore`"),
-                );
-            }
-        }
-        errors.at(position(&args.given, "key"));
-        for arg in &sig.args {
-            let Some(ident) = &arg.ident else {
-                continue;
-            };
-            let name = ident.to_string();
-            // A malformed key placeholder was reported; which argument it meant is unknown.
-            if key.incomplete || meant.contains(&name) {
-                continue;
-            }
-            if !in_key.contains(&name.as_str()) && !args.ignore.iter().any(|i| *i == name) {
-                errors.error(
-                    &key.lit,
-                    format!("argument `{name}` is missing from the key, so calls differing only in `{name}` would share an entry; add `{{{name}}}` to the key, or `ignore = [{name}]` if it does not affect the result"),
-                );
-            }
-        }
-        plan_args = Some(resolved);
-    }
-
-    let skip_none = match &args.cache_none {
-        Some(b) if !b.value => Some(b.span),
-        _ => None,
-    };
-
-    Some(CachedPlan {
-        sig,
-        ret: ret?,
-        name: args.name,
-        key: key?,
-        tags,
-        args: plan_args?,
-        ttl_ms,
-        jitter_ms,
-        swr_ms,
-        lock_ms,
-        beta: args.beta.map_or(0.0, |(b, _)| b),
-        skip_none,
-        cache: args.cache,
-        condition: args.condition,
-        unless: args.unless,
-        result_tags: args.result_tags,
-    })
 }
 
+/// `lock` waits for a while: 5 s when bare, never 0; in milliseconds, 0 without `lock`.
+fn check_lock(args: &CachedArgs, errors: &mut Errors) -> u64 {
+    errors.at(args.lock.position());
+    let zero = "`lock = 0` would never wait for another instance; remove `lock` instead";
+    window(&args.lock.value, 5_000, zero, errors).map_or(0, |(ms, _)| ms)
+}
+
+/// `swr` serves stale values for a while: as long as the TTL when bare, never 0.
+fn check_swr(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> Option<(u64, Span)> {
+    errors.at(args.swr.position());
+    let zero = "`swr = 0` serves nothing stale; remove `swr` instead";
+    window(&args.swr.value, ttl_ms, zero, errors)
+}
+
+/// An `swr` refresh runs after the call returned, so it holds no `&mut`: not `&mut self`, not
+/// a `&mut` argument. Reported at the position of `swr` (after [`check_swr`]).
+fn check_swr_can_detach(swr: Option<(u64, Span)>, sig: &Signature, errors: &mut Errors) {
+    let Some((_, span)) = swr else {
+        return;
+    };
+    if sig.receiver.is(Receiver::RefMut) {
+        errors.error_at(
+            span,
+            "`swr` refreshes in the background and cannot hold `&mut self`; take `&self`",
+        );
+    }
+    for arg in &sig.args {
+        if arg.referent().is_some_and(|(_, mutable)| mutable) {
+            errors.error(
+                &arg.tokens,
+                "`swr` refreshes in the background and cannot hold a `&mut` argument: take it by \
+                 value or by `&`, or remove `swr`",
+            );
+        }
+    }
+}
+
+/// Every placeholder of the key and tags names an argument, every `ignore` entry names an
+/// argument that is not in the key, and every argument is in the key unless ignored: calls
+/// that differ in an argument do not share an entry.
+fn check_key_covers_args(
+    key: &Template,
+    tags: &[Template],
+    args: &CachedArgs,
+    sig: &Signature,
+    errors: &mut Errors,
+) -> TemplateArgs {
+    let mut all: Vec<&Template> = vec![key];
+    all.extend(tags.iter());
+    // Arguments that a misspelled placeholder or `ignore` entry probably meant: reported
+    // with the misspelling, not again as missing.
+    let mut meant = Vec::new();
+    let mut orders = vec![args.key.position()];
+    orders.resize(all.len(), args.tags.position());
+    let resolved = resolve(&all, &orders, sig, true, &mut meant, errors);
+    let in_key: Vec<&str> = key.placeholders().map(|p| p.root.as_str()).collect();
+    check_ignored_are_args_outside_key(args, &in_key, sig, &mut meant, errors);
+    errors.at(args.key.position());
+    for arg in &sig.args {
+        let Some(ident) = &arg.ident else {
+            continue;
+        };
+        let name = ident.to_string();
+        // A malformed key placeholder was reported; which argument it meant is unknown.
+        if key.incomplete || meant.contains(&name) {
+            continue;
+        }
+        if !in_key.contains(&name.as_str()) && !args.ignore.items().iter().any(|i| *i == name) {
+            errors.error(
+                &key.lit,
+                format!(
+                    "argument `{name}` is missing from the key, so calls differing only in \
+                     `{name}` would share an entry; add `{{{name}}}` to the key, or \
+                     `ignore = [{name}]` if it does not affect the result"
+                ),
+            );
+        }
+    }
+    resolved
+}
+
+/// Every `ignore` entry names an argument, and one that is not in the key (`in_key`). The
+/// arguments misspelled entries probably meant go to `meant`.
+fn check_ignored_are_args_outside_key(
+    args: &CachedArgs,
+    in_key: &[&str],
+    sig: &Signature,
+    meant: &mut Vec<String>,
+    errors: &mut Errors,
+) {
+    errors.at(args.ignore.position());
+    for ignored in args.ignore.items() {
+        let name = ignored.to_string();
+        if sig.position(&name).is_none() {
+            let (guess, hint) = sig.unknown_arg_hint(&name);
+            errors.error(
+                ignored,
+                format!(
+                    "`ignore` names `{ignored}`, which is not an argument of this function; \
+                     {hint}"
+                ),
+            );
+            meant.extend(guess);
+        } else if in_key.contains(&name.as_str()) {
+            errors.error(
+                ignored,
+                format!("`{ignored}` is in the key; remove it from `ignore`"),
+            );
+        }
+    }
+}
+
+/// The checks of `#[invalidates]`; the plan to expand when none fails.
 pub(crate) fn invalidates(
     item: &ItemFn,
     args: InvalidatesArgs,
@@ -381,35 +452,46 @@ pub(crate) fn invalidates(
 ) -> Option<InvalidatesPlan> {
     let sig = Signature::of(item);
     check_async(item, "invalidates", errors);
-    check_receiver(&sig, &args.cache, "invalidates", errors);
-    if args.tags.is_empty()
-        && args.keys.is_empty()
-        && !args.given.contains_key("tags")
-        && !args.given.contains_key("keys")
-    {
-        errors.error_at(
-            Span::call_site(),
-            "#[invalidates] needs something to invalidate: `tags = [\"customer.{customer.id}\"]` and/or `keys = [\"customer.{id}\"]`",
-        );
-    }
-    errors.at(position(&args.given, "tags"));
+    check_receiver(&sig, &args.cache.value, "invalidates", errors);
+    check_something_to_invalidate(&args, errors);
     let tags = parse_templates(&args.tags, "tag", errors);
-    errors.at(position(&args.given, "keys"));
     let keys = parse_templates(&args.keys, "key", errors);
-    let all: Vec<&Template> = tags.iter().chain(keys.iter()).collect();
-    let mut orders = vec![position(&args.given, "tags"); tags.len()];
-    orders.resize(all.len(), position(&args.given, "keys"));
-    let resolved = resolve(&all, &orders, &sig, false, &mut Vec::new(), errors);
+    let resolved = check_placeholders_name_args(&tags, &keys, &args, &sig, errors);
     let ret = sig.ret.clone().filter(|ty| !mentions_impl_trait(ty));
     Some(InvalidatesPlan {
         sig,
         ret,
-        name: args.name,
+        name: args.name.value,
         tags,
         keys,
         args: resolved,
-        cache: args.cache,
+        cache: args.cache.value,
     })
+}
+
+/// `tags` or `keys` is given.
+fn check_something_to_invalidate(args: &InvalidatesArgs, errors: &mut Errors) {
+    if !args.tags.given() && !args.keys.given() {
+        errors.error_at(
+            Span::call_site(),
+            "#[invalidates] needs something to invalidate: `tags = [\"customer.{customer.id}\"]` \
+             and/or `keys = [\"customer.{id}\"]`",
+        );
+    }
+}
+
+/// Every placeholder of the tags and keys names a plain argument.
+fn check_placeholders_name_args(
+    tags: &[Template],
+    keys: &[Template],
+    args: &InvalidatesArgs,
+    sig: &Signature,
+    errors: &mut Errors,
+) -> TemplateArgs {
+    let all: Vec<&Template> = tags.iter().chain(keys.iter()).collect();
+    let mut orders = vec![args.tags.position(); tags.len()];
+    orders.resize(all.len(), args.keys.position());
+    resolve(&all, &orders, sig, false, &mut Vec::new(), errors)
 }
 
 /// A bare or valued duration option: `(milliseconds, span of the option)`, `default` when bare;
@@ -431,9 +513,11 @@ fn window(
     }
 }
 
-/// Parses every template of a list option, reporting problems to `errors`.
-fn parse_templates(literals: &[syn::LitStr], what: &str, errors: &mut Errors) -> Vec<Template> {
-    literals
+/// Parses every template of a list option, reporting problems at its position.
+fn parse_templates(option: &Attr<Vec<LitStr>>, what: &str, errors: &mut Errors) -> Vec<Template> {
+    errors.at(option.position());
+    option
+        .items()
         .iter()
         .map(|t| Template::parse(t, what, errors))
         .collect()

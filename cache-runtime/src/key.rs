@@ -33,36 +33,60 @@ use std::fmt::{self, Write as _};
 
 use sha2::{Digest, Sha256};
 
-/// A transformation applied to a placeholder's value before it is encoded, written
-/// `{arg | filter}` in a template.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Filter {
+/// Declares [`Filter`], its names ([`Filter::NAMES`], [`Filter::from_name`]) and the filters
+/// by name that `#[cached]` and `#[invalidates]` expand to ([`FILTERS`]), from one list: a
+/// filter is added here, and in [`Filter::apply`].
+macro_rules! filters {
+    ($($(#[doc = $doc:literal])* $name:ident => $variant:ident,)*) => {
+        /// A transformation applied to a placeholder's value before it is encoded, written
+        /// `{arg | filter}` in a template.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Filter {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Filter {
+            /// The filters a template may name, as written.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The filter called `name` in a template.
+            pub fn from_name(name: &str) -> Option<Filter> {
+                match name {
+                    $(stringify!($name) => Some(Filter::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// Every filter, as a field named as templates write it. Not public API.
+        #[doc(hidden)]
+        pub struct Filters {
+            $(#[doc = concat!("[`Filter::", stringify!($variant), "`].")] pub $name: Filter,)*
+        }
+
+        /// The filters by name: the macros turn `{arg | lower}` into `FILTERS.lower`, spanned
+        /// on the template, so that rustc reports an unknown filter there, with the list of
+        /// filters or the closest one. Not public API.
+        #[doc(hidden)]
+        pub const FILTERS: Filters = Filters {
+            $($name: Filter::$variant,)*
+        };
+    };
+}
+
+filters! {
     /// Lower-cases the value (Unicode-aware).
-    Lower,
+    lower => Lower,
     /// Upper-cases the value (Unicode-aware).
-    Upper,
+    upper => Upper,
     /// Removes leading and trailing white space.
-    Trim,
+    trim => Trim,
     /// Replaces the value by the lower-case hex SHA-256 of its UTF-8 bytes, so that the raw
     /// value (an e-mail address, say) never appears in keys, logs or the CLI.
-    Sha256,
+    sha256 => Sha256,
 }
 
 impl Filter {
-    /// The filters a template may name, as written.
-    pub const NAMES: &'static [&'static str] = &["lower", "upper", "trim", "sha256"];
-
-    /// The filter called `name` in a template.
-    pub fn from_name(name: &str) -> Option<Filter> {
-        Some(match name {
-            "lower" => Filter::Lower,
-            "upper" => Filter::Upper,
-            "trim" => Filter::Trim,
-            "sha256" => Filter::Sha256,
-            _ => return None,
-        })
-    }
-
     fn apply(self, value: &mut String) {
         match self {
             Filter::Lower => {
@@ -287,6 +311,16 @@ mod tests {
         assert_eq!(decode_value("Zo\u{eb}%0A").as_deref(), Some("Zo\u{eb}\n"));
         assert_eq!(decode_value("a.b"), None);
         assert_eq!(DOTTED.render(&[&"%2E", &""]), "x.%252E.");
+    }
+
+    #[test]
+    fn every_filter_has_its_name_and_field() {
+        assert_eq!(Filter::NAMES, ["lower", "upper", "trim", "sha256"]);
+        let fields = [FILTERS.lower, FILTERS.upper, FILTERS.trim, FILTERS.sha256];
+        for (name, field) in Filter::NAMES.iter().zip(fields) {
+            assert_eq!(Filter::from_name(name), Some(field));
+        }
+        assert_eq!(Filter::from_name("Lower"), None);
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::invalidate::{invalidates, render as render_invalidation, Succeeded};
-    pub use crate::key::{fnv1a, Filter, KeyArg, Segment, Template};
+    pub use crate::key::{fnv1a, Filter, KeyArg, Segment, Template, FILTERS};
     pub use crate::load::{Borrowed, Detachable, Load, Options};
     pub use crate::lookup::{lookup, Lookup, Pending};
     pub use crate::result_tags::{CacheTags, TagSink};

@@ -48,23 +48,27 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let skip_none = match plan.skip_none {
-        Some(span) => {
-            quote_spanned!(span=> ::core::option::Option::Some(<_ as ::cache_runtime::__private::MaybeNone>::is_none))
-        }
+        Some(span) => quote_spanned! {span=>
+            ::core::option::Option::Some(<_ as ::cache_runtime::__private::MaybeNone>::is_none)
+        },
         None => quote!(::core::option::Option::None),
     };
     let result_tags = match &plan.result_tags {
         None => quote!(::core::option::Option::None),
-        Some(ResultTags::Entity(span)) => {
-            quote_spanned!(*span=> ::core::option::Option::Some(::cache_runtime::__private::entity_tags))
-        }
+        Some(ResultTags::Entity(span)) => quote_spanned! {*span=>
+            ::core::option::Option::Some(::cache_runtime::__private::entity_tags)
+        },
         Some(ResultTags::Expr(expr)) => quote! {
-            ::core::option::Option::Some(|result: &_, __cache_sink: &mut ::cache_runtime::__private::TagSink| {
-                __cache_sink.extend(#expr)
-            })
+            ::core::option::Option::Some(
+                |result: &_, __cache_sink: &mut ::cache_runtime::__private::TagSink| {
+                    __cache_sink.extend(#expr)
+                }
+            )
         },
     };
 
+    let select = quote!(::cache_runtime::__private::autoref::Select::<#ret_tokens, _>);
+    let step = quote!(::cache_runtime::__private::autoref::Step);
     let fake = fake_return(&Some(plan.ret.clone()));
     let load = match plan.swr_ms {
         None => quote! {
@@ -78,27 +82,36 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __CACHE_SITE: ::cache_runtime::__private::CachedSite = ::cache_runtime::__private::CachedSite {
-                name: #name,
-                scope: ::cache_runtime::__private::fnv1a(#name.as_bytes()),
-                key: #key,
-                tags: &[#(#tags),*],
-                ttl_ms: #ttl,
-                jitter_ms: #jitter,
-                swr_ms: #swr,
-                lock_ms: #lock,
-                beta: #beta,
-                cache_none: #cache_none,
-                counters: ::cache_runtime::__private::CountersSlot::NEW,
-            };
+            static __CACHE_SITE: ::cache_runtime::__private::CachedSite =
+                ::cache_runtime::__private::CachedSite {
+                    name: #name,
+                    scope: ::cache_runtime::__private::fnv1a(#name.as_bytes()),
+                    key: #key,
+                    tags: &[#(#tags),*],
+                    ttl_ms: #ttl,
+                    jitter_ms: #jitter,
+                    swr_ms: #swr,
+                    lock_ms: #lock,
+                    beta: #beta,
+                    cache_none: #cache_none,
+                    counters: ::cache_runtime::__private::CountersSlot::NEW,
+                };
             #shape_traits
             #dispatch
             let __cache_shape = #shape;
-            (&&::cache_runtime::__private::autoref::Select::<#ret_tokens, _>::new(&__cache_shape)).__cache_return_check().__cache_return_type_must_be_send_and_static(#return_type);
-            let __cache_tag = (&&::cache_runtime::__private::autoref::Select::<#ret_tokens, _>::new(&__cache_shape)).__cache_select();
-            let __cache_pending = match __cache_tag.__cache_lookup(&__CACHE_SITE, #cache, &[#(#values),*], __cache_shape, #enabled) {
-                ::cache_runtime::__private::autoref::Step::Hit(__cache_value) => return __cache_value,
-                ::cache_runtime::__private::autoref::Step::Miss(__cache_pending) => __cache_pending,
+            (&&#select::new(&__cache_shape))
+                .__cache_return_check()
+                .__cache_return_type_must_be_send_and_static(#return_type);
+            let __cache_tag = (&&#select::new(&__cache_shape)).__cache_select();
+            let __cache_pending = match __cache_tag.__cache_lookup(
+                &__CACHE_SITE,
+                #cache,
+                &[#(#values),*],
+                __cache_shape,
+                #enabled
+            ) {
+                #step::Hit(__cache_value) => return __cache_value,
+                #step::Miss(__cache_pending) => __cache_pending,
             };
             __cache_tag
                 .__cache_load(
@@ -124,7 +137,10 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
 fn dispatch(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
     let value_type = ranged(
         range,
-        quote!((&&::cache_runtime::__private::autoref::ValueProbe::<#ret>(::core::marker::PhantomData)).__cache_value()),
+        quote! {
+            (&&::cache_runtime::__private::autoref::ValueProbe::<#ret>(::core::marker::PhantomData))
+                .__cache_value()
+        },
     );
     quote! {
         let __cache_value_type = ::cache_runtime::__private::autoref::value_check(#value_type);
@@ -141,7 +157,9 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
         let receiver = receiver_type(item).map(|ty| respan(ty.to_token_stream(), swr_span));
         let receiver = receiver.map(|ty| quote!(::<#ty>));
         (
-            quote_spanned!(swr_span=> let #self_clone = ::cache_runtime::__private::clone_receiver #receiver (self);),
+            quote_spanned! {swr_span=>
+                let #self_clone = ::cache_runtime::__private::clone_receiver #receiver (self);
+            },
             quote!(let #self_clone = &#self_clone;),
             rename_self(&item.block),
         )
@@ -154,7 +172,9 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
         let Some(ident) = &arg.ident else { continue };
         if let Some((referent, _)) = arg.referent() {
             own.push(quote!(let #ident = ::cache_runtime::__private::own(#ident);));
-            reborrow.push(quote!(let #ident: &#referent = ::core::borrow::Borrow::<#referent>::borrow(&#ident);));
+            reborrow.push(quote! {
+                let #ident: &#referent = ::core::borrow::Borrow::<#referent>::borrow(&#ident);
+            });
         }
     }
     let fake = fake_return(&Some(plan.ret.clone()));

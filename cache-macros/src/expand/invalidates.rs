@@ -38,13 +38,15 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __CACHE_SITE: ::cache_runtime::__private::InvalidatesSite = ::cache_runtime::__private::InvalidatesSite {
-                name: #name,
-                tags: &[#(#tags),*],
-                keys: &[#(#keys),*],
-                counters: ::cache_runtime::__private::CountersSlot::NEW,
-            };
-            let __cache_tags = ::cache_runtime::__private::render_invalidation(&__CACHE_SITE, &[#(#values),*]);
+            static __CACHE_SITE: ::cache_runtime::__private::InvalidatesSite =
+                ::cache_runtime::__private::InvalidatesSite {
+                    name: #name,
+                    tags: &[#(#tags),*],
+                    keys: &[#(#keys),*],
+                    counters: ::cache_runtime::__private::CountersSlot::NEW,
+                };
+            let __cache_tags =
+                ::cache_runtime::__private::render_invalidation(&__CACHE_SITE, &[#(#values),*]);
             ::cache_runtime::__private::invalidates(
                 &__CACHE_SITE,
                 #cache,

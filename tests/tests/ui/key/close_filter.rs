@@ -1,0 +1,14 @@
+use cache_runtime::{cached, Cache};
+
+struct Repo {
+    cache: Cache,
+}
+
+impl Repo {
+    #[cached(key = "customer.email.{email | lowr}", ttl = 300)]
+    async fn find_by_email(&self, email: &str) -> Option<String> {
+        Some(email.to_string())
+    }
+}
+
+fn main() {}
