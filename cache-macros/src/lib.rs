@@ -1,6 +1,6 @@
 //! The attribute macros of [`cache-runtime`](https://docs.rs/cache-runtime): `#[cached]` and
 //! `#[invalidates]`. Depend on `cache-runtime`, which re-exports them and documents every
-//! argument; the generated code names only `::cache_runtime::__private`.
+//! argument; the generated code names only the runtime's private module (`private.rs`).
 //!
 //! Each macro parses its arguments (`attr`), checks them against the function (`valid`) and
 //! generates one static descriptor plus the runtime calls (`expand`). Every error is reported,
@@ -11,6 +11,7 @@ mod attr;
 mod duration;
 mod errors;
 mod expand;
+mod private;
 mod signature;
 mod template;
 mod valid;

@@ -95,17 +95,13 @@ impl Signature {
         }
     }
 
+    /// "the arguments are `a`, `b`", or that there are none.
     pub(crate) fn arg_names(&self) -> String {
-        let names: Vec<String> = self
-            .args
-            .iter()
-            .filter_map(|a| a.ident.as_ref())
-            .map(|i| format!("`{i}`"))
-            .collect();
+        let names = self.names_list();
         if names.is_empty() {
             "the function has no named arguments".to_string()
         } else {
-            format!("the arguments are {}", names.join(", "))
+            format!("the arguments are {names}")
         }
     }
 

@@ -5,11 +5,17 @@ use quote::{quote, quote_spanned};
 use syn::{Ident, LitStr};
 
 use crate::errors::Errors;
+use crate::private::PRIVATE;
 
 /// A parsed template.
 pub(crate) struct Template {
     pub(crate) lit: LitStr,
+    /// What the template renders: "key" or "tag".
+    what: String,
     pub(crate) pieces: Vec<Piece>,
+    /// Each placeholder directly followed by a literal, with the literal's first character:
+    /// the runtime's rule says, at compile time, whether that character is a separator.
+    followed_by: Vec<(String, char)>,
     /// Whether a placeholder was dropped as malformed (and reported): the template does not
     /// show every argument it meant to use.
     pub(crate) incomplete: bool,
@@ -26,19 +32,9 @@ pub(crate) struct Placeholder {
     pub(crate) root: String,
     pub(crate) fields: Vec<String>,
     /// The names of the filters, spanned on the template. Which names are filters is the
-    /// runtime's to say: each is a field of `cache_runtime::__private::FILTERS`, so that rustc
+    /// runtime's to say: each is a field of `cache_runtime::__private_0_1_0::FILTERS`, so that rustc
     /// reports an unknown one on the template, with the list of filters or the closest one.
     pub(crate) filters: Vec<Ident>,
-}
-
-/// Whether a literal that follows a placeholder may start with `c`: an ASCII character that
-/// the runtime percent-encodes in values (not a letter, digit, `-`, `_` or `@`) and that is not
-/// `%`, which starts every escape. Then `c` never occurs in an encoded value, so a value ends
-/// at the first `c` after it and different values cannot render the same key. A copy of
-/// `cache_runtime::key::is_separator_start` (this crate cannot depend on the runtime); the unit
-/// test below and the runtime's hold both to the same table.
-fn is_separator_start(c: char) -> bool {
-    c.is_ascii() && !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '@' | '%'))
 }
 
 fn is_ident(text: &str) -> bool {
@@ -52,6 +48,7 @@ impl Template {
     pub(crate) fn parse(lit: &LitStr, what: &str, errors: &mut Errors) -> Template {
         let source = lit.value();
         let mut pieces = Vec::new();
+        let mut followed_by = Vec::new();
         let mut incomplete = false;
         let mut literal = String::new();
         let mut chars = source.char_indices().peekable();
@@ -108,8 +105,8 @@ impl Template {
                 }
                 c => {
                     if let Some(Piece::Placeholder(p)) = pieces.last() {
-                        if literal.is_empty() && !is_separator_start(c) {
-                            errors.error(lit, not_a_separator(&source, what, &p.text, c));
+                        if literal.is_empty() {
+                            followed_by.push((p.text.clone(), c));
                         }
                     }
                     literal.push(c);
@@ -121,7 +118,9 @@ impl Template {
         }
         Template {
             lit: lit.clone(),
+            what: what.to_owned(),
             pieces,
+            followed_by,
             incomplete,
         }
     }
@@ -133,22 +132,39 @@ impl Template {
         })
     }
 
-    /// The runtime's `Template` value.
+    /// The runtime's `Template` value, after a constant assertion, spanned on the template,
+    /// for each placeholder followed by a literal: that the literal starts with a separator,
+    /// by the runtime's `is_separator_start`.
     pub(crate) fn to_runtime(&self) -> TokenStream {
+        let source_text = self.lit.value();
+        let separator_checks = self.followed_by.iter().map(|(placeholder, c)| {
+            let message = not_a_separator(&source_text, &self.what, placeholder, *c)
+                .replace('{', "{{")
+                .replace('}', "}}");
+            let span = self.lit.span();
+            let private = PRIVATE.at(span);
+            quote_spanned! {span=>
+                const _: () = ::core::assert!(#private::is_separator_start(#c), #message);
+            }
+        });
         let source = &self.lit;
         let segments = self.pieces.iter().map(|piece| match piece {
-            Piece::Literal(text) => quote!(::cache_runtime::__private::Segment::Literal(#text)),
+            Piece::Literal(text) => quote!(#PRIVATE::Segment::Literal(#text)),
             Piece::Placeholder(p) => {
-                let filters = p.filters.iter().map(
-                    |name| quote_spanned!(name.span()=> ::cache_runtime::__private::FILTERS.#name),
-                );
-                quote!(::cache_runtime::__private::Segment::Value(&[#(#filters),*]))
+                let filters = p.filters.iter().map(|name| {
+                    let private = PRIVATE.at(name.span());
+                    quote_spanned!(name.span()=> #private::FILTERS.#name)
+                });
+                quote!(#PRIVATE::Segment::Value(&[#(#filters),*]))
             }
         });
         quote! {
-            ::cache_runtime::__private::Template {
-                source: #source,
-                segments: &[#(#segments),*],
+            {
+                #(#separator_checks)*
+                #PRIVATE::Template {
+                    source: #source,
+                    segments: &[#(#segments),*],
+                }
             }
         }
     }
@@ -255,24 +271,4 @@ fn filter_name(filter: &str, lit: &LitStr) -> Option<Ident> {
         .filter(|_| is_ident(filter))?;
     name.set_span(lit.span());
     Some(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_separator_start;
-
-    /// The same table as `cache_runtime::key`'s test of its `is_separator_start`, which keeps
-    /// the two copies of the rule equal.
-    #[test]
-    fn separator_rule_matches_the_table() {
-        const ACCEPTED_PRINTABLE: &str = " !\"#$&'()*+,./:;<=>?[\\]^`{|}~";
-        for byte in 0u8..128 {
-            let c = char::from(byte);
-            let expected = c.is_ascii_control() || ACCEPTED_PRINTABLE.contains(c);
-            assert_eq!(is_separator_start(c), expected, "{c:?}");
-        }
-        for c in "\u{80}\u{b7}\u{e4}\u{c4}\u{20ac}\u{ff0e}\u{1f600}".chars() {
-            assert!(!is_separator_start(c), "{c:?}");
-        }
-    }
 }

@@ -13,20 +13,9 @@ use std::time::{Duration, Instant};
 use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
 
-#[derive(Clone, Debug)]
-pub struct Customer {
-    pub id: String,
-    pub name: String,
-    pub email: String,
-}
-
-fn customer(id: &str) -> Customer {
-    Customer {
-        id: id.to_owned(),
-        name: "Ann Example".to_owned(),
-        email: "ann@example.com".to_owned(),
-    }
-}
+#[path = "support/customer.rs"]
+mod customer;
+use customer::{customer, Customer};
 
 pub struct Repo {
     cache: Cache,

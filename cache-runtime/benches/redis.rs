@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p cache-runtime --features redis --bench redis`
 
-#[path = "support/redis_server.rs"]
+#[path = "../../tests/tests/support/redis_server.rs"]
 mod redis_server;
 
 use std::convert::Infallible;
@@ -16,20 +16,9 @@ use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
 use redis::AsyncCommands;
 
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Customer {
-    pub id: String,
-    pub name: String,
-    pub email: String,
-}
-
-fn customer(id: &str) -> Customer {
-    Customer {
-        id: id.to_owned(),
-        name: "Ann Example".to_owned(),
-        email: "ann@example.com".to_owned(),
-    }
-}
+#[path = "support/customer.rs"]
+mod customer;
+use customer::{customer, Customer};
 
 #[derive(Clone)]
 pub struct Repo {
@@ -52,7 +41,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn redis_benches(c: &mut Criterion) {
-    let server = redis_server::RedisServer::start();
+    let server = redis_server::RedisServer::shared();
     let rt = runtime();
     let backend = |ns: &str| {
         RedisBackend::builder(&server.url)

@@ -4,7 +4,7 @@
 //! `cargo run --release -p cache-runtime --features redis --example bus_latency`
 //! (starts its own `redis-server`, or uses `REDIS_URL`).
 
-#[path = "../benches/support/redis_server.rs"]
+#[path = "../../tests/tests/support/redis_server.rs"]
 mod redis_server;
 
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use cache_runtime::Cache;
 
 #[tokio::main]
 async fn main() {
-    let server = redis_server::RedisServer::start();
+    let server = redis_server::RedisServer::shared();
     let cache = |ns: &str| {
         Cache::builder()
             .backend(

@@ -212,7 +212,7 @@ pub enum Step<R, P> {
     Miss(P),
 }
 
-/// Routes to [`lookup`] and [`Pending::load`].
+/// Routes to `lookup` and `Pending::load`.
 pub struct Real;
 
 impl Real {

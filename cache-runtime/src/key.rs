@@ -160,12 +160,9 @@ pub const fn is_plain(byte: u8) -> bool {
 
 /// Whether a literal that follows a placeholder in a template may start with `c`: an ASCII
 /// character that is neither [plain](is_plain) nor `%`, so that it never occurs inside an
-/// encoded value (see the [module documentation](self)). The rule `#[cached]` and
-/// `#[invalidates]` check templates against; the macro crate, which cannot depend on this one,
-/// keeps a copy, and a unit test in each crate pins both to the same table.
-// Only the tests call it until `lib.rs` re-exports it (`__private`) for tools that build
-// templates.
-#[cfg_attr(not(test), allow(dead_code))]
+/// encoded value (see the [module documentation](self)). The one statement of the rule:
+/// `#[cached]` and `#[invalidates]` check templates against it at compile time, with a
+/// constant assertion for each placeholder followed by a literal.
 #[doc(hidden)]
 #[inline]
 pub const fn is_separator_start(c: char) -> bool {

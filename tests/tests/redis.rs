@@ -453,6 +453,23 @@ impl Locked {
     async fn find(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
         self.store.get(id).await
     }
+
+    /// Runs `find` in a task.
+    fn spawn_find(
+        &self,
+        id: &'static str,
+    ) -> tokio::task::JoinHandle<Result<Option<Customer>, support::StoreError>> {
+        let this = self.clone();
+        tokio::spawn(async move { this.find(id).await })
+    }
+
+    /// Two instances over `ns`, each following the feed, and their store.
+    async fn pair(server: &RedisServer, ns: &str) -> (Locked, Locked, Store) {
+        let store = Store::with(&[ann()]);
+        let a = locked(server, ns, &store).await;
+        let b = locked(server, ns, &store).await;
+        (a, b, store)
+    }
 }
 
 async fn locked(server: &RedisServer, ns: &str, store: &Store) -> Locked {
@@ -468,21 +485,11 @@ async fn locked(server: &RedisServer, ns: &str, store: &Store) -> Locked {
 async fn instances_missing_the_same_key_load_it_once() {
     let server = RedisServer::shared();
     let ns = namespace("lock");
-    let store = Store::with(&[ann()]);
-    let (a, b) = (
-        locked(&server, &ns, &store).await,
-        locked(&server, &ns, &store).await,
-    );
+    let (a, b, store) = Locked::pair(&server, &ns).await;
     let gate = store.hold();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.find("1").await }
-    });
+    let first = a.spawn_find("1");
     support::reached(&gate, 1).await; // A holds the lock and is loading
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.find("1").await }
-    });
+    let second = b.spawn_find("1");
     // B waits on the lock instead of loading: no second load reaches the gate.
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(gate.reached.available_permits(), 0, "B did not load");
@@ -496,23 +503,13 @@ async fn instances_missing_the_same_key_load_it_once() {
 async fn a_dead_lock_holder_does_not_block_the_others() {
     let server = RedisServer::shared();
     let ns = namespace("dead-lock");
-    let store = Store::with(&[ann()]);
-    let (a, b) = (
-        locked(&server, &ns, &store).await,
-        locked(&server, &ns, &store).await,
-    );
+    let (a, b, store) = Locked::pair(&server, &ns).await;
     let gate = store.hold();
-    let holder = tokio::spawn({
-        let a = a.clone();
-        async move { a.find("1").await }
-    });
+    let holder = a.spawn_find("1");
     support::reached(&gate, 1).await;
     holder.abort(); // dies holding the lock
     let _ = holder.await;
-    let waiter = tokio::spawn({
-        let b = b.clone();
-        async move { b.find("1").await }
-    });
+    let waiter = b.spawn_find("1");
     support::reached(&gate, 1).await; // once the lock expired, B loads itself
     gate.release.add_permits(1);
     assert_eq!(waiter.await.unwrap(), Ok(Some(ann())));

@@ -10,6 +10,7 @@ use super::{
     span_range,
 };
 use crate::attr::ResultTags;
+use crate::private::PRIVATE;
 use crate::signature::Receiver;
 use crate::valid::CachedPlan;
 
@@ -48,31 +49,37 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let skip_none = match plan.skip_none {
-        Some(span) => quote_spanned! {span=>
-            ::core::option::Option::Some(<_ as ::cache_runtime::__private::MaybeNone>::is_none)
-        },
+        Some(span) => {
+            let private = PRIVATE.at(span);
+            quote_spanned! {span=>
+                ::core::option::Option::Some(<_ as #private::MaybeNone>::is_none)
+            }
+        }
         None => quote!(::core::option::Option::None),
     };
     let result_tags = match &plan.result_tags {
         None => quote!(::core::option::Option::None),
-        Some(ResultTags::Entity(span)) => quote_spanned! {*span=>
-            ::core::option::Option::Some(::cache_runtime::__private::entity_tags)
-        },
+        Some(ResultTags::Entity(span)) => {
+            let private = PRIVATE.at(*span);
+            quote_spanned! {*span=>
+                ::core::option::Option::Some(#private::entity_tags)
+            }
+        }
         Some(ResultTags::Expr(expr)) => quote! {
             ::core::option::Option::Some(
-                |result: &_, __cache_sink: &mut ::cache_runtime::__private::TagSink| {
+                |result: &_, __cache_sink: &mut #PRIVATE::TagSink| {
                     __cache_sink.extend(#expr)
                 }
             )
         },
     };
 
-    let select = quote!(::cache_runtime::__private::autoref::Select::<#ret_tokens, _>);
-    let step = quote!(::cache_runtime::__private::autoref::Step);
+    let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
+    let step = quote!(#PRIVATE::autoref::Step);
     let fake = fake_return(&Some(plan.ret.clone()));
     let load = match plan.swr_ms {
         None => quote! {
-            ::cache_runtime::__private::Borrowed(async move {
+            #PRIVATE::Borrowed(async move {
                 #fake
                 #block
             })
@@ -82,10 +89,10 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __CACHE_SITE: ::cache_runtime::__private::CachedSite =
-                ::cache_runtime::__private::CachedSite {
+            static __CACHE_SITE: #PRIVATE::CachedSite =
+                #PRIVATE::CachedSite {
                     name: #name,
-                    scope: ::cache_runtime::__private::fnv1a(#name.as_bytes()),
+                    scope: #PRIVATE::fnv1a(#name.as_bytes()),
                     key: #key,
                     tags: &[#(#tags),*],
                     ttl_ms: #ttl,
@@ -94,7 +101,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                     lock_ms: #lock,
                     beta: #beta,
                     cache_none: #cache_none,
-                    counters: ::cache_runtime::__private::CountersSlot::NEW,
+                    counters: #PRIVATE::CountersSlot::NEW,
                 };
             #shape_traits
             #dispatch
@@ -118,7 +125,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                     __cache_value_type,
                     __cache_pending,
                     __cache_shape,
-                    ::cache_runtime::__private::Options {
+                    #PRIVATE::Options {
                         unless: #unless,
                         skip_none: #skip_none,
                         result_tags: #result_tags,
@@ -130,7 +137,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     }
 }
 
-/// The checks that route a call to the runtime (`cache_runtime::__private::autoref`), or,
+/// The checks that route a call to the runtime (`cache_runtime::__private_0_1_0::autoref`), or,
 /// when the value type cannot be cached, to a stand-in that compiles without further errors:
 /// `value_check` reports `CacheValue`'s message over the return type, and nothing else repeats
 /// it.
@@ -138,12 +145,12 @@ fn dispatch(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
     let value_type = ranged(
         range,
         quote! {
-            (&&::cache_runtime::__private::autoref::ValueProbe::<#ret>(::core::marker::PhantomData))
+            (&&#PRIVATE::autoref::ValueProbe::<#ret>(::core::marker::PhantomData))
                 .__cache_value()
         },
     );
     quote! {
-        let __cache_value_type = ::cache_runtime::__private::autoref::value_check(#value_type);
+        let __cache_value_type = #PRIVATE::autoref::value_check(#value_type);
     }
 }
 
@@ -157,8 +164,11 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
         let receiver = receiver_type(item).map(|ty| respan(ty.to_token_stream(), swr_span));
         let receiver = receiver.map(|ty| quote!(::<#ty>));
         (
-            quote_spanned! {swr_span=>
-                let #self_clone = ::cache_runtime::__private::clone_receiver #receiver (self);
+            {
+                let private = PRIVATE.at(swr_span);
+                quote_spanned! {swr_span=>
+                    let #self_clone = #private::clone_receiver #receiver (self);
+                }
             },
             quote!(let #self_clone = &#self_clone;),
             rename_self(&item.block),
@@ -171,7 +181,7 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
     for arg in &plan.sig.args {
         let Some(ident) = &arg.ident else { continue };
         if let Some((referent, _)) = arg.referent() {
-            own.push(quote!(let #ident = ::cache_runtime::__private::own(#ident);));
+            own.push(quote!(let #ident = #PRIVATE::own(#ident);));
             reborrow.push(quote! {
                 let #ident: &#referent = ::core::borrow::Borrow::<#referent>::borrow(&#ident);
             });
@@ -179,7 +189,7 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
     }
     let fake = fake_return(&Some(plan.ret.clone()));
     quote! {
-        ::cache_runtime::__private::Detachable(move || {
+        #PRIVATE::Detachable(move || {
             #clone_self
             #(#own)*
             async move {

@@ -7,6 +7,7 @@ use syn::ItemFn;
 use super::{
     cache_ref, fake_return, method_name, placeholder_values, shape_probe, shape_traits, span_range,
 };
+use crate::private::PRIVATE;
 use crate::valid::InvalidatesPlan;
 
 pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream {
@@ -27,7 +28,7 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
             let traits = shape_traits();
             quote!({ #traits #probe })
         }
-        None => quote!(::cache_runtime::__private::Whole),
+        None => quote!(#PRIVATE::Whole),
     };
     // An `impl Trait` return cannot be named: let the body infer it.
     let fake = if plan.sig.ret.is_some() && plan.ret.is_none() {
@@ -38,16 +39,16 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __CACHE_SITE: ::cache_runtime::__private::InvalidatesSite =
-                ::cache_runtime::__private::InvalidatesSite {
+            static __CACHE_SITE: #PRIVATE::InvalidatesSite =
+                #PRIVATE::InvalidatesSite {
                     name: #name,
                     tags: &[#(#tags),*],
                     keys: &[#(#keys),*],
-                    counters: ::cache_runtime::__private::CountersSlot::NEW,
+                    counters: #PRIVATE::CountersSlot::NEW,
                 };
             let __cache_tags =
-                ::cache_runtime::__private::render_invalidation(&__CACHE_SITE, &[#(#values),*]);
-            ::cache_runtime::__private::invalidates(
+                #PRIVATE::render_invalidation(&__CACHE_SITE, &[#(#values),*]);
+            #PRIVATE::invalidates(
                 &__CACHE_SITE,
                 #cache,
                 __cache_tags,

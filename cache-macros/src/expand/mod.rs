@@ -14,6 +14,7 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::{Expr, Ident, ItemFn, LitStr, Type};
 
+use crate::private::PRIVATE;
 use crate::signature::Receiver;
 
 /// The method's name: `name = "..."` or `module::path::fn_name`.
@@ -36,7 +37,7 @@ fn cache_ref(cache: &Option<Expr>, receiver: Receiver) -> TokenStream {
     };
     if receiver.is(Receiver::RefMut) {
         // The body takes `self`; own a handle first.
-        quote!(&::cache_runtime::__private::own_cache(&(#expr)))
+        quote!(&#PRIVATE::own_cache(&(#expr)))
     } else {
         quote!(&(#expr))
     }
@@ -71,7 +72,7 @@ pub(crate) fn ranged(range: (Span, Span), expr: TokenStream) -> TokenStream {
 fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
     ranged(
         range,
-        quote!((&&&&&::cache_runtime::__private::autoref::Probe::<#ret>::NEW).shape()),
+        quote!((&&&&&#PRIVATE::autoref::Probe::<#ret>::NEW).shape()),
     )
 }
 
@@ -79,7 +80,7 @@ fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
 fn shape_traits() -> TokenStream {
     quote! {
         #[allow(unused_imports)]
-        use ::cache_runtime::__private::autoref::traits::*;
+        use #PRIVATE::autoref::traits::*;
     }
 }
 
