@@ -34,7 +34,8 @@
 //! }
 //! # impl Clone for CustomerRepository {
 //! #     fn clone(&self) -> Self {
-//! #         CustomerRepository { rows: std::sync::Mutex::new(self.rows.lock().unwrap().clone()), cache: self.cache.clone() }
+//! #         let rows = std::sync::Mutex::new(self.rows.lock().unwrap().clone());
+//! #         CustomerRepository { rows, cache: self.cache.clone() }
 //! #     }
 //! # }
 //!

@@ -147,8 +147,9 @@ async fn waiters_on_an_unshareable_error_load_at_once_instead_of_in_turn() {
         .collect();
     reached(&gate, 1).await;
     until(|| coalesced(&failing.cache) == 9).await;
-    gate.release.add_permits(1); // the leader fails; its error cannot be shared
-                                 // The nine waiters now run their own bodies together: all reach the gate while it holds.
+    // The leader fails; its error cannot be shared.
+    gate.release.add_permits(1);
+    // The nine waiters now run their own bodies together: all reach the gate while it holds.
     reached(&gate, 9).await;
     gate.release.add_permits(9);
     for task in tasks {

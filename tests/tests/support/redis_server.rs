@@ -95,7 +95,12 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install it (apt-get install redis-server) or set REDIS_URL"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): \
+                     install it (apt-get install redis-server) or set REDIS_URL"
+                )
+            });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

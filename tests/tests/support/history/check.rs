@@ -590,7 +590,8 @@ impl<'a> Checker<'a> {
         if let Some(j) = self.joined(f) {
             writeln!(
                 out,
-                "    hint:      it ended with #{}, begun before the write returned, with the same result: it most likely joined that load",
+                "    hint:      it ended with #{}, begun before the write returned, with the same \
+                 result: it most likely joined that load",
                 h.ops[j].id
             )
             .unwrap();

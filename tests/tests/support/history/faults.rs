@@ -72,7 +72,10 @@ pub fn from_env() -> Vec<FaultKind> {
                 .into_iter()
                 .find(|k| k.name() == name)
                 .unwrap_or_else(|| {
-                    panic!("HISTORY_FAULTS: unknown fault {name:?} (evict, freeze, kill, restore, clientkill, proxy, all, none)")
+                    panic!(
+                        "HISTORY_FAULTS: unknown fault {name:?} \
+                         (evict, freeze, kill, restore, clientkill, proxy, all, none)"
+                    )
                 })
         })
         .collect()
