@@ -3,9 +3,11 @@
 //! argument; the generated code names only the runtime's private module (`private.rs`).
 //!
 //! Each macro parses its arguments (`attr`), checks them against the function (`valid`) and
-//! generates one static descriptor plus the runtime calls (`expand`). Every error is reported,
-//! each on its own token; the function is still emitted unchanged next to the errors, so the
-//! rest of the crate keeps type-checking.
+//! generates one static descriptor plus the runtime calls (`expand`). Every error the macro
+//! finds is reported, each on its own token; the function is still emitted unchanged next to
+//! the errors, so the rest of the crate keeps type-checking. What the runtime decides (which
+//! filters exist, which characters separate a placeholder) is checked by the compiler in the
+//! generated code, so it is reported once the macro found nothing else.
 
 mod attr;
 mod duration;

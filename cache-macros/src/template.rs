@@ -138,13 +138,14 @@ impl Template {
     pub(crate) fn to_runtime(&self) -> TokenStream {
         let source_text = self.lit.value();
         let separator_checks = self.followed_by.iter().map(|(placeholder, c)| {
-            let message = not_a_separator(&source_text, &self.what, placeholder, *c)
-                .replace('{', "{{")
-                .replace('}', "}}");
+            let message = not_a_separator(&source_text, &self.what, placeholder, *c);
             let span = self.lit.span();
             let private = PRIVATE.at(span);
             quote_spanned! {span=>
-                const _: () = ::core::assert!(#private::is_separator_start(#c), #message);
+                // `panic!("{}", message)`: constant, and unformatted in every edition.
+                const _: () = if !#private::is_separator_start(#c) {
+                    ::core::panic!("{}", #message)
+                };
             }
         });
         let source = &self.lit;

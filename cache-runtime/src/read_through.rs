@@ -18,7 +18,7 @@ use crate::lookup::{Pending, PendingState};
 use crate::report::CallOutcome;
 use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
-use crate::tiers::{Current, HeldLock, Locked, SharedLookup};
+use crate::tiers::{Current, Locked, SharedLookup};
 use crate::LOG_TARGET;
 
 impl<V: Clone + Send + Sync + 'static> Pending<V> {
@@ -113,7 +113,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                     let position = self.cache.log().position();
                     let lock = if self.site.lock_ms > 0 {
                         match self.lock().await {
-                            Locked::Load(token) => token.map(|token| HeldLock::new(&self, token)),
+                            Locked::Load(lock) => lock,
                             Locked::LoadedElsewhere {
                                 value,
                                 started_at,
@@ -199,21 +199,41 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         }
     }
 
-    /// Runs one load (foreground or background) and stores and shares its outcome.
+    /// Runs one load (foreground or background) and stores and shares its outcome. A
+    /// background refresh that panics or is cancelled anywhere in it (its body, its result
+    /// tags, the backend) is counted and backs off.
     async fn run_load<R, F>(mut self, body: F, guard: FlightGuard, background: bool) -> R
     where
         S: ReturnShape<R, Value = V>,
         F: Future<Output = R>,
     {
         let tags = std::mem::take(&mut self.tags);
-        let log = self.cache.log();
-        let started_at = log.position();
-        let mut tag_hashes: Vec<u64> = tags.iter().map(|t| log.hash(t)).collect();
-        let mut stamp = self.stamp(tags).await;
         let watch = RefreshWatch {
             call: &self,
             armed: background,
         };
+        let result = self.load_and_land(tags, body, guard, background).await;
+        watch.disarm();
+        result
+    }
+
+    /// The load of [`run_load`](Self::run_load): stamps `tags`, runs the body, stores the
+    /// value unless an invalidation overtook it, and lands the flight.
+    async fn load_and_land<R, F>(
+        &self,
+        tags: Vec<String>,
+        body: F,
+        guard: FlightGuard,
+        background: bool,
+    ) -> R
+    where
+        S: ReturnShape<R, Value = V>,
+        F: Future<Output = R>,
+    {
+        let log = self.cache.log();
+        let started_at = log.position();
+        let mut tag_hashes: Vec<u64> = tags.iter().map(|t| log.hash(t)).collect();
+        let mut stamp = self.stamp(tags).await;
         if background {
             self.counters.refreshes.incr();
         } else {
@@ -225,7 +245,6 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         let load_micros = elapsed.as_micros() as u64;
         crate::exported::load_duration(self.site.name, elapsed);
         let op = if background { "refresh" } else { "miss" };
-        watch.disarm();
 
         let Some(value) = self.shape.value(&result) else {
             if background {

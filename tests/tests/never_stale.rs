@@ -410,6 +410,30 @@ async fn a_lock_released_between_a_waiters_look_and_its_next_try_is_not_a_second
     // The waiter's next try takes the lock: it looks again rather than loading.
     assert_eq!(waiter.await.unwrap(), Ok(Some(ann())));
     assert_eq!(store.loads(), 1, "only the holder loaded");
+    assert_eq!(
+        backend.ops.unlocks.load(Ordering::SeqCst),
+        1,
+        "and released the lock it took"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_cancelled_while_it_looks_again_releases_the_lock_it_took() {
+    let backend = RecordingBackend::default();
+    let store = Store::with(&[ann()]);
+    let (repo, _) = Locked::pair_waiting_for_a_lock(&backend, &store);
+    let gate = backend.hold_gets();
+    let waiter = repo.spawn_find("1");
+    reached(&gate, 1).await; // its look-up: nothing
+    gate.release.add_permits(1);
+    reached(&gate, 1).await; // its first poll, while another instance holds the lock
+    backend.locked_elsewhere.store(false, Ordering::SeqCst); // the holder releases it
+    gate.release.add_permits(1);
+    reached(&gate, 1).await; // it took the lock, and looks again before loading
+    waiter.abort(); // its caller goes away there
+    assert!(waiter.await.unwrap_err().is_cancelled());
+    until(|| backend.ops.unlocks.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(store.loads(), 0);
 }
 
 /// A list whose result tags name its customers, and that keeps short lists out of the cache.

@@ -65,6 +65,59 @@ async fn a_stale_entry_is_served_at_once_while_one_refresh_runs() {
     assert_eq!(row(&repo).refreshes, 1);
 }
 
+/// A method whose result tags panic for a customer named Boom.
+#[derive(Clone)]
+struct Fragile {
+    cache: Cache,
+    store: Store,
+}
+
+impl Fragile {
+    #[cached(
+        key = "fragile.{id}",
+        ttl = 600,
+        swr = 60,
+        name = "Fragile::find",
+        result_tags = result.iter().map(|c| {
+            assert_ne!(c.name, "Boom", "a bug in the result tags");
+            format!("customer.{}", c.id)
+        })
+    )]
+    async fn find(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+        self.store.get(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_panics_after_its_body_is_counted_and_backs_off() {
+    let (clock, hand) = Clock::manual();
+    let cache = Cache::builder()
+        .clock(clock)
+        .refresh_backoff(Duration::from_secs(3600))
+        .build();
+    let repo = Fragile {
+        cache,
+        store: Store::with(&[ann()]),
+    };
+    let row = || support::row(&repo.cache.stats(), "Fragile::find").clone();
+    assert_eq!(repo.find("1").await, Ok(Some(ann())));
+    repo.store.put(Customer {
+        name: "Boom".into(),
+        ..ann()
+    });
+    hand.advance(Duration::from_secs(601));
+    // Stale: served, and the refresh loads Boom, whose result tags panic.
+    assert_eq!(repo.find("1").await, Ok(Some(ann())));
+    until(|| row().refresh_errors == 1).await;
+    assert_eq!(repo.store.loads(), 2);
+    // It backs off: stale reads start no other refresh, so the store is not read again.
+    for _ in 0..5 {
+        assert_eq!(repo.find("1").await, Ok(Some(ann())));
+    }
+    assert_eq!(row().refreshes, 1);
+    assert_eq!(repo.store.loads(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_stale_window_the_call_loads_in_the_foreground() {
     let (repo, hand) = repo();

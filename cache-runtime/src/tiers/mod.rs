@@ -14,7 +14,7 @@ use tracing::Level;
 
 pub use self::in_process::InProcessTier;
 use self::in_process::LocalStamp;
-pub(crate) use self::shared::{Current, HeldLock, Locked, SharedLookup};
+pub(crate) use self::shared::{Current, Locked, SharedLookup};
 use crate::backend::{Backend, EntryMeta, StoredEntry};
 use crate::call::Call;
 use crate::site::CachedSite;

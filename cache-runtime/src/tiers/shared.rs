@@ -46,7 +46,7 @@ pub(crate) enum Current {
 pub(crate) enum Locked<V> {
     /// Load here: holding the lock (`Some`), or without one (the backend has none, failed,
     /// or the holder did not store in time).
-    Load(Option<LockToken>),
+    Load(Option<HeldLock>),
     /// Another instance stored the value while we waited; read from the shared tier at
     /// log position `started_at`, carrying tags with these hashes.
     LoadedElsewhere {
@@ -186,16 +186,19 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         loop {
             let entry = self.key.entry_key(self.site, self.serde);
             match shared.try_lock(entry, ttl).await {
-                Ok(Some(token)) if waited => {
-                    // The holder may have stored the value and released the lock since our
-                    // last look: look once more before loading it a second time.
-                    if let Some(loaded) = self.loaded_elsewhere().await {
-                        let _ = shared.unlock(entry, token).await;
-                        return loaded;
+                Ok(Some(token)) => {
+                    // Held at once, so that a cancelled or panicking caller releases it.
+                    let held = HeldLock::new(self, token);
+                    if waited {
+                        // The holder may have stored the value and released the lock since
+                        // our last look: look once more before loading it a second time.
+                        if let Some(loaded) = self.loaded_elsewhere().await {
+                            held.release().await;
+                            return loaded;
+                        }
                     }
-                    return Locked::Load(Some(token));
+                    return Locked::Load(Some(held));
                 }
-                Ok(Some(token)) => return Locked::Load(Some(token)),
                 Ok(None) => waited = true,
                 Err(_) => {
                     self.counters.backend_errors.incr();

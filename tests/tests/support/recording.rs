@@ -18,6 +18,7 @@ pub struct Ops {
     pub tag_reads: AtomicUsize,
     pub invalidations: AtomicUsize,
     pub clears: AtomicUsize,
+    pub unlocks: AtomicUsize,
 }
 
 #[derive(Clone, Default)]
@@ -206,5 +207,10 @@ impl Backend for RecordingBackend {
     ) -> BackendFuture<'a, Option<LockToken>> {
         let held = self.locked_elsewhere.load(Ordering::SeqCst);
         Box::pin(std::future::ready(Ok((!held).then_some(LockToken(1)))))
+    }
+
+    fn unlock<'a>(&'a self, _key: EntryKey<'a>, _token: LockToken) -> BackendFuture<'a, ()> {
+        self.ops.unlocks.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
