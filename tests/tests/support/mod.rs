@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod recording;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod repo;
 

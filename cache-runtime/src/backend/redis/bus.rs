@@ -73,9 +73,14 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
     let mut backoff = Duration::from_millis(50);
     // Whether a subscription failed or broke before: then connecting ends an outage.
     let mut outage = false;
+    // Which subscriber to try: the one Redis, or the cluster's seeds in turn.
+    let mut attempt = 0usize;
     loop {
+        let subscribers = shared.link.subscribers();
+        let client = &subscribers[attempt % subscribers.len()];
+        attempt = attempt.wrapping_add(1);
         let connected = async {
-            let mut pubsub = shared.link.client().get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&shared.channel).await?;
             redis::RedisResult::Ok(pubsub)
         };

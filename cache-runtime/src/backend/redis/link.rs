@@ -6,27 +6,80 @@
 //! connection, so a command can never reach a restarted server under the old `run_id`: the
 //! scripts compare it with the one the namespace was written under and start a new generation
 //! when they differ (see `scripts.rs`).
+//!
+//! On a Redis Cluster the connection is the `redis` crate's cluster connection, which follows
+//! `MOVED` and `ASK` redirections to whichever node holds a key. A script then reads the
+//! `run_id` of the node it runs on itself (`INFO server`), and [`Connected::boot`] is empty.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 
 use crate::backend::{BackendError, BackendErrorKind};
 
-/// An open connection and the `run_id` of the server process it reached.
+/// A connection to one Redis, or to a cluster.
+#[derive(Clone)]
+pub(super) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// An open connection and the `run_id` of the server process it reached (empty on a
+/// cluster, where each script reads its node's).
 #[derive(Clone)]
 pub(super) struct Connected {
-    pub(super) conn: MultiplexedConnection,
+    pub(super) conn: Conn,
     pub(super) boot: Arc<str>,
     serial: u64,
 }
 
+/// Where the commands go.
+enum Target {
+    /// One Redis (perhaps with replicas).
+    Single(Client),
+    /// A Redis Cluster, by its seed nodes; the clients of the seeds carry the feed.
+    Cluster {
+        client: Box<ClusterClient>,
+        seeds: Vec<Client>,
+    },
+}
+
 pub(super) struct Link {
-    client: Client,
+    target: Target,
     config: AsyncConnectionConfig,
     current: Mutex<Option<Connected>>,
     connecting: tokio::sync::Mutex<()>,
@@ -35,8 +88,26 @@ pub(super) struct Link {
 
 impl Link {
     pub(super) fn new(client: Client, timeout: Duration) -> Self {
+        Link::with_target(Target::Single(client), timeout)
+    }
+
+    /// A link to the cluster whose seed nodes are `seeds`.
+    pub(super) fn cluster(seeds: Vec<Client>, timeout: Duration) -> redis::RedisResult<Self> {
+        let infos = seeds.iter().map(|seed| seed.get_connection_info().clone());
+        let client = ClusterClient::builder(infos)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()?;
+        let client = Box::new(client);
+        Ok(Link::with_target(
+            Target::Cluster { client, seeds },
+            timeout,
+        ))
+    }
+
+    fn with_target(target: Target, timeout: Duration) -> Self {
         Link {
-            client,
+            target,
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout)),
@@ -46,8 +117,18 @@ impl Link {
         }
     }
 
-    pub(super) fn client(&self) -> &Client {
-        &self.client
+    /// Whether this is a cluster.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
+    }
+
+    /// The clients a subscription may use, in the order to try them: the one Redis, or every
+    /// seed node of a cluster (a `PUBLISH` reaches every node of a cluster).
+    pub(super) fn subscribers(&self) -> &[Client] {
+        match &self.target {
+            Target::Single(client) => std::slice::from_ref(client),
+            Target::Cluster { seeds, .. } => seeds,
+        }
     }
 
     /// The open connection, or a new one once its server has told its `run_id`.
@@ -59,20 +140,28 @@ impl Link {
         if let Some(connected) = self.current.lock().clone() {
             return Ok(connected);
         }
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        let boot = run_id(&info).ok_or_else(|| {
-            redis::RedisError::from((redis::ErrorKind::Parse, "INFO server has no run_id"))
-        })?;
+        let (conn, boot) = match &self.target {
+            Target::Single(client) => {
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                let info: String = redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut conn)
+                    .await?;
+                let boot = run_id(&info).ok_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::Parse, "INFO server has no run_id"))
+                })?;
+                (Conn::Single(conn), Arc::from(boot))
+            }
+            Target::Cluster { client, .. } => (
+                Conn::Cluster(client.get_async_connection().await?),
+                Arc::from(""),
+            ),
+        };
         let connected = Connected {
             conn,
-            boot: boot.into(),
+            boot,
             serial: self.serial.fetch_add(1, Ordering::Relaxed),
         };
         *self.current.lock() = Some(connected.clone());

@@ -40,7 +40,7 @@ const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// Configures a [`RedisBackend`].
 pub struct RedisBuilder {
-    url: String,
+    target: Topology,
     namespace: String,
     timeout: Duration,
     codec: Arc<dyn Codec>,
@@ -48,6 +48,12 @@ pub struct RedisBuilder {
     breaker_cooldown: Duration,
     settle: Duration,
     heartbeat: Duration,
+}
+
+/// One Redis (perhaps with replicas), or a cluster.
+enum Topology {
+    Single(String),
+    Cluster(Vec<String>),
 }
 
 impl RedisBuilder {
@@ -98,20 +104,41 @@ impl RedisBuilder {
 
     /// The backend. Nothing is connected yet: the first operation connects.
     pub fn build(self) -> Result<RedisBackend, BackendError> {
-        let client = Client::open(self.url.as_str()).map_err(|e| {
-            BackendError::new(
-                BackendErrorKind::Other,
-                format!("invalid Redis URL {:?}", self.url),
-            )
-            .with_source(e)
-        })?;
+        let open = |url: &str| {
+            Client::open(url).map_err(|e| {
+                BackendError::new(
+                    BackendErrorKind::Other,
+                    format!("invalid Redis URL {url:?}"),
+                )
+                .with_source(e)
+            })
+        };
         let ns = self.namespace;
+        // On a cluster, the namespace's meta key and tag versions share one hash slot (so that
+        // a script can reach them all), while entries and locks spread over every node.
+        let (link, control) = match &self.target {
+            Topology::Single(url) => (Link::new(open(url)?, self.timeout), ns.clone()),
+            Topology::Cluster(seeds) => {
+                if seeds.is_empty() {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Other,
+                        "a Redis Cluster needs at least one seed node",
+                    ));
+                }
+                let seeds = seeds.iter().map(|s| open(s)).collect::<Result<_, _>>()?;
+                let link = Link::cluster(seeds, self.timeout).map_err(|e| {
+                    BackendError::new(BackendErrorKind::Other, "invalid Redis Cluster seeds")
+                        .with_source(e)
+                })?;
+                (link, format!("{{{ns}}}"))
+            }
+        };
         Ok(RedisBackend {
             inner: Arc::new(Shared {
-                link: Link::new(client, self.timeout),
-                meta: format!("{ns}:m"),
+                link,
+                meta: format!("{control}:m"),
                 entry_prefix: format!("{ns}:e:"),
-                tag_prefix: format!("{ns}:t:"),
+                tag_prefix: format!("{control}:t:"),
                 lock_prefix: format!("{ns}:l:"),
                 channel: format!("{ns}:invalidate"),
                 heartbeat: self.heartbeat,
@@ -176,8 +203,35 @@ enum Gate {
 impl RedisBackend {
     /// Starts configuring a backend on the Redis at `url` (`redis://host:port/db`).
     pub fn builder(url: impl Into<String>) -> RedisBuilder {
+        RedisBackend::with_topology(Topology::Single(url.into()))
+    }
+
+    /// Starts configuring a backend on the Redis Cluster reached through `seeds`
+    /// (`redis://host:port` of some of its nodes). Entries spread over every node; the
+    /// namespace's tag versions live together on one (see the README).
+    ///
+    /// ```no_run
+    /// use cache_runtime::backend::RedisBackend;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let seeds = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"];
+    /// let redis = RedisBackend::cluster(seeds).namespace("shop").build()?;
+    /// # let _ = redis;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster<I>(seeds: I) -> RedisBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisBackend::with_topology(Topology::Cluster(
+            seeds.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    fn with_topology(target: Topology) -> RedisBuilder {
         RedisBuilder {
-            url: url.into(),
+            target,
             namespace: "cache".into(),
             timeout: Duration::from_millis(250),
             codec: Arc::new(MessagePack),
@@ -328,8 +382,46 @@ impl RedisBackend {
         }))
     }
 
-    /// Deletes the keys matching `pattern`, a batch at a time.
+    /// A read on a cluster: the entry where it hashes, then the versions of its tags where the
+    /// namespace's tags live. The reply has the single-node script's shape.
+    async fn cluster_get(&self, redis_key: &str) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
+        let read: Option<Vec<Vec<u8>>> = self
+            .run(Gate::Breaker, |mut c| {
+                let invocation = self.inner.scripts.read_entry.key(redis_key);
+                async move { invocation.invoke_async(&mut c.conn).await }
+            })
+            .await?;
+        let Some(mut parts) = read else {
+            return Ok(None);
+        };
+        let [_, names, generation] = parts.as_slice() else {
+            return Ok(Some(parts)); // unreadable: decoding reports it
+        };
+        let tags: Vec<&[u8]> = names.split(|b| *b == 0).filter(|t| !t.is_empty()).collect();
+        let versions: Option<Vec<Vec<u8>>> = self
+            .run(Gate::Breaker, |mut c| {
+                let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
+                invocation.arg(generation);
+                for tag in &tags {
+                    invocation.arg(*tag);
+                }
+                async move { invocation.invoke_async(&mut c.conn).await }
+            })
+            .await?;
+        let Some(versions) = versions else {
+            return Ok(None); // of another generation
+        };
+        parts.truncate(2);
+        parts.extend(versions);
+        Ok(Some(parts))
+    }
+
+    /// Deletes the keys matching `pattern`: on one Redis a batch at a time, on a cluster on
+    /// every primary.
     async fn unlink_matching(&self, pattern: &str) -> Result<(), BackendError> {
+        if self.inner.link.is_cluster() {
+            return self.unlink_matching_on_every_primary(pattern).await;
+        }
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = self
@@ -360,6 +452,77 @@ impl RedisBackend {
             cursor = next;
         }
     }
+}
+
+impl RedisBackend {
+    /// [`unlink_matching`](Self::unlink_matching) on a cluster: `SCAN` on each primary (from
+    /// `CLUSTER NODES`), and `UNLINK` of each key found (keys of a batch hash to different
+    /// slots).
+    async fn unlink_matching_on_every_primary(&self, pattern: &str) -> Result<(), BackendError> {
+        let nodes: String = self
+            .run(Gate::Always, |mut c| async move {
+                redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut c.conn)
+                    .await
+            })
+            .await?;
+        for address in primaries(&nodes) {
+            let client = Client::open(format!("redis://{address}")).map_err(redis_error)?;
+            let scan_node = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut conn)
+                        .await?;
+                    if !keys.is_empty() {
+                        let mut unlink = redis::pipe();
+                        for key in &keys {
+                            unlink.cmd("UNLINK").arg(key).ignore();
+                        }
+                        let () = unlink.query_async(&mut conn).await?;
+                    }
+                    if next == 0 {
+                        return redis::RedisResult::Ok(());
+                    }
+                    cursor = next;
+                }
+            };
+            let deadline = self.inner.timeout.saturating_mul(40);
+            match tokio::time::timeout(deadline, scan_node).await {
+                Ok(result) => result.map_err(redis_error)?,
+                Err(_) => {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Timeout,
+                        format!("clearing the keys of {address} took longer than {deadline:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The addresses (`host:port`) of the primaries in a `CLUSTER NODES` reply that are not
+/// failing.
+fn primaries(nodes: &str) -> Vec<&str> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let primary = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "fail?");
+            primary.then(|| address.split('@').next().unwrap_or(address))
+        })
+        .collect()
 }
 
 /// `<scope>:<key>`, or `<scope>#<sha256 of key>` for long keys.
@@ -431,12 +594,15 @@ impl Backend for RedisBackend {
                 ));
             }
             let redis_key = self.entry_key(&key);
-            let reply: Option<Vec<Vec<u8>>> = self
-                .run(Gate::Breaker, |mut c| {
+            let reply = if self.inner.link.is_cluster() {
+                self.cluster_get(&redis_key).await?
+            } else {
+                self.run(Gate::Breaker, |mut c| {
                     let invocation = self.invocation(&self.inner.scripts.get, &c, Some(&redis_key));
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })
-                .await?;
+                .await?
+            };
             match reply {
                 None => Ok(None),
                 Some(parts) => self.decode(&key, parts),
@@ -508,14 +674,25 @@ impl Backend for RedisBackend {
                 .saturating_add(1_000)
                 .min(MAX_TTL_MS);
             let redis_key = self.entry_key(&key);
-            let _stored: i64 = self
+            let generation = entry.generation.to_string();
+            // One Redis checks and writes in one script; on a cluster, the check runs where
+            // the tags are, then the entry is written where it hashes.
+            let (script, entry_key, envelope) = if self.inner.link.is_cluster() {
+                (&self.inner.scripts.check, None, &[][..])
+            } else {
+                (
+                    &self.inner.scripts.put,
+                    Some(redis_key.as_str()),
+                    &bytes[..],
+                )
+            };
+            let stored: i64 = self
                 .run(Gate::Breaker, |mut c| {
-                    let mut invocation =
-                        self.invocation(&self.inner.scripts.put, &c, Some(&redis_key));
+                    let mut invocation = self.invocation(script, &c, entry_key);
                     invocation
-                        .arg(entry.generation.to_string())
-                        .arg(bytes)
-                        .arg(tags)
+                        .arg(&generation)
+                        .arg(envelope)
+                        .arg(&tags)
                         .arg(ttl);
                     for version in &versions {
                         invocation.arg(*version);
@@ -523,6 +700,15 @@ impl Backend for RedisBackend {
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })
                 .await?;
+            if stored == 1 && entry_key.is_none() {
+                let _: i64 = self
+                    .run(Gate::Breaker, |mut c| {
+                        let mut invocation = self.inner.scripts.write_entry.key(&redis_key);
+                        invocation.arg(&bytes).arg(&tags).arg(&generation).arg(ttl);
+                        async move { invocation.invoke_async(&mut c.conn).await }
+                    })
+                    .await?;
+            }
             Ok(())
         })
     }
@@ -536,12 +722,8 @@ impl Backend for RedisBackend {
             .encode();
             let _: i64 = self
                 .run(Gate::Always, |mut c| {
-                    let mut invocation = self.invocation(
-                        &self.inner.scripts.invalidate,
-                        &c,
-                        Some(&self.inner.channel),
-                    );
-                    invocation.arg(&message);
+                    let mut invocation = self.invocation(&self.inner.scripts.invalidate, &c, None);
+                    invocation.arg(&self.inner.channel).arg(&message);
                     for tag in tags {
                         invocation.arg(tag);
                     }
@@ -562,9 +744,9 @@ impl Backend for RedisBackend {
                 .run(Gate::Always, |mut c| {
                     let mut invocation = self.inner.scripts.clear.key(&self.inner.meta);
                     invocation
-                        .key(&self.inner.channel)
                         .arg(&*c.boot)
                         .arg(fastrand::u64(1..).to_string())
+                        .arg(&self.inner.channel)
                         .arg(&message);
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })

@@ -31,14 +31,18 @@
 //! 4. **A store checks before it writes.** `PUT` writes only when the stamp's generation and
 //!    every stamped tag version are still current: an outdated value never replaces another.
 
-/// Every script starts with this: the generation, started anew when the namespace's meta key
-/// is missing or belongs to another server process. `KEYS[1]` is the meta key, `ARGV[1]` the
-/// `run_id` the client's connection reached, `ARGV[2]` a random candidate generation.
+/// Every script but the cluster's entry writes starts with this: the `run_id` of the server
+/// process it runs on, and the generation, started anew when the namespace's meta key is
+/// missing or belongs to another server process. `KEYS[1]` is the meta key, `ARGV[1]` the
+/// `run_id` the client's connection reached (empty on a cluster: the script reads its node's),
+/// `ARGV[2]` a random candidate generation.
 const PROLOGUE: &str = r"
+local boot = ARGV[1]
+if boot == '' then boot = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
 local function generation()
   local m = redis.call('HMGET', KEYS[1], 'gen', 'boot')
-  if m[1] and m[2] == ARGV[1] then return m[1] end
-  redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', ARGV[1], 'seq', 0)
+  if m[1] and m[2] == boot then return m[1] end
+  redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', boot, 'seq', 0)
   return ARGV[2]
 end
 local gen = generation()
@@ -83,11 +87,37 @@ end
 return out
 ";
 
-/// `KEYS[2]` the entry, `ARGV[3]` the tag prefix, `ARGV[4]` the stamp's generation, `ARGV[5]`
-/// the envelope, `ARGV[6]` the tag names (NUL-separated), `ARGV[7]` the TTL in ms,
-/// `ARGV[8..]` the stamped version of each tag. Returns 1 when stored, 0 when the stamp is no
-/// longer current (rule 4).
-const PUT: &str = r"
+/// On a cluster, the first half of a read: `KEYS[1]` the entry. Returns nil (no entry),
+/// `{'', ''}` (unreadable: of another type) or `{v, t, g}`.
+const READ_ENTRY: &str = r"
+local h = redis.pcall('HMGET', KEYS[1], 'v', 't', 'g')
+if h.err then return { '', '' } end
+if not h[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+  return { '', '' }
+end
+return { h[1], h[2] or '', h[3] or '' }
+";
+
+/// On a cluster, where an entry and its tags live on different nodes, the second half of a
+/// read: `ARGV[3]` the tag prefix, `ARGV[4]` the entry's generation, `ARGV[5..]` its tags.
+/// Returns nil when the entry is of another generation, or `{version...}` with `''` for a
+/// missing tag key (the entry is then outdated).
+const VERSIONS: &str = r"
+if gen ~= ARGV[4] then return nil end
+local out = {}
+local prefix = ARGV[3] .. gen .. ':'
+for i = 5, #ARGV do
+  out[#out + 1] = redis.call('GET', prefix .. ARGV[i]) or ''
+end
+return out
+";
+
+/// Whether a stamp is still current (rule 4), as the store checks it. `ARGV[3]` the tag
+/// prefix, `ARGV[4]` the stamp's generation, `ARGV[6]` the tag names (NUL-separated),
+/// `ARGV[7]` the TTL in ms, `ARGV[8..]` the stamped version of each tag. Returns 0 when it is
+/// not; otherwise goes on with `tags`, the keys of the entry's tags.
+const CHECK: &str = r"
 if gen ~= ARGV[4] then return 0 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 local prefix = ARGV[3] .. gen .. ':'
@@ -106,6 +136,12 @@ if #ARGV[6] > 0 then
     i = i + 1
   end
 end
+";
+
+/// One Redis: `KEYS[2]` the entry, `ARGV[5]` the envelope, and [`CHECK`]'s arguments. Writes
+/// the entry only when the stamp is current, in the same script. Returns 1 when stored, 0 when
+/// the stamp is no longer current.
+const PUT: &str = r"
 local kind = redis.call('TYPE', KEYS[2]).ok
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[2]) end
 redis.call('HSET', KEYS[2], 'v', ARGV[5], 't', ARGV[6], 'g', gen)
@@ -114,25 +150,44 @@ for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
 return 1
 ";
 
-/// `KEYS[2]` the channel, `ARGV[3]` the tag prefix, `ARGV[4]` the feed message, `ARGV[5..]` the
-/// tags. A missing tag key stays missing: whoever stamps it next creates it at a `seq` past
-/// this invalidation (rule 3).
+/// On a cluster, after [`CHECK`] on the node of the tags: the tags' expiry, then 1.
+const CHECKED: &str = r"
+for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
+return 1
+";
+
+/// On a cluster, once [`CHECK`] passed: `KEYS[1]` the entry, `ARGV[1]` the envelope,
+/// `ARGV[2]` the tag names, `ARGV[3]` the generation, `ARGV[4]` the TTL in ms.
+const WRITE_ENTRY: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2], 'g', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+/// `ARGV[3]` the tag prefix, `ARGV[4]` the channel, `ARGV[5]` the feed message, `ARGV[6..]`
+/// the tags. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
+/// past this invalidation (rule 3). The channel is an argument, not a key: on a cluster every
+/// key of a script lives on one node, and a `PUBLISH` reaches every node.
 const INVALIDATE: &str = r"
 local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prefix = ARGV[3] .. gen .. ':'
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local k = prefix .. ARGV[i]
   if redis.call('EXISTS', k) == 1 then redis.call('SET', k, v, 'KEEPTTL') end
 end
-redis.call('PUBLISH', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return v
 ";
 
-/// `KEYS[2]` the channel, `ARGV[3]` the feed message. A new generation: every entry, and every
+/// `ARGV[3]` the channel, `ARGV[4]` the feed message. A new generation: every entry, and every
 /// load stamped before, is outdated at once, on every instance.
 const CLEAR: &str = r"
-redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', ARGV[1], 'seq', 0)
-redis.call('PUBLISH', KEYS[2], ARGV[3])
+local boot = ARGV[1]
+if boot == '' then boot = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', boot, 'seq', 0)
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
@@ -149,6 +204,14 @@ pub(super) struct Scripts {
     pub(super) invalidate: redis::Script,
     pub(super) clear: redis::Script,
     pub(super) unlock: redis::Script,
+    /// A cluster's read: the entry.
+    pub(super) read_entry: redis::Script,
+    /// A cluster's read, after the entry: its tags' versions.
+    pub(super) versions: redis::Script,
+    /// A cluster's store, before the entry: the stamp's check.
+    pub(super) check: redis::Script,
+    /// A cluster's store, once checked: the entry.
+    pub(super) write_entry: redis::Script,
 }
 
 impl Scripts {
@@ -157,10 +220,14 @@ impl Scripts {
         Scripts {
             get: with_generation(GET),
             stamp: with_generation(STAMP),
-            put: with_generation(PUT),
+            put: with_generation(&format!("{CHECK}{PUT}")),
             invalidate: with_generation(INVALIDATE),
             clear: redis::Script::new(CLEAR),
             unlock: redis::Script::new(UNLOCK),
+            read_entry: redis::Script::new(READ_ENTRY),
+            versions: with_generation(VERSIONS),
+            check: with_generation(&format!("{CHECK}{CHECKED}")),
+            write_entry: redis::Script::new(WRITE_ENTRY),
         }
     }
 }

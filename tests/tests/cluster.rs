@@ -1,0 +1,222 @@
+//! The Redis backend on a real Redis Cluster (three primaries, three replicas, started by the
+//! test on loopback ports, or `REDIS_CLUSTER_NODES`): entries spread over the primaries while
+//! the namespace's tag versions live on one; shared entries, invalidations that reach every
+//! instance, `clear` on every primary, corrupt entries, and the cross-instance lock.
+
+mod support;
+
+use std::time::Duration;
+
+use cache_runtime::backend::RedisBackend;
+use cache_runtime::{cached, Cache};
+use support::redis_cluster::RedisCluster;
+use support::redis_server::namespace;
+use support::repo::CustomerRepository;
+use support::{ann, until, Customer, Store};
+
+fn backend(cluster: &RedisCluster, ns: &str) -> RedisBackend {
+    RedisBackend::cluster(cluster.urls())
+        .namespace(ns)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid seeds")
+}
+
+/// An application instance: its own L1, the cluster as L2.
+async fn instance(cluster: &RedisCluster, ns: &str, store: &Store) -> CustomerRepository {
+    let cache = Cache::builder().backend(backend(cluster, ns)).build();
+    let repo = CustomerRepository::with_cache(store.clone(), cache);
+    until(|| repo.cache.feed_connected()).await;
+    repo
+}
+
+/// An instance with no in-process tier: what it reads is what the cluster says.
+fn l2_only(cluster: &RedisCluster, ns: &str, store: &Store) -> CustomerRepository {
+    let cache = Cache::builder()
+        .backend(backend(cluster, ns))
+        .in_process_tier(false)
+        .build();
+    CustomerRepository::with_cache(store.clone(), cache)
+}
+
+fn customer(id: u32) -> Customer {
+    Customer::new(&id.to_string(), &format!("Customer {id}"), "c@example.com")
+}
+
+fn anna() -> Customer {
+    Customer {
+        name: "Anna".into(),
+        ..ann()
+    }
+}
+
+/// The primaries holding at least one key matching `pattern`.
+fn holders(cluster: &RedisCluster, pattern: &str) -> Vec<String> {
+    cluster
+        .primaries()
+        .into_iter()
+        .filter(|node| !cluster.scan(node, pattern).is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_spread_over_the_primaries_and_are_shared_by_instances() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("spread");
+    let customers: Vec<Customer> = (1..=30).map(customer).collect();
+    let store = Store::with(&customers);
+    let a = instance(&cluster, &ns, &store).await;
+    let b = instance(&cluster, &ns, &store).await;
+    for c in &customers {
+        assert_eq!(a.find_by_id(&c.id).await, Ok(Some(c.clone())));
+    }
+    assert_eq!(store.loads(), 30);
+    // B finds every one in the cluster (L2), and then in its own process (L1).
+    for c in &customers {
+        assert_eq!(b.find_by_id(&c.id).await, Ok(Some(c.clone())));
+        assert_eq!(b.find_by_id(&c.id).await, Ok(Some(c.clone())));
+    }
+    assert_eq!(store.loads(), 30, "B loaded nothing");
+    let row = support::row(&b.cache.stats(), "find_by_id").clone();
+    assert_eq!((row.l2_hits, row.hits), (30, 60));
+
+    // Entries hash to their own slots; the tag versions share the namespace's.
+    let entries = holders(&cluster, &format!("{ns}:e:*"));
+    assert!(entries.len() >= 2, "30 entries on {entries:?} only");
+    let tags = holders(&cluster, &format!("{{{ns}}}:*"));
+    assert_eq!(tags.len(), 1, "tag versions and meta on {tags:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_reaches_every_instance_and_outdates_the_shared_entry() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("invalidate");
+    let store = Store::with(&[ann()]);
+    let a = instance(&cluster, &ns, &store).await;
+    let b = instance(&cluster, &ns, &store).await;
+    let c = l2_only(&cluster, &ns, &store);
+    for repo in [&a, &b, &c] {
+        assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
+    }
+    assert_eq!(store.loads(), 1);
+
+    store.put(anna());
+    a.save(&anna()).await.unwrap();
+    // B's in-process entry goes when the feed tells it; C reads the cluster, whose entry
+    // is outdated at once.
+    assert_eq!(c.find_by_id("1").await, Ok(Some(anna())));
+    until(|| b.cache.feed_events() >= 1).await;
+    assert_eq!(b.find_by_id("1").await, Ok(Some(anna())));
+    assert_eq!(a.find_by_id("1").await, Ok(Some(anna())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_l2_hit_is_two_round_trips_and_clear_empties_every_primary() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("clear");
+    let customers: Vec<Customer> = (1..=20).map(customer).collect();
+    let store = Store::with(&customers);
+    let repo = l2_only(&cluster, &ns, &store);
+    for c in &customers {
+        repo.find_by_id(&c.id).await.unwrap();
+    }
+    // One L2 hit: the entry where it hashes, then its tags' versions. (The first hit also
+    // loads the second script into its node: measured after it.)
+    assert_eq!(repo.find_by_id("6").await, Ok(Some(customer(6))));
+    let before = cluster.calls("evalsha") + cluster.calls("eval");
+    assert_eq!(repo.find_by_id("7").await, Ok(Some(customer(7))));
+    let after = cluster.calls("evalsha") + cluster.calls("eval");
+    assert_eq!(after - before, 2, "an L2 hit on a cluster");
+    assert_eq!(store.loads(), 20);
+
+    repo.cache.clear().await.unwrap();
+    assert_eq!(
+        holders(&cluster, &format!("{ns}:e:*")),
+        Vec::<String>::new()
+    );
+    assert_eq!(repo.find_by_id("7").await, Ok(Some(customer(7))));
+    assert_eq!(store.loads(), 21, "loaded again after the clear");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_entry_is_a_miss_and_is_overwritten() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("corrupt");
+    let store = Store::with(&[ann()]);
+    let repo = l2_only(&cluster, &ns, &store);
+    repo.find_by_id("1").await.unwrap();
+    let keys: Vec<(String, String)> = cluster
+        .primaries()
+        .into_iter()
+        .flat_map(|node| {
+            let keys = cluster.scan(&node, &format!("{ns}:e:*"));
+            keys.into_iter().map(move |k| (node.clone(), k))
+        })
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (node, key) = &keys[0];
+    let mut conn = support::redis_cluster::connect(node);
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("not an entry")
+        .query(&mut conn)
+        .unwrap();
+
+    assert_eq!(
+        repo.find_by_id("1").await,
+        Ok(Some(ann())),
+        "a miss, loaded"
+    );
+    assert_eq!(store.loads(), 2);
+    let row = support::row(&repo.cache.stats(), "find_by_id").clone();
+    assert_eq!(row.backend_errors, 1, "counted");
+    assert_eq!(
+        repo.find_by_id("1").await,
+        Ok(Some(ann())),
+        "overwritten: a hit"
+    );
+    assert_eq!(store.loads(), 2);
+}
+
+#[derive(Clone)]
+struct Locked {
+    store: Store,
+    cache: Cache,
+}
+
+impl Locked {
+    #[cached(key = "customer.{id}", ttl = 600, lock = "2s")]
+    async fn find(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
+        self.store.get(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_missing_the_same_key_load_it_once() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("lock");
+    let store = Store::with(&[ann()]);
+    let locked = || Locked {
+        store: store.clone(),
+        cache: Cache::builder().backend(backend(&cluster, &ns)).build(),
+    };
+    let (a, b) = (locked(), locked());
+    until(|| a.cache.feed_connected() && b.cache.feed_connected()).await;
+    let gate = store.hold();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.find("1").await }
+    });
+    support::reached(&gate, 1).await; // A holds the lock and is loading
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.find("1").await }
+    });
+    // B waits on the lock instead of loading: no second load reaches the gate.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(gate.reached.available_permits(), 0, "B did not load");
+    gate.release.add_permits(1);
+    assert_eq!(first.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(second.await.unwrap(), Ok(Some(ann())));
+    assert_eq!(store.loads(), 1);
+}

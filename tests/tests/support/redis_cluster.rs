@@ -1,0 +1,221 @@
+//! A real Redis Cluster for a test: three primaries and three replicas of its own, started with
+//! `redis-server --cluster-enabled yes` on free loopback ports and joined with
+//! `redis-cli --cluster create`, or the one `REDIS_CLUSTER_NODES` names (comma-separated
+//! `host:port` seeds). A test that cannot get one fails, loudly.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisCluster {
+    /// `host:port` of every node (of the test's own cluster), or the seeds given.
+    pub nodes: Vec<String>,
+    children: Vec<Child>,
+    dir: Option<PathBuf>,
+}
+
+/// A loopback port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port(taken: &[u16]) -> u16 {
+    for _ in 0..1000 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        if port >= 55_535 || taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port with a free cluster bus port (port + 10000)");
+}
+
+impl RedisCluster {
+    /// `REDIS_CLUSTER_NODES` when set, else a cluster of the test's own.
+    pub fn shared() -> RedisCluster {
+        match std::env::var("REDIS_CLUSTER_NODES") {
+            Ok(nodes) if !nodes.trim().is_empty() => RedisCluster {
+                nodes: nodes.split(',').map(|n| n.trim().to_owned()).collect(),
+                children: Vec::new(),
+                dir: None,
+            },
+            _ => RedisCluster::start(),
+        }
+    }
+
+    /// Three primaries and three replicas, with a node timeout of 1 s.
+    pub fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "cache-tests-cluster-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(fastrand_port_salt())
+        ));
+        std::fs::create_dir_all(&dir).expect("create a directory for the cluster's nodes");
+        let mut ports = Vec::new();
+        for _ in 0..6 {
+            let port = free_cluster_port(&ports);
+            ports.push(port);
+        }
+        let mut cluster = RedisCluster {
+            nodes: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            children: Vec::new(),
+            dir: Some(dir.clone()),
+        };
+        for port in &ports {
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start redis-server ({e}): install it (apt-get install \
+                         redis-server) or set REDIS_CLUSTER_NODES"
+                    )
+                });
+            cluster.children.push(child);
+        }
+        for node in &cluster.nodes {
+            wait_for(node, |conn| {
+                redis::cmd("PING").query::<String>(conn).is_ok()
+            });
+        }
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&cluster.nodes)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster create");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and knows three primaries.
+    pub fn wait_until_ok(&self) {
+        for node in &self.nodes {
+            wait_for(node, |conn| {
+                let info: String = match redis::cmd("CLUSTER").arg("INFO").query(conn) {
+                    Ok(info) => info,
+                    Err(_) => return false,
+                };
+                info.contains("cluster_state:ok") && info.contains("cluster_size:3")
+            });
+        }
+    }
+
+    /// The seeds, as `redis://` URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("redis://{n}")).collect()
+    }
+
+    /// The primaries, as `host:port`.
+    pub fn primaries(&self) -> Vec<String> {
+        let mut conn = connect(&self.nodes[0]);
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).unwrap();
+        let mut primaries: Vec<String> = nodes
+            .lines()
+            .filter(|line| line.contains("master") && !line.contains("fail"))
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .map(|addr| addr.split('@').next().unwrap_or(addr).to_owned())
+            .collect();
+        primaries.sort();
+        primaries
+    }
+
+    /// Every key of `node` matching `pattern` (`SCAN MATCH`), sorted.
+    pub fn scan(&self, node: &str, pattern: &str) -> Vec<String> {
+        let mut conn = connect(node);
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut conn)
+                .unwrap();
+            out.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        out.sort();
+        out
+    }
+
+    /// How many times `command` ran, summed over every primary (`INFO commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let field = format!("cmdstat_{}:calls=", command.to_lowercase());
+        self.primaries()
+            .iter()
+            .map(|node| {
+                let info: String = redis::cmd("INFO")
+                    .arg("commandstats")
+                    .query(&mut connect(node))
+                    .unwrap();
+                info.lines()
+                    .find_map(|line| line.strip_prefix(&field))
+                    .and_then(|rest| rest.split(',').next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+fn fastrand_port_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// A plain connection to one node (no redirections followed).
+pub fn connect(node: &str) -> redis::Connection {
+    redis::Client::open(format!("redis://{node}"))
+        .unwrap()
+        .get_connection()
+        .unwrap_or_else(|e| panic!("connect to the cluster node {node}: {e}"))
+}
+
+fn wait_for(node: &str, mut ready: impl FnMut(&mut redis::Connection) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = redis::Client::open(format!("redis://{node}"))
+            .ok()
+            .and_then(|client| client.get_connection().ok())
+            .is_some_and(|mut conn| ready(&mut conn));
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster node {node} was not ready within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
