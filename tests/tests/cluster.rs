@@ -101,11 +101,12 @@ async fn an_invalidation_reaches_every_instance_and_outdates_the_shared_entry() 
     assert_eq!(store.loads(), 1);
 
     store.put(anna());
+    let events = b.cache.feed_events();
     a.save(&anna()).await.unwrap();
     // B's in-process entry goes when the feed tells it; C reads the cluster, whose entry
     // is outdated at once.
     assert_eq!(c.find_by_id("1").await, Ok(Some(anna())));
-    until(|| b.cache.feed_events() >= 1).await;
+    until(|| b.cache.feed_events() > events).await;
     assert_eq!(b.find_by_id("1").await, Ok(Some(anna())));
     assert_eq!(a.find_by_id("1").await, Ok(Some(anna())));
 }
@@ -219,4 +220,43 @@ async fn instances_missing_the_same_key_load_it_once() {
     assert_eq!(first.await.unwrap(), Ok(Some(ann())));
     assert_eq!(second.await.unwrap(), Ok(Some(ann())));
     assert_eq!(store.loads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_of_the_tag_versions_node_drops_in_process_entries() {
+    // A cluster of the test's own: a node of it is killed.
+    let mut cluster = RedisCluster::start();
+    let ns = namespace("failover");
+    let store = Store::with(&[ann()]);
+    let a = l2_only(&cluster, &ns, &store);
+    assert_eq!(a.find_by_id("1").await, Ok(Some(ann())));
+    let holder = cluster.holder(&format!("{{{ns}}}:m"));
+    // B subscribes through a node that does not hold the tag versions: its subscription
+    // survives their node's failure.
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| **n != holder)
+        .map(|n| format!("redis://{n}"))
+        .collect();
+    let b_backend = RedisBackend::cluster(seeds)
+        .namespace(&ns)
+        .heartbeat(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let b =
+        CustomerRepository::with_cache(store.clone(), Cache::builder().backend(b_backend).build());
+    until(|| b.cache.feed_connected()).await;
+    assert_eq!(b.find_by_id("1").await, Ok(Some(ann())));
+    assert_eq!(store.loads(), 1, "B read the cluster's entry");
+
+    // A write whose invalidation the failing node may never have relayed: the row changes,
+    // and the node holding the tag versions dies.
+    store.put(anna());
+    let events = b.cache.feed_events();
+    cluster.kill(&holder);
+    // Its replica took over; B's next heartbeat finds a new generation and drops its entries.
+    until(|| b.cache.feed_events() > events).await;
+    assert_eq!(b.find_by_id("1").await, Ok(Some(anna())));
+    assert_eq!(store.loads(), 2);
 }

@@ -155,6 +155,35 @@ impl RedisCluster {
         out
     }
 
+    /// The primary holding `key`.
+    pub fn holder(&self, key: &str) -> String {
+        self.primaries()
+            .into_iter()
+            .find(|node| {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(key)
+                    .query(&mut connect(node))
+                    .unwrap_or(0);
+                exists == 1
+            })
+            .unwrap_or_else(|| panic!("no primary holds {key}"))
+    }
+
+    /// Kills `node` (`SIGKILL`), as a crash would; its replica takes over after the node
+    /// timeout (1 s). Waits until the cluster is whole again.
+    pub fn kill(&mut self, node: &str) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n == node)
+            .expect("a node of the test's own cluster");
+        let mut child = self.children.remove(index);
+        let _ = child.kill();
+        let _ = child.wait();
+        self.nodes.remove(index);
+        self.wait_until_ok();
+    }
+
     /// How many times `command` ran, summed over every primary (`INFO commandstats`).
     pub fn calls(&self, command: &str) -> u64 {
         let field = format!("cmdstat_{}:calls=", command.to_lowercase());

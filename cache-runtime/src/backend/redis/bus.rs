@@ -106,6 +106,7 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     origin: shared.origin.clone(),
                 }
                 .encode();
+                let mut generations = GenerationWatch::default();
                 loop {
                     let message = tokio::select! {
                         message = messages.next() => message,
@@ -129,6 +130,19 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                                     .publish::<_, _, i64>(&shared.channel, &heartbeat);
                                 let _ = tokio::time::timeout(shared.timeout, publish).await;
                             }
+                            if shared.link.is_cluster() && generations.moved(&shared).await {
+                                tracing::event!(
+                                    target: LOG_TARGET,
+                                    tracing::Level::WARN,
+                                    cache.op = "error",
+                                    "the namespace's generation moved without a clear: its node \
+                                     failed over or lost data, and messages may be lost; \
+                                     in-process entries are dropped"
+                                );
+                                if tx.send(FeedEvent::Connected).is_err() {
+                                    return;
+                                }
+                            }
                             continue;
                         }
                     };
@@ -139,6 +153,9 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     else {
                         continue;
                     };
+                    if matches!(event, FeedEvent::Cleared) {
+                        generations.cleared();
+                    }
                     if tx.send(event).is_err() {
                         return;
                     }
@@ -198,5 +215,40 @@ mod tests {
         assert_eq!(Message::parse(b"garbage"), None);
         assert_eq!(Message::parse(b"x\x1eo\x1e"), None);
         assert_eq!(Message::parse(&[0xff, 0x1e]), None);
+    }
+}
+
+/// On a cluster, the feed's subscription may be on another node than the namespace's tag
+/// versions: when that node fails over (or loses its data), the subscription holds, yet
+/// messages it published may be lost. Each heartbeat therefore touches the namespace's
+/// generation (a stamp of no tags, which starts a new generation on a failed-over node, as any
+/// script does); a generation that moved without a clear heard on the feed counts as a broken
+/// feed.
+#[derive(Default)]
+struct GenerationWatch {
+    last: Option<u64>,
+    cleared: bool,
+}
+
+impl GenerationWatch {
+    /// Whether the generation moved since the last heartbeat without a clear heard on the feed.
+    async fn moved(&mut self, shared: &Arc<Shared>) -> bool {
+        let backend = super::RedisBackend {
+            inner: shared.clone(),
+        };
+        let Ok(now) = crate::backend::Backend::stamp_versions(&backend, &[]).await else {
+            return false;
+        };
+        let moved = self
+            .last
+            .is_some_and(|last| last != now.generation && !self.cleared);
+        self.last = Some(now.generation);
+        self.cleared = false;
+        moved
+    }
+
+    /// A clear was heard: the next move of the generation is its own.
+    fn cleared(&mut self) {
+        self.cleared = true;
     }
 }
