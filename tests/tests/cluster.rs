@@ -5,7 +5,9 @@
 
 mod support;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::{cached, Cache};
@@ -259,4 +261,110 @@ async fn a_failover_of_the_tag_versions_node_drops_in_process_entries() {
     until(|| b.cache.feed_events() > events).await;
     assert_eq!(b.find_by_id("1").await, Ok(Some(anna())));
     assert_eq!(store.loads(), 2);
+}
+
+/// Two instances read and write rows while `disturb` runs (in a blocking thread); every call
+/// must succeed. Then, within the feed's delay, both instances return every row as the store
+/// has it: no pre-write value is left anywhere.
+async fn under_traffic(cluster: &RedisCluster, ns: &str, disturb: impl FnOnce() + Send + 'static) {
+    const IDS: u32 = 20;
+    let store = Store::with(&(1..=IDS).map(customer).collect::<Vec<_>>());
+    let a = instance(cluster, ns, &store).await;
+    let b = instance(cluster, ns, &store).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (n, repo) in [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let (stop, calls) = (stop.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = n as u32;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let id = (i % IDS + 1).to_string();
+                if n < 2 {
+                    let read = repo.find_by_id(&id).await;
+                    assert!(matches!(read, Ok(Some(_))), "a read failed: {read:?}");
+                } else {
+                    let row = Customer {
+                        name: format!("v{i}"),
+                        ..customer(i % IDS + 1)
+                    };
+                    assert_eq!(repo.save(&row).await, Ok(()), "a write failed");
+                }
+                calls.fetch_add(1, Ordering::SeqCst);
+                // An in-process hit never waits: let the other tasks (and timers) run.
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::spawn_blocking(disturb).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        task.await.expect("every call succeeded");
+    }
+    assert!(calls.load(Ordering::SeqCst) > 100, "traffic ran");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stale = Vec::new();
+        for id in 1..=IDS {
+            let id = id.to_string();
+            let now = store.get(&id).await.unwrap();
+            for (name, repo) in [("A", &a), ("B", &b)] {
+                let served = repo.find_by_id(&id).await.unwrap();
+                if served != now {
+                    stale.push(format!("{name} serves {served:?} for {now:?}"));
+                }
+            }
+        }
+        if stale.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pre-write values left: {stale:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_under_traffic_loses_no_call_and_leaves_no_pre_write_value() {
+    let cluster = Arc::new(parking_lot::Mutex::new(RedisCluster::start()));
+    let ns = namespace("failover-traffic");
+    let seeded = l2_only(&cluster.lock(), &ns, &Store::with(&[ann()]));
+    seeded.find_by_id("1").await.unwrap(); // the namespace's meta exists: its node is known
+    let holder = cluster.lock().holder(&format!("{{{ns}}}:m"));
+    let snapshot = RedisCluster::attach(&cluster.lock());
+    under_traffic(&snapshot, &ns, {
+        let cluster = cluster.clone();
+        move || cluster.lock().kill(&holder)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resharding_under_traffic_loses_no_call_and_leaves_no_pre_write_value() {
+    let cluster = Arc::new(RedisCluster::start());
+    let ns = namespace("reshard");
+    let seeded = l2_only(&cluster, &ns, &Store::with(&[ann()]));
+    seeded.find_by_id("1").await.unwrap();
+    let holder = cluster.holder(&format!("{{{ns}}}:m"));
+    let other = cluster
+        .primaries()
+        .into_iter()
+        .find(|p| *p != holder)
+        .unwrap();
+    // Every slot of the node holding the tag versions moves, theirs included.
+    let slots = cluster.slots_of(&holder);
+    under_traffic(&cluster, &ns, {
+        let cluster = cluster.clone();
+        move || cluster.reshard(&holder, &other, slots)
+    })
+    .await;
 }

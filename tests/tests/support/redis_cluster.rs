@@ -99,7 +99,7 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every node reports `cluster_state:ok` and knows three primaries.
+    /// Waits until every node reports `cluster_state:ok` with every slot served.
     pub fn wait_until_ok(&self) {
         for node in &self.nodes {
             wait_for(node, |conn| {
@@ -107,7 +107,7 @@ impl RedisCluster {
                     Ok(info) => info,
                     Err(_) => return false,
                 };
-                info.contains("cluster_state:ok") && info.contains("cluster_size:3")
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
             });
         }
     }
@@ -181,6 +181,60 @@ impl RedisCluster {
         let _ = child.kill();
         let _ = child.wait();
         self.nodes.remove(index);
+        self.wait_until_ok();
+    }
+
+    /// A handle naming the same nodes, for code that must not own the cluster (it does not
+    /// stop the nodes when dropped).
+    pub fn attach(&self) -> RedisCluster {
+        RedisCluster {
+            nodes: self.nodes.clone(),
+            children: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// How many hash slots `node` serves.
+    pub fn slots_of(&self, node: &str) -> u32 {
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut connect(node))
+            .unwrap();
+        let line = nodes
+            .lines()
+            .find(|line| line.contains("myself"))
+            .expect("CLUSTER NODES names the node itself");
+        line.split_whitespace()
+            .skip(8)
+            .filter(|range| !range.starts_with('['))
+            .map(|range| match range.split_once('-') {
+                Some((from, to)) => to.parse::<u32>().unwrap() - from.parse::<u32>().unwrap() + 1,
+                None => 1,
+            })
+            .sum()
+    }
+
+    /// The cluster id of `node`.
+    pub fn node_id(&self, node: &str) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut connect(node))
+            .unwrap()
+    }
+
+    /// Moves `slots` hash slots from `from` to `to` with `redis-cli --cluster reshard`, keys
+    /// and all, while the cluster serves.
+    pub fn reshard(&self, from: &str, to: &str, slots: u32) {
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "reshard", from])
+            .args(["--cluster-from", &self.node_id(from)])
+            .args(["--cluster-to", &self.node_id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster reshard");
+        assert!(status.success(), "redis-cli --cluster reshard failed");
         self.wait_until_ok();
     }
 
