@@ -26,10 +26,7 @@ fn backend(cluster: &RedisCluster, ns: &str) -> RedisBackend {
 
 /// An application instance: its own L1, the cluster as L2.
 async fn instance(cluster: &RedisCluster, ns: &str, store: &Store) -> CustomerRepository {
-    let cache = Cache::builder().backend(backend(cluster, ns)).build();
-    let repo = CustomerRepository::with_cache(store.clone(), cache);
-    until(|| repo.cache.feed_connected()).await;
-    repo
+    CustomerRepository::two_tier(store, backend(cluster, ns)).await
 }
 
 /// An instance with no in-process tier: what it reads is what the cluster says.

@@ -22,10 +22,7 @@ fn backend(server: &RedisServer, ns: &str) -> RedisBackend {
 
 /// An application instance: its own L1, the shared Redis as L2.
 async fn instance(server: &RedisServer, ns: &str, store: &Store) -> CustomerRepository {
-    let cache = Cache::builder().backend(backend(server, ns)).build();
-    let repo = CustomerRepository::with_cache(store.clone(), cache);
-    until(|| repo.cache.feed_connected()).await;
-    repo
+    CustomerRepository::two_tier(store, backend(server, ns)).await
 }
 
 fn commandstats(server: &RedisServer) -> HashMap<String, u64> {

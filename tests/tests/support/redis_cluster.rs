@@ -133,26 +133,7 @@ impl RedisCluster {
 
     /// Every key of `node` matching `pattern` (`SCAN MATCH`), sorted.
     pub fn scan(&self, node: &str, pattern: &str) -> Vec<String> {
-        let mut conn = connect(node);
-        let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut conn)
-                .unwrap();
-            out.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        out.sort();
-        out
+        super::redis_server::scan_keys(&mut connect(node), pattern)
     }
 
     /// The primary holding `key`.

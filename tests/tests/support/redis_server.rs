@@ -204,26 +204,7 @@ impl RedisServer {
 
     /// Every key matching `pattern` (`SCAN MATCH`, never `KEYS`), sorted.
     pub fn scan(&self, pattern: &str) -> Vec<String> {
-        let mut conn = self.connection();
-        let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut conn)
-                .unwrap();
-            out.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        out.sort();
-        out
+        scan_keys(&mut self.connection(), pattern)
     }
 
     pub fn connection(&self) -> redis::Connection {
@@ -232,6 +213,30 @@ impl RedisServer {
             .get_connection()
             .expect("connect to redis")
     }
+}
+
+/// Every key of the server behind `conn` matching `pattern` (`SCAN MATCH`, never `KEYS`),
+/// sorted.
+pub fn scan_keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn)
+            .unwrap();
+        out.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    out.sort();
+    out
 }
 
 fn fastrand_u64() -> u64 {

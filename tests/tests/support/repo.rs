@@ -22,6 +22,15 @@ impl CustomerRepository {
         CustomerRepository { store, cache }
     }
 
+    /// An application instance: its own in-process tier, `backend` as the shared one, once
+    /// its invalidation feed is connected.
+    pub async fn two_tier(store: &Store, backend: impl cache_runtime::backend::Backend) -> Self {
+        let cache = Cache::builder().backend(backend).build();
+        let repo = CustomerRepository::with_cache(store.clone(), cache);
+        crate::support::until(|| repo.cache.feed_connected()).await;
+        repo
+    }
+
     #[cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"], swr = 60)]
     pub async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         self.store.get(id).await

@@ -48,21 +48,30 @@ end
 local gen = generation()
 ";
 
+/// Reads an entry: nil (no entry), `{'', ''}` (unreadable: of another type) or `{v, t, g}`.
+const READ_ENTRY_FN: &str = r"
+local function read_entry(key)
+  local h = redis.pcall('HMGET', key, 'v', 't', 'g')
+  if h.err then return { '', '' } end
+  if not h[1] then
+    if redis.call('EXISTS', key) == 0 then return nil end
+    return { '', '' }
+  end
+  return { h[1], h[2] or '', h[3] or '' }
+end
+";
+
 /// `KEYS[2]` the entry, `ARGV[3]` the tag prefix. Returns nil (no entry, or an entry of another
 /// generation), `{'', ''}` (unreadable: of another type), or `{v, t, version...}` with `''`
 /// for a missing tag key.
 const GET: &str = r"
-local h = redis.pcall('HMGET', KEYS[2], 'v', 't', 'g')
-if h.err then return { '', '' } end
-if not h[1] then
-  if redis.call('EXISTS', KEYS[2]) == 0 then return nil end
-  return { '', '' }
-end
-if h[3] ~= gen then return nil end
-local out = { h[1], h[2] or '' }
-if h[2] and #h[2] > 0 then
+local e = read_entry(KEYS[2])
+if not e or #e == 2 then return e end
+if e[3] ~= gen then return nil end
+local out = { e[1], e[2] }
+if #e[2] > 0 then
   local prefix = ARGV[3] .. gen .. ':'
-  for tag in string.gmatch(h[2], '([^%z]+)') do
+  for tag in string.gmatch(e[2], '([^%z]+)') do
     out[#out + 1] = redis.call('GET', prefix .. tag) or ''
   end
 end
@@ -87,16 +96,9 @@ end
 return out
 ";
 
-/// On a cluster, the first half of a read: `KEYS[1]` the entry. Returns nil (no entry),
-/// `{'', ''}` (unreadable: of another type) or `{v, t, g}`.
+/// On a cluster, the first half of a read: `KEYS[1]` the entry, read by `read_entry`.
 const READ_ENTRY: &str = r"
-local h = redis.pcall('HMGET', KEYS[1], 'v', 't', 'g')
-if h.err then return { '', '' } end
-if not h[1] then
-  if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-  return { '', '' }
-end
-return { h[1], h[2] or '', h[3] or '' }
+return read_entry(KEYS[1])
 ";
 
 /// On a cluster, where an entry and its tags live on different nodes, the second half of a
@@ -218,13 +220,13 @@ impl Scripts {
     pub(super) fn new() -> Self {
         let with_generation = |body: &str| redis::Script::new(&format!("{PROLOGUE}{body}"));
         Scripts {
-            get: with_generation(GET),
+            get: with_generation(&format!("{READ_ENTRY_FN}{GET}")),
             stamp: with_generation(STAMP),
             put: with_generation(&format!("{CHECK}{PUT}")),
             invalidate: with_generation(INVALIDATE),
             clear: redis::Script::new(CLEAR),
             unlock: redis::Script::new(UNLOCK),
-            read_entry: redis::Script::new(READ_ENTRY),
+            read_entry: redis::Script::new(&format!("{READ_ENTRY_FN}{READ_ENTRY}")),
             versions: with_generation(VERSIONS),
             check: with_generation(&format!("{CHECK}{CHECKED}")),
             write_entry: redis::Script::new(WRITE_ENTRY),
