@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use support::app::{stderr, stdout, Env};
 use support::http::request;
 use support::mongo::{database, MongoServer};
+use support::redis_cluster::RedisCluster;
 use support::redis_server::RedisServer;
 
 fn env(server: &MongoServer, test: &str) -> Env {
@@ -15,6 +16,7 @@ fn env(server: &MongoServer, test: &str) -> Env {
         mongodb_uri: Some(server.uri.clone()),
         database: database(test),
         redis_url: None,
+        redis_cluster_nodes: None,
     }
 }
 
@@ -79,6 +81,7 @@ fn an_unreachable_database_is_a_clear_error() {
         )),
         database: "unreachable".into(),
         redis_url: None,
+        redis_cluster_nodes: None,
     };
     let output = env.run(&["seed", "--count", "1"]);
     assert_eq!(output.status.code(), Some(1));
@@ -123,6 +126,21 @@ fn the_console_acts_on_the_cache_the_serve_instances_share() {
     let redis = RedisServer::shared();
     let mut env = env(&mongo, "shared");
     env.redis_url = Some(redis.url.clone());
+    the_console_acts_on_the_shared_cache(&env);
+}
+
+#[test]
+fn the_console_acts_on_the_cache_shared_through_a_redis_cluster() {
+    let mongo = MongoServer::start();
+    let cluster = RedisCluster::shared();
+    let mut env = env(&mongo, "cluster");
+    env.redis_cluster_nodes = Some(cluster.nodes.join(","));
+    the_console_acts_on_the_shared_cache(&env);
+}
+
+/// `serve` with the shared cache `env` names; the console's `invalidate`, `stats`, `warm` and
+/// `clear` act on what it caches.
+fn the_console_acts_on_the_shared_cache(env: &Env) {
     assert!(env.run(&["seed", "--count", "10"]).status.success());
     let server = env.serve();
 

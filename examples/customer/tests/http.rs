@@ -13,6 +13,7 @@ fn the_api_reports_cache_use_and_maps_errors() {
         mongodb_uri: Some(mongo.uri.clone()),
         database: database("http"),
         redis_url: None,
+        redis_cluster_nodes: None,
     };
     assert!(env.run(&["seed", "--count", "12"]).status.success());
     let server = env.serve();

@@ -13,6 +13,8 @@ pub struct Env {
     pub mongodb_uri: Option<String>,
     pub database: String,
     pub redis_url: Option<String>,
+    /// A Redis Cluster's seed nodes, `host:port` comma-separated (`REDIS_CLUSTER_NODES`).
+    pub redis_cluster_nodes: Option<String>,
 }
 
 impl Env {
@@ -22,12 +24,16 @@ impl Env {
             .args(args)
             .env_remove("MONGODB_URI")
             .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
             .env("MONGODB_DATABASE", &self.database);
         if let Some(uri) = &self.mongodb_uri {
             command.env("MONGODB_URI", uri);
         }
         if let Some(url) = &self.redis_url {
             command.env("REDIS_URL", url);
+        }
+        if let Some(nodes) = &self.redis_cluster_nodes {
+            command.env("REDIS_CLUSTER_NODES", nodes);
         }
         command
     }

@@ -4,5 +4,7 @@
 pub mod app;
 pub mod http;
 pub mod mongo;
+#[path = "../../../../tests/tests/support/redis_cluster.rs"]
+pub mod redis_cluster;
 #[path = "../../../../tests/tests/support/redis_server.rs"]
 pub mod redis_server;

@@ -1,15 +1,25 @@
 //! With Redis, each `serve` instance publishes its counters and its most-read keys every
-//! second (`customer-example:stats:<instance>`, expiring after 10 s), so that the console's
-//! `stats` and `warm` see what the running instances see.
+//! second, as one field of the hash `{customer-example}:stats` (the field is the instance, the
+//! value the statistics and when they were published), so that the console's `stats` and
+//! `warm` see what the running instances see. One key: the same commands on one Redis and on
+//! a cluster. What an instance published more than 10 s ago is left out, and removed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cache_runtime::{Cache, MethodStats};
-use redis::AsyncCommands;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use serde::{Deserialize, Serialize};
 
-const PREFIX: &str = "customer-example:stats:";
+use crate::infrastructure::config::SharedRedis;
+
+const KEY: &str = "{customer-example}:stats";
+
+/// How long an instance's statistics count after it published them.
+const FRESH_MS: i64 = 10_000;
 
 /// One method's counters, as published.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +32,13 @@ pub struct PublishedMethod {
     pub stale_hits: u64,
     /// Backend errors.
     pub backend_errors: u64,
+}
+
+/// What one instance publishes, and when.
+#[derive(Serialize, Deserialize)]
+struct Published {
+    at_ms: i64,
+    stats: PublishedStats,
 }
 
 /// What one instance publishes.
@@ -77,37 +94,107 @@ impl PublishedStats {
     }
 }
 
+/// One Redis, or a cluster.
+#[derive(Clone)]
+enum Client {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+/// A connection to one Redis, or to a cluster.
+enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(conn) => conn.get_db(),
+            Connection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl Client {
+    async fn connect(&self) -> redis::RedisResult<Connection> {
+        Ok(match self {
+            Client::Single(client) => {
+                Connection::Single(client.get_multiplexed_async_connection().await?)
+            }
+            Client::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Publishes and reads instances' statistics in Redis.
 #[derive(Clone)]
 pub struct StatsPublisher {
-    client: redis::Client,
+    client: Client,
 }
 
 impl StatsPublisher {
-    /// On the Redis at `url`.
-    pub fn new(url: &str) -> Result<Self, redis::RedisError> {
-        Ok(StatsPublisher {
-            client: redis::Client::open(url)?,
-        })
+    /// On the shared Redis.
+    pub fn new(shared: &SharedRedis) -> Result<Self, redis::RedisError> {
+        let client = match shared {
+            SharedRedis::Url(url) => Client::Single(redis::Client::open(url.as_str())?),
+            SharedRedis::Cluster(seeds) => {
+                Client::Cluster(Box::new(ClusterClient::new(seeds.clone())?))
+            }
+        };
+        Ok(StatsPublisher { client })
     }
 
     /// Publishes `cache`'s statistics every second, as `instance`, until the process ends.
     pub fn spawn(&self, cache: Cache, instance: String, hot_method: &'static str) {
         let client = self.client.clone();
         tokio::spawn(async move {
-            let key = format!("{PREFIX}{instance}");
             let mut connection = None;
             loop {
                 if connection.is_none() {
-                    connection = client.get_multiplexed_async_connection().await.ok();
+                    connection = client.connect().await.ok();
                 }
-                if let (Some(conn), Ok(json)) = (
-                    connection.as_mut(),
-                    serde_json::to_string(&PublishedStats::of(&cache, hot_method)),
-                ) {
-                    let published: Result<(), redis::RedisError> =
-                        conn.set_ex(&key, json, 10).await;
-                    if published.is_err() {
+                let published = Published {
+                    at_ms: now_ms(),
+                    stats: PublishedStats::of(&cache, hot_method),
+                };
+                if let (Some(conn), Ok(json)) =
+                    (connection.as_mut(), serde_json::to_string(&published))
+                {
+                    let sent: Result<(), redis::RedisError> = redis::cmd("HSET")
+                        .arg(KEY)
+                        .arg(&instance)
+                        .arg(json)
+                        .query_async(conn)
+                        .await;
+                    if sent.is_err() {
                         connection = None; // reconnect next time
                     }
                 }
@@ -118,33 +205,30 @@ impl StatsPublisher {
 
     /// The sum of what the running instances published, and how many did.
     pub async fn collect(&self) -> Result<(PublishedStats, usize), redis::RedisError> {
-        let mut conn = self.client.get_multiplexed_async_connection().await?;
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{PREFIX}*"))
-                .arg("COUNT")
-                .arg(100)
-                .query_async(&mut conn)
-                .await?;
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let mut conn = self.client.connect().await?;
+        let all: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(KEY)
+            .query_async(&mut conn)
+            .await?;
+        let now = now_ms();
         let mut sum = PublishedStats::default();
         let mut instances = 0;
-        for key in keys {
-            let json: Option<String> = conn.get(&key).await?;
-            if let Some(stats) = json.and_then(|j| serde_json::from_str::<PublishedStats>(&j).ok())
-            {
-                sum.add(stats);
-                instances += 1;
+        let mut gone = Vec::new();
+        for (instance, json) in all {
+            match serde_json::from_str::<Published>(&json) {
+                Ok(published) if now - published.at_ms <= FRESH_MS => {
+                    sum.add(published.stats);
+                    instances += 1;
+                }
+                _ => gone.push(instance),
             }
+        }
+        if !gone.is_empty() {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(KEY)
+                .arg(&gone)
+                .query_async(&mut conn)
+                .await?;
         }
         Ok((sum, instances))
     }

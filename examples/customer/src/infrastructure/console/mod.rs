@@ -18,7 +18,7 @@ use super::cache::{
     repository_methods, CachedCustomerRepository, CustomerCacheWarmer, PublishedStats,
     StatsPublisher,
 };
-use super::config::{Config, ConfigError};
+use super::config::{Config, ConfigError, SharedRedis};
 use super::persistence::{CustomerStore, InMemoryCustomerStore, MongoCustomerStore};
 use crate::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
 
@@ -211,7 +211,7 @@ async fn repository<S: CustomerStore>(
     config: &Config,
 ) -> Result<CachedCustomerRepository<S>, ConsoleError> {
     let cache = config.cache()?;
-    if config.redis_url.is_some() {
+    if config.redis.is_some() {
         wait_for_feed(&cache).await;
     }
     Ok(CachedCustomerRepository::new(store, cache))
@@ -229,14 +229,14 @@ async fn wait_for_feed(cache: &Cache) {
 /// Says, on standard error, that the command acts on this process's cache only, when there is
 /// no shared one.
 fn note_when_not_shared(config: &Config) {
-    if config.redis_url.is_none() {
+    if config.redis.is_none() {
         eprintln!("{LOCAL_ONLY}");
     }
 }
 
 /// What the running instances published, summed, and how many they are.
-async fn published_stats(url: &str) -> Result<(PublishedStats, usize), ConsoleError> {
-    StatsPublisher::new(url)
+async fn published_stats(shared: &SharedRedis) -> Result<(PublishedStats, usize), ConsoleError> {
+    StatsPublisher::new(shared)
         .map_err(ConsoleError::ReadStats)?
         .collect()
         .await
@@ -261,9 +261,9 @@ async fn serve<S: CustomerStore>(
         .install_recorder()
         .map_err(ConsoleError::Metrics)?;
     let repository = repository(store, config).await?;
-    if let Some(url) = &config.redis_url {
+    if let Some(shared) = &config.redis {
         let instance = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
-        StatsPublisher::new(url)
+        StatsPublisher::new(shared)
             .map_err(ConsoleError::PublishStats)?
             .spawn(
                 repository.cache().clone(),
@@ -288,9 +288,9 @@ async fn warm<S: CustomerStore>(
     limit: usize,
     pages: u32,
 ) -> Result<(), ConsoleError> {
-    let hot = match &config.redis_url {
-        Some(url) => {
-            let (stats, instances) = published_stats(url).await?;
+    let hot = match &config.redis {
+        Some(shared) => {
+            let (stats, instances) = published_stats(shared).await?;
             println!("access statistics from {instances} running instance(s)");
             stats.hot_keys
         }
@@ -367,14 +367,15 @@ async fn clear(cache: &Cache, config: &Config) -> Result<(), ConsoleError> {
 }
 
 async fn stats(config: &Config) -> Result<(), ConsoleError> {
-    let Some(url) = &config.redis_url else {
+    let Some(shared) = &config.redis else {
         println!(concat!(
-            "REDIS_URL is not set: there is no shared state, so this process cannot see the ",
+            "REDIS_URL is not set (nor REDIS_CLUSTER_NODES): there is no shared state, so this ",
+            "process cannot see the ",
             "statistics of running `serve` instances (each reports its own on GET /metrics)"
         ));
         return Ok(());
     };
-    let (stats, instances) = published_stats(url).await?;
+    let (stats, instances) = published_stats(shared).await?;
     print_stats(&stats, instances);
     Ok(())
 }
