@@ -219,6 +219,28 @@ impl RedisCluster {
         self.wait_until_ok();
     }
 
+    /// Starts moving the slot of `key` from `from` to `to` (`CLUSTER SETSLOT ... IMPORTING`
+    /// and `MIGRATING`) and leaves it there: keys not yet moved are served by `from`, others
+    /// are answered with `ASK`.
+    pub fn start_migrating(&self, key: &str, from: &str, to: &str) {
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut connect(from))
+            .unwrap();
+        let set = |node: &str, state: &str, other: &str| {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(state)
+                .arg(self.node_id(other))
+                .query(&mut connect(node))
+                .unwrap();
+        };
+        set(to, "IMPORTING", from);
+        set(from, "MIGRATING", to);
+    }
+
     /// How many times `command` ran, summed over every primary (`INFO commandstats`).
     pub fn calls(&self, command: &str) -> u64 {
         let field = format!("cmdstat_{}:calls=", command.to_lowercase());

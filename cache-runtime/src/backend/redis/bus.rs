@@ -19,8 +19,11 @@ const SEP: char = '\u{1e}';
 pub(super) enum Message {
     /// These tags were invalidated.
     Invalidated { origin: String, tags: Vec<String> },
-    /// The namespace was cleared.
-    Cleared { origin: String },
+    /// The namespace was cleared; its new generation, when the sender said it.
+    Cleared {
+        origin: String,
+        generation: Option<u64>,
+    },
     /// An instance is alive (and its subscription hears its own heartbeats).
     Heartbeat { origin: String },
 }
@@ -31,7 +34,10 @@ impl Message {
             Message::Invalidated { origin, tags } => {
                 format!("i{SEP}{origin}{SEP}{}", tags.join("\0"))
             }
-            Message::Cleared { origin } => format!("c{SEP}{origin}{SEP}"),
+            Message::Cleared { origin, generation } => {
+                let generation = generation.map(|g| g.to_string()).unwrap_or_default();
+                format!("c{SEP}{origin}{SEP}{generation}")
+            }
             Message::Heartbeat { origin } => format!("h{SEP}{origin}{SEP}"),
         }
     }
@@ -49,7 +55,10 @@ impl Message {
                     .map(str::to_owned)
                     .collect(),
             },
-            "c" => Message::Cleared { origin },
+            "c" => Message::Cleared {
+                origin,
+                generation: body.parse().ok(),
+            },
             "h" => Message::Heartbeat { origin },
             _ => return None,
         })
@@ -121,6 +130,18 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                                 );
                                 break;
                             }
+                            if shared.link.is_cluster() {
+                                let backend = super::RedisBackend {
+                                    inner: shared.clone(),
+                                };
+                                let beat = backend.heartbeat_from_the_tags_node(&heartbeat).await;
+                                if let Some(event) = generations.observe(beat.ok()) {
+                                    if tx.send(event).is_err() {
+                                        return;
+                                    }
+                                }
+                                continue;
+                            }
                             let connect = shared.link.connected();
                             if let Ok(Ok(mut connected)) =
                                 tokio::time::timeout(shared.timeout, connect).await
@@ -130,32 +151,20 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                                     .publish::<_, _, i64>(&shared.channel, &heartbeat);
                                 let _ = tokio::time::timeout(shared.timeout, publish).await;
                             }
-                            if shared.link.is_cluster() && generations.moved(&shared).await {
-                                tracing::event!(
-                                    target: LOG_TARGET,
-                                    tracing::Level::WARN,
-                                    cache.op = "error",
-                                    "the namespace's generation moved without a clear: its node \
-                                     failed over or lost data, and messages may be lost; \
-                                     in-process entries are dropped"
-                                );
-                                if tx.send(FeedEvent::Connected).is_err() {
-                                    return;
-                                }
-                            }
                             continue;
                         }
                     };
                     let Some(message) = message else { break };
                     last_heard = tokio::time::Instant::now();
-                    let Some(event) =
-                        Message::parse(message.get_payload_bytes()).and_then(Message::event)
-                    else {
+                    let Some(message) = Message::parse(message.get_payload_bytes()) else {
                         continue;
                     };
-                    if matches!(event, FeedEvent::Cleared) {
-                        generations.cleared();
+                    if let Message::Cleared { generation, .. } = &message {
+                        generations.cleared(*generation);
                     }
+                    let Some(event) = message.event() else {
+                        continue;
+                    };
                     if tx.send(event).is_err() {
                         return;
                     }
@@ -207,48 +216,105 @@ mod tests {
             },
             Message::Cleared {
                 origin: origin.clone(),
+                generation: Some(42),
+            },
+            Message::Cleared {
+                origin: origin.clone(),
+                generation: None,
             },
             Message::Heartbeat { origin },
         ] {
             assert_eq!(Message::parse(message.encode().as_bytes()), Some(message));
         }
+        assert_eq!(
+            Message::parse("c\u{1e}o\u{1e}".as_bytes()),
+            Some(Message::Cleared {
+                origin: "o".into(),
+                generation: None
+            }),
+            "a clear from an older instance"
+        );
         assert_eq!(Message::parse(b"garbage"), None);
         assert_eq!(Message::parse(b"x\x1eo\x1e"), None);
         assert_eq!(Message::parse(&[0xff, 0x1e]), None);
     }
+
+    #[test]
+    fn the_generation_watch_starts_over_when_the_tags_node_fails_or_its_generation_moves() {
+        let mut watch = GenerationWatch::default();
+        assert!(
+            watch.observe(Some(1)).is_none(),
+            "the first look sets the baseline"
+        );
+        assert!(watch.observe(Some(1)).is_none());
+        // A clear heard on the feed explains the move to its generation.
+        watch.cleared(Some(2));
+        assert!(watch.observe(Some(2)).is_none());
+        // Not a move to another one (a failover right after the clear).
+        assert!(matches!(watch.observe(Some(3)), Some(FeedEvent::Connected)));
+        // A failing heartbeat bypasses the in-process tier once, until one succeeds.
+        assert!(matches!(watch.observe(None), Some(FeedEvent::Disconnected)));
+        assert!(watch.observe(None).is_none());
+        assert!(matches!(watch.observe(Some(3)), Some(FeedEvent::Connected)));
+        assert!(watch.observe(Some(3)).is_none());
+    }
 }
 
 /// On a cluster, the feed's subscription may be on another node than the namespace's tag
-/// versions: when that node fails over (or loses its data), the subscription holds, yet
-/// messages it published may be lost. Each heartbeat therefore touches the namespace's
-/// generation (a stamp of no tags, which starts a new generation on a failed-over node, as any
-/// script does); a generation that moved without a clear heard on the feed counts as a broken
-/// feed.
+/// versions, whose messages reach it over the cluster bus. Each heartbeat is therefore
+/// published from the tag versions' node (so that a subscription that stops hearing that node
+/// falls silent and reconnects), and reads the generation there, which a promoted replica
+/// starts anew. The watch turns what it sees into feed events:
+/// - a heartbeat that fails: the tag versions' node may be failing over, and its last messages
+///   lost, so the in-process tier is bypassed (`Disconnected`) until one succeeds again, and
+///   then starts over (`Connected`);
+/// - a generation that moved, unless to the one a clear heard on the feed announced: it
+///   starts over (`Connected`).
 #[derive(Default)]
 struct GenerationWatch {
     last: Option<u64>,
-    cleared: bool,
+    /// The generation the last clear heard on the feed started.
+    announced: Option<u64>,
+    /// Whether the last heartbeat failed.
+    failing: bool,
 }
 
 impl GenerationWatch {
-    /// Whether the generation moved since the last heartbeat without a clear heard on the feed.
-    async fn moved(&mut self, shared: &Arc<Shared>) -> bool {
-        let backend = super::RedisBackend {
-            inner: shared.clone(),
-        };
-        let Ok(now) = crate::backend::Backend::stamp_versions(&backend, &[]).await else {
-            return false;
+    /// What a heartbeat that saw `generation` (`None`: it failed) means for the feed.
+    fn observe(&mut self, generation: Option<u64>) -> Option<FeedEvent> {
+        let Some(now) = generation else {
+            if self.failing {
+                return None;
+            }
+            self.failing = true;
+            tracing::event!(
+                target: LOG_TARGET,
+                tracing::Level::WARN,
+                cache.op = "error",
+                "the node of the namespace's tag versions does not answer: in-process entries \
+                 are bypassed until it does"
+            );
+            return Some(FeedEvent::Disconnected);
         };
         let moved = self
             .last
-            .is_some_and(|last| last != now.generation && !self.cleared);
-        self.last = Some(now.generation);
-        self.cleared = false;
-        moved
+            .is_some_and(|last| last != now && self.announced != Some(now));
+        self.last = Some(now);
+        if std::mem::take(&mut self.failing) || moved {
+            tracing::event!(
+                target: LOG_TARGET,
+                tracing::Level::WARN,
+                cache.op = "error",
+                "the node of the namespace's tag versions failed, failed over or lost data: \
+                 messages may be lost, so in-process entries are dropped"
+            );
+            return Some(FeedEvent::Connected);
+        }
+        None
     }
 
-    /// A clear was heard: the next move of the generation is its own.
-    fn cleared(&mut self) {
-        self.cleared = true;
+    /// A clear heard on the feed, which started `generation` (when it said so).
+    fn cleared(&mut self, generation: Option<u64>) {
+        self.announced = generation;
     }
 }

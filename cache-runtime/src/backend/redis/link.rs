@@ -168,14 +168,22 @@ impl Link {
         Ok(connected)
     }
 
-    /// Drops the current connection, whatever it is (after a timeout).
+    /// Drops the current connection, whatever it is (after a timeout). A cluster's connection
+    /// stays: it repairs its links to each node itself, and opening a new one waits for every
+    /// node, so one unreachable host would make every rebuild time out.
     pub(super) fn discard_current(&self) {
+        if self.is_cluster() {
+            return;
+        }
         *self.current.lock() = None;
     }
 
     /// Drops `broken` so that the next command opens a new connection (and learns the
-    /// server's `run_id` again).
+    /// server's `run_id` again). Not a cluster's: see [`discard_current`](Self::discard_current).
     pub(super) fn discard(&self, broken: &Connected) {
+        if self.is_cluster() {
+            return;
+        }
         let mut current = self.current.lock();
         if current.as_ref().is_some_and(|c| c.serial == broken.serial) {
             *current = None;

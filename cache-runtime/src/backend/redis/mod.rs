@@ -119,6 +119,15 @@ impl RedisBuilder {
         let (link, control) = match &self.target {
             Topology::Single(url) => (Link::new(open(url)?, self.timeout), ns.clone()),
             Topology::Cluster(seeds) => {
+                if ns.is_empty() || ns.contains(['{', '}']) {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Other,
+                        format!(
+                            "namespace {ns:?}: on a Redis Cluster it becomes a hash tag \
+                             ({{namespace}}), so it must be non-empty, without braces"
+                        ),
+                    ));
+                }
                 if seeds.is_empty() {
                     return Err(BackendError::new(
                         BackendErrorKind::Other,
@@ -455,6 +464,21 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// On a cluster, publishes `message` (a heartbeat) from the node of the namespace's tag
+    /// versions, and returns the generation there.
+    async fn heartbeat_from_the_tags_node(&self, message: &str) -> Result<u64, BackendError> {
+        let generation: String = self
+            .run(Gate::Always, |mut c| {
+                let mut invocation = self.invocation(&self.inner.scripts.heartbeat, &c, None);
+                invocation.arg(&self.inner.channel).arg(message);
+                async move { invocation.invoke_async(&mut c.conn).await }
+            })
+            .await?;
+        parse_u64(generation.as_bytes()).ok_or_else(|| {
+            BackendError::new(BackendErrorKind::Other, "unexpected reply to the heartbeat")
+        })
+    }
+
     /// [`unlink_matching`](Self::unlink_matching) on a cluster: `SCAN` on each primary (from
     /// `CLUSTER NODES`), and `UNLINK` of each key found (keys of a batch hash to different
     /// slots).
@@ -736,8 +760,12 @@ impl Backend for RedisBackend {
 
     fn clear(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
+            // The message names the new generation, so that a cluster's generation watch
+            // (`bus.rs`) tells this clear from a failover.
+            let generation = fastrand::u64(1..);
             let message = Message::Cleared {
                 origin: self.inner.origin.clone(),
+                generation: Some(generation),
             }
             .encode();
             let _: i64 = self
@@ -745,7 +773,7 @@ impl Backend for RedisBackend {
                     let mut invocation = self.inner.scripts.clear.key(&self.inner.meta);
                     invocation
                         .arg(&*c.boot)
-                        .arg(fastrand::u64(1..).to_string())
+                        .arg(generation.to_string())
                         .arg(&self.inner.channel)
                         .arg(&message);
                     async move { invocation.invoke_async(&mut c.conn).await }

@@ -39,6 +39,7 @@
 const PROLOGUE: &str = r"
 local boot = ARGV[1]
 if boot == '' then boot = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+if not boot then return redis.error_reply('no run_id in INFO server') end
 local function generation()
   local m = redis.call('HMGET', KEYS[1], 'gen', 'boot')
   if m[1] and m[2] == boot then return m[1] end
@@ -172,12 +173,17 @@ return 1
 /// the tags. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
 /// past this invalidation (rule 3). The channel is an argument, not a key: on a cluster every
 /// key of a script lives on one node, and a `PUBLISH` reaches every node.
+///
+/// On a cluster whose `{ns}` slot is migrating, a tag key already moved (or missing) cannot be
+/// reached from this node: `pcall` skips it, and the others are still bumped and the message
+/// still published. A tag that cannot be reached here cannot be read or stamped here either
+/// (readers bypass), and once the meta key moves, its new node starts a new generation.
 const INVALIDATE: &str = r"
 local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prefix = ARGV[3] .. gen .. ':'
 for i = 6, #ARGV do
   local k = prefix .. ARGV[i]
-  if redis.call('EXISTS', k) == 1 then redis.call('SET', k, v, 'KEEPTTL') end
+  if redis.pcall('EXISTS', k) == 1 then redis.pcall('SET', k, v, 'KEEPTTL') end
 end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return v
@@ -188,9 +194,20 @@ return v
 const CLEAR: &str = r"
 local boot = ARGV[1]
 if boot == '' then boot = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+if not boot then return redis.error_reply('no run_id in INFO server') end
 redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'boot', boot, 'seq', 0)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
+";
+
+/// On a cluster, an instance's heartbeat: `ARGV[3]` the channel, `ARGV[4]` the message,
+/// published from the node of the namespace's tag versions (the node invalidations are
+/// published from, so that a subscription that stops hearing that node notices), and the
+/// generation there, which the prologue starts anew on a promoted replica. Returns the
+/// generation.
+const HEARTBEAT: &str = r"
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return gen
 ";
 
 const UNLOCK: &str = r"
@@ -214,6 +231,8 @@ pub(super) struct Scripts {
     pub(super) check: redis::Script,
     /// A cluster's store, once checked: the entry.
     pub(super) write_entry: redis::Script,
+    /// A cluster's heartbeat, with the generation.
+    pub(super) heartbeat: redis::Script,
 }
 
 impl Scripts {
@@ -230,6 +249,7 @@ impl Scripts {
             versions: with_generation(VERSIONS),
             check: with_generation(&format!("{CHECK}{CHECKED}")),
             write_entry: redis::Script::new(WRITE_ENTRY),
+            heartbeat: with_generation(HEARTBEAT),
         }
     }
 }
