@@ -206,17 +206,42 @@ impl RedisCluster {
     /// Moves `slots` hash slots from `from` to `to` with `redis-cli --cluster reshard`, keys
     /// and all, while the cluster serves.
     pub fn reshard(&self, from: &str, to: &str, slots: u32) {
-        let status = Command::new("redis-cli")
+        self.wait_until_nodes_agree(from);
+        let output = Command::new("redis-cli")
             .args(["--cluster", "reshard", from])
             .args(["--cluster-from", &self.node_id(from)])
             .args(["--cluster-to", &self.node_id(to)])
             .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("run redis-cli --cluster reshard");
-        assert!(status.success(), "redis-cli --cluster reshard failed");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster reshard failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
         self.wait_until_ok();
+    }
+
+    /// Waits until `redis-cli --cluster check` finds every node agreeing on the slots (right
+    /// after the cluster was created or changed, their views converge over a moment), which
+    /// `reshard` requires.
+    fn wait_until_nodes_agree(&self, node: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let check = Command::new("redis-cli")
+                .args(["--cluster", "check", node])
+                .output()
+                .expect("run redis-cli --cluster check");
+            let out = String::from_utf8_lossy(&check.stdout);
+            if check.status.success() && !out.contains("[ERR]") && !out.contains("[WARNING]") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster's nodes never agreed within 30 s: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Starts moving the slot of `key` from `from` to `to` (`CLUSTER SETSLOT ... IMPORTING`
