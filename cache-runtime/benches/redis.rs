@@ -7,126 +7,43 @@
 #[path = "../../tests/tests/support/redis_server.rs"]
 mod redis_server;
 
-use std::convert::Infallible;
-use std::hint::black_box;
+#[path = "support/customer.rs"]
+mod customer;
+#[path = "support/two_tier.rs"]
+mod two_tier;
+
 use std::time::Duration;
 
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
-use redis::AsyncCommands;
-
-#[path = "support/customer.rs"]
-mod customer;
-use customer::{customer, Customer};
-
-#[derive(Clone)]
-pub struct Repo {
-    cache: Cache,
-}
-
-impl Repo {
-    #[cache_runtime::cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"], swr = 60)]
-    pub async fn find_by_id(&self, id: &str) -> Result<Customer, Infallible> {
-        Ok(customer(id))
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use two_tier::Repo;
 
 fn redis_benches(c: &mut Criterion) {
     let server = redis_server::RedisServer::shared();
-    let rt = runtime();
-    let backend = |ns: &str| {
+    let rt = two_tier::runtime();
+    let backend = || {
         RedisBackend::builder(&server.url)
-            .namespace(ns)
+            .namespace("bench")
             .build()
             .unwrap()
     };
-    let (two_tier, l2_only, in_memory, mut raw) = rt.block_on(async {
-        let two_tier = Repo {
-            cache: Cache::builder().backend(backend("bench")).build(),
-        };
-        while !two_tier.cache.feed_connected() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let l2_only = Repo {
-            cache: Cache::builder()
-                .backend(backend("bench"))
-                .in_process_tier(false)
-                .build(),
-        };
+    let instances = two_tier::instances(&rt, backend);
+    let (in_memory, raw) = rt.block_on(async {
         let in_memory = Repo {
             cache: Cache::in_memory(100_000),
         };
-        for repo in [&two_tier, &l2_only, &in_memory] {
-            repo.find_by_id("42").await.unwrap();
-        }
+        in_memory.find_by_id("42").await.unwrap();
         let raw = redis::Client::open(server.url.as_str())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-        (two_tier, l2_only, in_memory, raw)
+        (in_memory, raw)
     });
-    // The same bytes the backend stores for the value, under a plain key.
-    let bytes = {
-        let mut out = Vec::new();
-        serde::Serialize::serialize(
-            &customer("42"),
-            &mut rmp_serde::Serializer::new(&mut out).with_struct_map(),
-        )
-        .unwrap();
-        out
-    };
-    rt.block_on(async {
-        raw.set::<_, _, ()>("bench:raw:customer.42", bytes)
-            .await
-            .unwrap()
-    });
-
-    let mut group = c.benchmark_group("redis_hit");
-    group.bench_function("in_memory_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(in_memory.find_by_id("42").await.unwrap()) })
-    });
-    group.bench_function("l1_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(two_tier.find_by_id("42").await.unwrap()) })
-    });
-    group.bench_function("l2_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(l2_only.find_by_id("42").await.unwrap()) })
-    });
-    group.bench_function("raw_get_decode", |b| {
-        b.to_async(&rt).iter(|| {
-            let mut conn = raw.clone();
-            async move {
-                let bytes: Vec<u8> = conn.get("bench:raw:customer.42").await.unwrap();
-                black_box(rmp_serde::from_slice::<Customer>(&bytes).unwrap())
-            }
-        })
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("redis_invalidate");
-    let one = ["customer.7".to_string()];
-    let ten: Vec<String> = (0..10).map(|i| format!("customer.{i}")).collect();
-    group.bench_function("1_tag", |b| {
-        b.to_async(&rt)
-            .iter(|| async { two_tier.cache.invalidate_tags(&one).await.unwrap() })
-    });
-    group.bench_function("10_tags", |b| {
-        b.to_async(&rt)
-            .iter(|| async { two_tier.cache.invalidate_tags(&ten).await.unwrap() })
-    });
-    group.finish();
+    let extra = [("in_memory_hit", &in_memory)];
+    let pair = (&instances.0, &instances.1);
+    two_tier::hits_and_invalidations(c, &rt, "redis", &extra, pair, raw);
 }
 
 criterion_group! {

@@ -49,6 +49,17 @@ fn anna() -> Customer {
     }
 }
 
+/// The primary holding the namespace's tag versions, and another primary.
+fn tags_node_and_another(cluster: &RedisCluster, ns: &str) -> (String, String) {
+    let holder = cluster.holder(&format!("{{{ns}}}:m"));
+    let other = cluster
+        .primaries()
+        .into_iter()
+        .find(|p| *p != holder)
+        .expect("three primaries");
+    (holder, other)
+}
+
 /// The primaries holding at least one key matching `pattern`.
 fn holders(cluster: &RedisCluster, pattern: &str) -> Vec<String> {
     cluster
@@ -351,12 +362,7 @@ async fn resharding_under_traffic_loses_no_call_and_leaves_no_pre_write_value() 
     let ns = namespace("reshard");
     let seeded = l2_only(&cluster, &ns, &Store::with(&[ann()]));
     seeded.find_by_id("1").await.unwrap();
-    let holder = cluster.holder(&format!("{{{ns}}}:m"));
-    let other = cluster
-        .primaries()
-        .into_iter()
-        .find(|p| *p != holder)
-        .unwrap();
+    let (holder, other) = tags_node_and_another(&cluster, &ns);
     // Every slot of the node holding the tag versions moves, theirs included.
     let slots = cluster.slots_of(&holder);
     under_traffic(&cluster, &ns, {
@@ -374,12 +380,7 @@ async fn an_invalidation_while_the_tags_slot_migrates_still_reaches_every_instan
     let a = l2_only(&cluster, &ns, &store);
     let b = instance(&cluster, &ns, &store).await;
     assert_eq!(b.find_by_id("1").await, Ok(Some(ann())));
-    let holder = cluster.holder(&format!("{{{ns}}}:m"));
-    let other = cluster
-        .primaries()
-        .into_iter()
-        .find(|p| *p != holder)
-        .unwrap();
+    let (holder, other) = tags_node_and_another(&cluster, &ns);
     // The tags' slot starts moving: the keys it holds stay, a missing one is asked elsewhere.
     cluster.start_migrating(&format!("{{{ns}}}"), &holder, &other);
 

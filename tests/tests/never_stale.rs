@@ -14,7 +14,10 @@ use cache_runtime::{cached, Cache};
 use support::recording::RecordingBackend;
 use support::redis_server::{namespace, RedisServer};
 use support::repo::CustomerRepository;
-use support::{ann, reached, until, Customer, Store, StoreError};
+use support::{ann, reached, until, Customer, Gate, Store, StoreError};
+
+/// A `find` running in a task.
+type FindTask = tokio::task::JoinHandle<Result<Option<Customer>, StoreError>>;
 
 fn anna() -> Customer {
     Customer {
@@ -334,11 +337,24 @@ impl Locked {
         (this, other)
     }
 
+    /// Over a backend without a feed (every call goes to it): a caller of this instance,
+    /// spawned, held at the backend's gate with the answer to its first poll for another
+    /// instance's lock (nothing there yet). Returns the backend, the store, the other instance
+    /// (whose reads are never held), the gate and the caller's task.
+    async fn waiter_at_its_first_poll() -> (RecordingBackend, Store, Locked, Gate, FindTask) {
+        let backend = RecordingBackend::default();
+        let store = Store::with(&[ann()]);
+        let (repo, other) = Locked::pair_waiting_for_a_lock(&backend, &store);
+        let gate = backend.hold_gets();
+        let waiter = repo.spawn_find("1");
+        reached(&gate, 1).await; // its look-up: nothing
+        gate.release.add_permits(1);
+        reached(&gate, 1).await; // its first poll, while another instance holds the lock
+        (backend, store, other, gate, waiter)
+    }
+
     /// Runs `find` in a task.
-    fn spawn_find(
-        &self,
-        id: &'static str,
-    ) -> tokio::task::JoinHandle<Result<Option<Customer>, StoreError>> {
+    fn spawn_find(&self, id: &'static str) -> FindTask {
         let repo = self.clone();
         tokio::spawn(async move { repo.find(id).await })
     }
@@ -391,15 +407,7 @@ async fn a_lock_waiter_hands_no_pre_write_value_to_callers_that_joined_after_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_released_between_a_waiters_look_and_its_next_try_is_not_a_second_load() {
-    // Without a feed: every call goes to the backend.
-    let backend = RecordingBackend::default();
-    let store = Store::with(&[ann()]);
-    let (repo, holder) = Locked::pair_waiting_for_a_lock(&backend, &store);
-    let gate = backend.hold_gets();
-    let waiter = repo.spawn_find("1");
-    reached(&gate, 1).await; // its look-up: nothing
-    gate.release.add_permits(1);
-    reached(&gate, 1).await; // its first poll, while another instance holds the lock: nothing
+    let (backend, store, holder, gate, waiter) = Locked::waiter_at_its_first_poll().await;
 
     // Before that answer arrives, the holder stores Ann and releases its lock.
     assert_eq!(holder.find_elsewhere("1").await, Ok(Some(ann())));
@@ -419,14 +427,7 @@ async fn a_lock_released_between_a_waiters_look_and_its_next_try_is_not_a_second
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_cancelled_while_it_looks_again_releases_the_lock_it_took() {
-    let backend = RecordingBackend::default();
-    let store = Store::with(&[ann()]);
-    let (repo, _) = Locked::pair_waiting_for_a_lock(&backend, &store);
-    let gate = backend.hold_gets();
-    let waiter = repo.spawn_find("1");
-    reached(&gate, 1).await; // its look-up: nothing
-    gate.release.add_permits(1);
-    reached(&gate, 1).await; // its first poll, while another instance holds the lock
+    let (backend, store, _, gate, waiter) = Locked::waiter_at_its_first_poll().await;
     backend.locked_elsewhere.store(false, Ordering::SeqCst); // the holder releases it
     gate.release.add_permits(1);
     reached(&gate, 1).await; // it took the lock, and looks again before loading
