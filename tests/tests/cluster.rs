@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::{cached, Cache};
-use support::redis_cluster::RedisCluster;
+use support::redis_cluster::{calls_on, RedisCluster};
 use support::redis_server::namespace;
 use support::repo::CustomerRepository;
 use support::{ann, until, Customer, Store};
@@ -147,6 +147,90 @@ async fn an_l2_hit_is_two_round_trips_and_clear_empties_every_primary() {
     );
     assert_eq!(repo.find_by_id("7").await, Ok(Some(customer(7))));
     assert_eq!(store.loads(), 21, "loaded again after the clear");
+}
+
+/// Scripts run on `node` and on the whole cluster so far.
+fn scripts_run(cluster: &RedisCluster, node: &str) -> (u64, u64) {
+    let on = |n: &str| calls_on(n, "evalsha") + calls_on(n, "eval");
+    let all = cluster.primaries().iter().map(|n| on(n)).sum();
+    (on(node), all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_trusting_its_feed_reads_entries_from_their_node_alone() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("vouch");
+    let customers: Vec<Customer> = (1..=20).map(customer).collect();
+    let store = Store::with(&customers);
+    // Heartbeats (scripts on the tags' node) only when the feeds connect, not during the count.
+    let quiet = || {
+        RedisBackend::cluster(cluster.urls())
+            .namespace(&ns)
+            .timeout(Duration::from_secs(2))
+            .heartbeat(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let reader_backend = quiet();
+    let reader = CustomerRepository::two_tier(&store, reader_backend.clone()).await;
+    until(|| reader_backend.feed_vouches_for_versions()).await;
+    let writer = CustomerRepository::two_tier(&store, quiet()).await;
+    for c in &customers {
+        writer.find_by_id(&c.id).await.unwrap();
+    }
+    let (tags_node, _) = tags_node_and_another(&cluster, &ns);
+    let entries_on_tags_node = |ids: &[&Customer]| {
+        ids.iter()
+            .filter(|c| {
+                let pattern = format!("{ns}:e:*:customer.{}", c.id);
+                !cluster.scan(&tags_node, &pattern).is_empty()
+            })
+            .count() as u64
+    };
+
+    // One script per L2 hit, on the entry's node: the tags' node serves only its own entries.
+    let (on_tags_node, all) = scripts_run(&cluster, &tags_node);
+    for c in &customers {
+        assert_eq!(reader.find_by_id(&c.id).await, Ok(Some(c.clone())));
+    }
+    let (on_tags_node_after, all_after) = scripts_run(&cluster, &tags_node);
+    assert_eq!(all_after - all, 20, "one script per L2 hit");
+    let everyone: Vec<&Customer> = customers.iter().collect();
+    assert_eq!(
+        on_tags_node_after - on_tags_node,
+        entries_on_tags_node(&everyone)
+    );
+    let row = support::row(&reader.cache.stats(), "find_by_id").clone();
+    assert_eq!((row.l2_hits, store.loads()), (20, 20));
+
+    // An invalidation heard on the feed outdates the versions the entry carries: the next
+    // read asks the tags' node, finds the entry outdated and loads.
+    let renamed = Customer {
+        name: "Renamed".into(),
+        ..customer(3)
+    };
+    store.put(renamed.clone());
+    let events = reader.cache.feed_events();
+    writer.save(&renamed).await.unwrap();
+    until(|| reader.cache.feed_events() > events).await;
+    assert_eq!(reader.find_by_id("3").await, Ok(Some(renamed.clone())));
+    assert_eq!(store.loads(), 21);
+
+    // The reader's own invalidation, before its call returns.
+    reader
+        .cache
+        .invalidate_tags(&["customer.4".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(reader.find_by_id("4").await, Ok(Some(customer(4))));
+    assert_eq!(store.loads(), 22);
+
+    // A clear heard on the feed: nothing of the old generation is vouched for.
+    let events = reader.cache.feed_events();
+    writer.cache.clear().await.unwrap();
+    until(|| reader.cache.feed_events() > events).await;
+    assert_eq!(reader.find_by_id("5").await, Ok(Some(customer(5))));
+    assert_eq!(store.loads(), 23);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,6 +229,13 @@ pub struct Versions {
 pub trait Backend: Send + Sync + 'static {
     /// Reads an entry and the current versions of its tags.
     fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>>;
+    /// Like [`get`](Backend::get), for a cache that follows this backend's
+    /// [`feed`](Backend::feed) and finds it connected: such a cache already serves its
+    /// in-process entries as fresh as the feed, so the backend may answer from what the feed
+    /// told it (tag versions, say) instead of asking its store. The default asks, as `get`.
+    fn get_trusting_feed<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        self.get(key)
+    }
     /// The current versions of `tags`, in order. Called before a load starts.
     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>>;
     /// Like [`tag_versions`](Backend::tag_versions), with the backend's watermark and

@@ -268,20 +268,9 @@ impl RedisCluster {
 
     /// How many times `command` ran, summed over every primary (`INFO commandstats`).
     pub fn calls(&self, command: &str) -> u64 {
-        let field = format!("cmdstat_{}:calls=", command.to_lowercase());
         self.primaries()
             .iter()
-            .map(|node| {
-                let info: String = redis::cmd("INFO")
-                    .arg("commandstats")
-                    .query(&mut connect(node))
-                    .unwrap();
-                info.lines()
-                    .find_map(|line| line.strip_prefix(&field))
-                    .and_then(|rest| rest.split(',').next())
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0)
-            })
+            .map(|node| calls_on(node, command))
             .sum()
     }
 }
@@ -291,6 +280,20 @@ fn fastrand_port_salt() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+/// How many times `command` ran on `node` (`INFO commandstats`).
+pub fn calls_on(node: &str, command: &str) -> u64 {
+    let field = format!("cmdstat_{}:calls=", command.to_lowercase());
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connect(node))
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&field))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// A plain connection to one node (no redirections followed).

@@ -17,8 +17,13 @@ const SEP: char = '\u{1e}';
 /// One message on the invalidation channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Message {
-    /// These tags were invalidated.
-    Invalidated { origin: String, tags: Vec<String> },
+    /// These tags were invalidated, by invalidation number `seq` of generation `gen` when
+    /// the message says so (`origin@gen:seq`: older instances read it as an opaque origin).
+    Invalidated {
+        origin: String,
+        at: Option<Position>,
+        tags: Vec<String>,
+    },
     /// The namespace was cleared; its new generation, when the sender said it.
     Cleared {
         origin: String,
@@ -28,11 +33,44 @@ pub(super) enum Message {
     Heartbeat { origin: String },
 }
 
+/// Where an invalidation stands in the namespace's sequence: its generation and number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Position {
+    pub(super) generation: u64,
+    pub(super) seq: u64,
+}
+
+impl Position {
+    /// `gen:seq`.
+    fn parse(text: &str) -> Option<Position> {
+        let (generation, seq) = text.split_once(':')?;
+        Some(Position {
+            generation: generation.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
 impl Message {
+    /// The message of an invalidation of `tags` by `origin`, as a head and a tail between
+    /// which the invalidation script writes its position (`gen:seq`).
+    pub(super) fn invalidated_around_position(origin: &str, tags: &[String]) -> (String, String) {
+        (
+            format!("i{SEP}{origin}@"),
+            format!("{SEP}{}", tags.join("\0")),
+        )
+    }
+
     pub(super) fn encode(&self) -> String {
         match self {
-            Message::Invalidated { origin, tags } => {
-                format!("i{SEP}{origin}{SEP}{}", tags.join("\0"))
+            Message::Invalidated { origin, at, tags } => {
+                let tags = tags.join("\0");
+                match at {
+                    Some(Position { generation, seq }) => {
+                        format!("i{SEP}{origin}@{generation}:{seq}{SEP}{tags}")
+                    }
+                    None => format!("i{SEP}{origin}{SEP}{tags}"),
+                }
             }
             Message::Cleared { origin, generation } => {
                 let generation = generation.map(|g| g.to_string()).unwrap_or_default();
@@ -47,14 +85,21 @@ impl Message {
         let mut parts = text.splitn(3, SEP);
         let (kind, origin, body) = (parts.next()?, parts.next()?.to_owned(), parts.next()?);
         Some(match kind {
-            "i" => Message::Invalidated {
-                origin,
-                tags: body
-                    .split('\0')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            },
+            "i" => {
+                let (origin, at) = match origin.split_once('@') {
+                    Some((origin, position)) => (origin.to_owned(), Position::parse(position)),
+                    None => (origin, None),
+                };
+                Message::Invalidated {
+                    origin,
+                    at,
+                    tags: body
+                        .split('\0')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                }
+            }
             "c" => Message::Cleared {
                 origin,
                 generation: body.parse().ok(),
@@ -103,6 +148,8 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     shared.breaker.recovered();
                 }
                 outage = true;
+                // Until a heartbeat anchors it, the feed vouches for no tag version.
+                shared.known.unanchor();
                 if tx.send(FeedEvent::Connected).is_err() {
                     return;
                 }
@@ -134,8 +181,22 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                                 let backend = super::RedisBackend {
                                     inner: shared.clone(),
                                 };
+                                let ticket = shared.known.ticket();
                                 let beat = backend.heartbeat_from_the_tags_node(&heartbeat).await;
-                                if let Some(event) = generations.observe(beat.ok()) {
+                                let event =
+                                    generations.observe(beat.as_ref().ok().map(|p| p.generation));
+                                // The beat read the tags' node after the subscription was
+                                // active: from its position on, every invalidation is heard.
+                                match (&beat, &event) {
+                                    (Ok(at), None) => {
+                                        shared.known.anchor(ticket, at.generation, at.seq)
+                                    }
+                                    (Ok(at), Some(FeedEvent::Connected)) => {
+                                        shared.known.reanchor(ticket, at.generation, at.seq)
+                                    }
+                                    _ => shared.known.unanchor(),
+                                }
+                                if let Some(event) = event {
                                     if tx.send(event).is_err() {
                                         return;
                                     }
@@ -159,8 +220,19 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     let Some(message) = Message::parse(message.get_payload_bytes()) else {
                         continue;
                     };
-                    if let Message::Cleared { generation, .. } = &message {
-                        generations.cleared(*generation);
+                    match &message {
+                        Message::Cleared { generation, .. } => {
+                            generations.cleared(*generation);
+                            shared.known.unanchor();
+                        }
+                        Message::Invalidated {
+                            at: Some(at), tags, ..
+                        } => shared.known.heard(
+                            at.generation,
+                            at.seq,
+                            tags.iter().map(String::as_str),
+                        ),
+                        _ => {}
                     }
                     let Some(event) = message.event() else {
                         continue;
@@ -180,6 +252,7 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     "invalidation feed disconnected: \
                      in-process entries are bypassed until it is back"
                 );
+                shared.known.unanchor();
                 if tx.send(FeedEvent::Disconnected).is_err() {
                     return;
                 }
@@ -208,10 +281,15 @@ mod tests {
         for message in [
             Message::Invalidated {
                 origin: origin.clone(),
+                at: Some(Position {
+                    generation: 42,
+                    seq: 7,
+                }),
                 tags: vec!["customer.1".into(), "customer.list".into()],
             },
             Message::Invalidated {
                 origin: origin.clone(),
+                at: None,
                 tags: vec![],
             },
             Message::Cleared {
@@ -233,6 +311,29 @@ mod tests {
                 generation: None
             }),
             "a clear from an older instance"
+        );
+        // As the invalidation script writes it, between head and tail.
+        let tags = ["a".to_owned(), "b".to_owned()];
+        let (head, tail) = Message::invalidated_around_position("o", &tags);
+        assert_eq!(
+            Message::parse(format!("{head}3:9{tail}").as_bytes()),
+            Some(Message::Invalidated {
+                origin: "o".into(),
+                at: Some(Position {
+                    generation: 3,
+                    seq: 9
+                }),
+                tags: tags.to_vec(),
+            })
+        );
+        assert_eq!(
+            Message::parse("i\u{1e}o@x:1\u{1e}a".as_bytes()),
+            Some(Message::Invalidated {
+                origin: "o".into(),
+                at: None,
+                tags: vec!["a".into()],
+            }),
+            "an unreadable position still invalidates"
         );
         assert_eq!(Message::parse(b"garbage"), None);
         assert_eq!(Message::parse(b"x\x1eo\x1e"), None);

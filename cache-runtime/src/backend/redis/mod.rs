@@ -11,6 +11,7 @@
 //! breaker.
 
 mod bus;
+mod known;
 mod link;
 mod scripts;
 
@@ -21,7 +22,8 @@ use redis::Client;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use self::bus::Message;
+use self::bus::{Message, Position};
+use self::known::KnownVersions;
 use self::link::{Breaker, Connected, Link};
 use self::scripts::Scripts;
 use super::{
@@ -156,6 +158,7 @@ impl RedisBuilder {
                 breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown, self.settle),
                 origin: format!("{:016x}", fastrand::u64(..)),
                 scripts: Scripts::new(),
+                known: KnownVersions::default(),
             }),
         })
     }
@@ -190,6 +193,8 @@ struct Shared {
     breaker: Breaker,
     origin: String,
     scripts: Scripts,
+    /// On a cluster, what the feed tells about tag versions.
+    known: KnownVersions,
 }
 
 fn redis_error(e: redis::RedisError) -> BackendError {
@@ -249,6 +254,15 @@ impl RedisBackend {
             settle: Duration::from_millis(300),
             heartbeat: Duration::from_secs(1),
         }
+    }
+
+    /// On a cluster, whether this backend's invalidation feed (followed by a cache with an
+    /// in-process tier) currently vouches for tag versions: that cache's L2 hits of entries
+    /// stored since then read the entry's node alone, not the node of the namespace's tag
+    /// versions (see the README). Always `false` on one Redis, where a hit is one round trip
+    /// anyway.
+    pub fn feed_vouches_for_versions(&self) -> bool {
+        self.inner.known.is_anchored()
     }
 
     /// Whether the circuit breaker is open: Redis failed repeatedly, and reads skip it until
@@ -392,8 +406,13 @@ impl RedisBackend {
     }
 
     /// A read on a cluster: the entry where it hashes, then the versions of its tags where the
-    /// namespace's tags live. The reply has the single-node script's shape.
-    async fn cluster_get(&self, redis_key: &str) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
+    /// namespace's tags live, unless (`trusting_feed`) the feed vouches for them
+    /// (`known.rs`). The reply has the single-node script's shape.
+    async fn cluster_get(
+        &self,
+        redis_key: &str,
+        trusting_feed: bool,
+    ) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
         let read: Option<Vec<Vec<u8>>> = self
             .run(Gate::Breaker, |mut c| {
                 let invocation = self.inner.scripts.read_entry.key(redis_key);
@@ -403,10 +422,17 @@ impl RedisBackend {
         let Some(mut parts) = read else {
             return Ok(None);
         };
-        let [_, names, generation] = parts.as_slice() else {
+        let [raw, names, generation, checked_at] = parts.as_slice() else {
             return Ok(Some(parts)); // unreadable: decoding reports it
         };
         let tags: Vec<&[u8]> = names.split(|b| *b == 0).filter(|t| !t.is_empty()).collect();
+        if trusting_feed {
+            if let Some(versions) = self.vouched_versions(raw, &tags, generation, checked_at) {
+                parts.truncate(2);
+                parts.extend(versions.iter().map(|v| v.to_string().into_bytes()));
+                return Ok(Some(parts));
+            }
+        }
         let versions: Option<Vec<Vec<u8>>> = self
             .run(Gate::Breaker, |mut c| {
                 let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
@@ -423,6 +449,29 @@ impl RedisBackend {
         parts.truncate(2);
         parts.extend(versions);
         Ok(Some(parts))
+    }
+
+    /// The versions an entry carries, when the feed vouches that they are current.
+    fn vouched_versions(
+        &self,
+        raw: &[u8],
+        tags: &[&[u8]],
+        generation: &[u8],
+        checked_at: &[u8],
+    ) -> Option<Vec<u64>> {
+        let (generation, checked_at) = (parse_u64(generation)?, parse_u64(checked_at)?);
+        let versions = envelope::read(raw)?.versions;
+        let names: Vec<&str> = tags
+            .iter()
+            .map(|t| std::str::from_utf8(t).ok())
+            .collect::<Option<_>>()?;
+        (names.len() == versions.len()
+            && self.inner.known.vouches_for(
+                generation,
+                checked_at,
+                names.iter().copied().zip(versions.iter().copied()),
+            ))
+        .then_some(versions)
     }
 
     /// Deletes the keys matching `pattern`: on one Redis a batch at a time, on a cluster on
@@ -465,16 +514,16 @@ impl RedisBackend {
 
 impl RedisBackend {
     /// On a cluster, publishes `message` (a heartbeat) from the node of the namespace's tag
-    /// versions, and returns the generation there.
-    async fn heartbeat_from_the_tags_node(&self, message: &str) -> Result<u64, BackendError> {
-        let generation: String = self
+    /// versions, and returns the generation and sequence there.
+    async fn heartbeat_from_the_tags_node(&self, message: &str) -> Result<Position, BackendError> {
+        let reply: Vec<String> = self
             .run(Gate::Always, |mut c| {
                 let mut invocation = self.invocation(&self.inner.scripts.heartbeat, &c, None);
                 invocation.arg(&self.inner.channel).arg(message);
                 async move { invocation.invoke_async(&mut c.conn).await }
             })
             .await?;
-        parse_u64(generation.as_bytes()).ok_or_else(|| {
+        parse_position(&reply).ok_or_else(|| {
             BackendError::new(BackendErrorKind::Other, "unexpected reply to the heartbeat")
         })
     }
@@ -566,6 +615,17 @@ fn parse_u64(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// A `{gen, seq}` reply.
+fn parse_position(reply: &[String]) -> Option<Position> {
+    let [generation, seq] = reply else {
+        return None;
+    };
+    Some(Position {
+        generation: generation.parse().ok()?,
+        seq: seq.parse().ok()?,
+    })
+}
+
 /// A `SCAN MATCH` pattern matching every key that starts with `prefix`.
 fn prefix_pattern(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
@@ -605,9 +665,13 @@ fn parse_stamp(reply: Vec<Vec<u8>>, tags: usize) -> Result<Versions, BackendErro
     })
 }
 
-impl Backend for RedisBackend {
-    fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
-        Box::pin(async move {
+impl RedisBackend {
+    async fn read(
+        &self,
+        key: EntryKey<'_>,
+        trusting_feed: bool,
+    ) -> Result<Option<Fetched>, BackendError> {
+        {
             if key.serde.is_none() {
                 return Ok(None);
             }
@@ -619,7 +683,7 @@ impl Backend for RedisBackend {
             }
             let redis_key = self.entry_key(&key);
             let reply = if self.inner.link.is_cluster() {
-                self.cluster_get(&redis_key).await?
+                self.cluster_get(&redis_key, trusting_feed).await?
             } else {
                 self.run(Gate::Breaker, |mut c| {
                     let invocation = self.invocation(&self.inner.scripts.get, &c, Some(&redis_key));
@@ -631,7 +695,19 @@ impl Backend for RedisBackend {
                 None => Ok(None),
                 Some(parts) => self.decode(&key, parts),
             }
-        })
+        }
+    }
+}
+
+impl Backend for RedisBackend {
+    fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        Box::pin(self.read(key, false))
+    }
+
+    /// On a cluster, an entry the feed vouches for is read from its node alone (see
+    /// `known.rs`); otherwise as [`get`](Backend::get).
+    fn get_trusting_feed<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        Box::pin(self.read(key, true))
     }
 
     fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
@@ -724,11 +800,17 @@ impl Backend for RedisBackend {
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })
                 .await?;
-            if stored == 1 && entry_key.is_none() {
+            // On a cluster, the check answered the sequence at which it found the stamp current.
+            if stored >= 0 && entry_key.is_none() {
                 let _: i64 = self
                     .run(Gate::Breaker, |mut c| {
                         let mut invocation = self.inner.scripts.write_entry.key(&redis_key);
-                        invocation.arg(&bytes).arg(&tags).arg(&generation).arg(ttl);
+                        invocation
+                            .arg(&bytes)
+                            .arg(&tags)
+                            .arg(&generation)
+                            .arg(ttl)
+                            .arg(stored);
                         async move { invocation.invoke_async(&mut c.conn).await }
                     })
                     .await?;
@@ -739,21 +821,24 @@ impl Backend for RedisBackend {
 
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()> {
         Box::pin(async move {
-            let message = Message::Invalidated {
-                origin: self.inner.origin.clone(),
-                tags: tags.to_vec(),
-            }
-            .encode();
-            let _: i64 = self
+            let (head, tail) = Message::invalidated_around_position(&self.inner.origin, tags);
+            let reply: Vec<String> = self
                 .run(Gate::Always, |mut c| {
                     let mut invocation = self.invocation(&self.inner.scripts.invalidate, &c, None);
-                    invocation.arg(&self.inner.channel).arg(&message);
+                    invocation.arg(&self.inner.channel).arg(&head).arg(&tail);
                     for tag in tags {
                         invocation.arg(tag);
                     }
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })
                 .await?;
+            // Heard here before the call returns, whenever the feed delivers it.
+            if let Some(at) = parse_position(&reply) {
+                let tags = tags.iter().map(String::as_str);
+                self.inner.known.heard(at.generation, at.seq, tags);
+            } else {
+                self.inner.known.unanchor();
+            }
             Ok(())
         })
     }
@@ -768,7 +853,8 @@ impl Backend for RedisBackend {
                 generation: Some(generation),
             }
             .encode();
-            let _: i64 = self
+            self.inner.known.unanchor();
+            let cleared = self
                 .run(Gate::Always, |mut c| {
                     let mut invocation = self.inner.scripts.clear.key(&self.inner.meta);
                     invocation
@@ -776,9 +862,12 @@ impl Backend for RedisBackend {
                         .arg(generation.to_string())
                         .arg(&self.inner.channel)
                         .arg(&message);
-                    async move { invocation.invoke_async(&mut c.conn).await }
+                    async move { invocation.invoke_async::<i64>(&mut c.conn).await }
                 })
-                .await?;
+                .await;
+            // A heartbeat sent before may describe the old generation: it anchors nothing.
+            self.inner.known.unanchor();
+            cleared?;
             // The new generation already outdated everything; deleting only frees memory.
             for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
                 if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {

@@ -6,8 +6,9 @@
 //!   sequence of this generation) and `boot` (the `run_id` of the server process the
 //!   generation was started on);
 //! - `ns:e:<scope>:<key>` (or `ns:e:<scope>#<sha256>` for long keys), an entry: a hash with `v`
-//!   (the envelope), `t` (its tag names, NUL-separated) and `g` (the generation it was
-//!   stamped in);
+//!   (the envelope), `t` (its tag names, NUL-separated), `g` (the generation it was
+//!   stamped in) and, on a cluster, `s` (the `seq` at which its tag versions were checked
+//!   current, for `known.rs`);
 //! - `ns:t:<gen>:<tag>`, a tag's version in a generation.
 //!
 //! The rules:
@@ -49,16 +50,17 @@ end
 local gen = generation()
 ";
 
-/// Reads an entry: nil (no entry), `{'', ''}` (unreadable: of another type) or `{v, t, g}`.
+/// Reads an entry: nil (no entry), `{'', ''}` (unreadable: of another type) or
+/// `{v, t, g, s}` (`s` is `''` when the entry does not have it).
 const READ_ENTRY_FN: &str = r"
 local function read_entry(key)
-  local h = redis.pcall('HMGET', key, 'v', 't', 'g')
+  local h = redis.pcall('HMGET', key, 'v', 't', 'g', 's')
   if h.err then return { '', '' } end
   if not h[1] then
     if redis.call('EXISTS', key) == 0 then return nil end
     return { '', '' }
   end
-  return { h[1], h[2] or '', h[3] or '' }
+  return { h[1], h[2] or '', h[3] or '', h[4] or '' }
 end
 ";
 
@@ -118,10 +120,10 @@ return out
 
 /// Whether a stamp is still current (rule 4), as the store checks it. `ARGV[3]` the tag
 /// prefix, `ARGV[4]` the stamp's generation, `ARGV[6]` the tag names (NUL-separated),
-/// `ARGV[7]` the TTL in ms, `ARGV[8..]` the stamped version of each tag. Returns 0 when it is
-/// not; otherwise goes on with `tags`, the keys of the entry's tags.
+/// `ARGV[7]` the TTL in ms, `ARGV[8..]` the stamped version of each tag. Returns -1 when it is
+/// not; otherwise goes on with `tags`, the keys of the entry's tags, and `seq`.
 const CHECK: &str = r"
-if gen ~= ARGV[4] then return 0 end
+if gen ~= ARGV[4] then return -1 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 local prefix = ARGV[3] .. gen .. ':'
 local tags = {}
@@ -134,7 +136,7 @@ if #ARGV[6] > 0 then
       redis.call('SET', k, seq, 'PX', ARGV[7])
       v = seq
     end
-    if v ~= ARGV[i] then return 0 end
+    if v ~= ARGV[i] then return -1 end
     tags[#tags + 1] = k
     i = i + 1
   end
@@ -142,7 +144,7 @@ end
 ";
 
 /// One Redis: `KEYS[2]` the entry, `ARGV[5]` the envelope, and [`CHECK`]'s arguments. Writes
-/// the entry only when the stamp is current, in the same script. Returns 1 when stored, 0 when
+/// the entry only when the stamp is current, in the same script. Returns 1 when stored, -1 when
 /// the stamp is no longer current.
 const PUT: &str = r"
 local kind = redis.call('TYPE', KEYS[2]).ok
@@ -153,24 +155,27 @@ for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
 return 1
 ";
 
-/// On a cluster, after [`CHECK`] on the node of the tags: the tags' expiry, then 1.
+/// On a cluster, after [`CHECK`] on the node of the tags: the tags' expiry, then the `seq` at
+/// which the stamp was found current (what the entry records as `s`).
 const CHECKED: &str = r"
 for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
-return 1
+return tonumber(seq)
 ";
 
 /// On a cluster, once [`CHECK`] passed: `KEYS[1]` the entry, `ARGV[1]` the envelope,
-/// `ARGV[2]` the tag names, `ARGV[3]` the generation, `ARGV[4]` the TTL in ms.
+/// `ARGV[2]` the tag names, `ARGV[3]` the generation, `ARGV[4]` the TTL in ms, `ARGV[5]` the
+/// `seq` [`CHECKED`] returned.
 const WRITE_ENTRY: &str = r"
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2], 'g', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', ARGV[2], 'g', ARGV[3], 's', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 
-/// `ARGV[3]` the tag prefix, `ARGV[4]` the channel, `ARGV[5]` the feed message, `ARGV[6..]`
-/// the tags. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
+/// `ARGV[3]` the tag prefix, `ARGV[4]` the channel, `ARGV[5]` and `ARGV[6]` the feed message's
+/// head and tail, between which it writes `gen:seq` (the number this invalidation took),
+/// `ARGV[7..]` the tags. Returns `{gen, seq}`. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
 /// past this invalidation (rule 3). The channel is an argument, not a key: on a cluster every
 /// key of a script lives on one node, and a `PUBLISH` reaches every node.
 ///
@@ -181,12 +186,12 @@ return 1
 const INVALIDATE: &str = r"
 local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prefix = ARGV[3] .. gen .. ':'
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local k = prefix .. ARGV[i]
   if redis.pcall('EXISTS', k) == 1 then redis.pcall('SET', k, v, 'KEEPTTL') end
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return v
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. gen .. ':' .. v .. ARGV[6])
+return { gen, tostring(v) }
 ";
 
 /// `ARGV[3]` the channel, `ARGV[4]` the feed message. A new generation: every entry, and every
@@ -202,12 +207,12 @@ return 1
 
 /// On a cluster, an instance's heartbeat: `ARGV[3]` the channel, `ARGV[4]` the message,
 /// published from the node of the namespace's tag versions (the node invalidations are
-/// published from, so that a subscription that stops hearing that node notices), and the
-/// generation there, which the prologue starts anew on a promoted replica. Returns the
-/// generation.
+/// published from, so that a subscription that stops hearing that node notices). Returns
+/// `{gen, seq}` there: the prologue starts a new generation on a promoted replica, and `seq`
+/// anchors what the feed tells (`known.rs`).
 const HEARTBEAT: &str = r"
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return gen
+return { gen, redis.call('HGET', KEYS[1], 'seq') }
 ";
 
 const UNLOCK: &str = r"

@@ -1,0 +1,257 @@
+//! On a cluster, what the invalidation feed tells an instance about tag versions, so that an
+//! L2 hit of an instance that follows a connected feed reads only the entry's node, not the
+//! node of the namespace's tag versions (which every hit would otherwise reach: a hot tag
+//! such as `customer.list` would make that node the bottleneck of every hit).
+//!
+//! Every invalidation takes the next number of the namespace's sequence (`seq`), and its
+//! message on the feed says which (`gen:seq`, see `bus.rs`). A store on a cluster records, in
+//! the entry, the sequence at which its tag versions were checked current (`checked_at`).
+//! Once the feed is *anchored* at `(gen, since)` (a heartbeat, sent after the subscription was
+//! active, read `seq = since` on the tags' node), every invalidation numbered above `since`
+//! reaches this instance. An entry of generation `gen` checked at `checked_at >= since` is then
+//! current exactly when no invalidation heard of one of its tags is numbered above the version
+//! the entry carries for it: an invalidation of that tag after the check is numbered above
+//! `checked_at`, so it was heard; one before the check left the tag at a version at least its
+//! number, which the entry carries. Anything else (not anchored, another generation, an older
+//! entry) asks the tags' node, as a read without a feed does.
+//!
+//! The answer is as fresh as the in-process tier's: both lag the feed by the same delivery
+//! time, and both stop being used when the feed breaks (silence, a failing heartbeat, a moved
+//! generation). An instance's own invalidations are heard at once, before its call returns.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Heard invalidations kept at most; beyond, the anchor moves up to the newest and they are
+/// forgotten (entries checked before it then ask the tags' node).
+const MAX_HEARD: usize = 100_000;
+
+/// What the feed told this instance: see the module's documentation.
+#[derive(Default)]
+pub(super) struct KnownVersions(Mutex<State>);
+
+#[derive(Default)]
+struct State {
+    /// `(gen, since)`: every invalidation of generation `gen` numbered above `since` is heard.
+    /// `None`: not anchored (no feed, a broken one, or not yet confirmed by a heartbeat).
+    anchor: Option<(u64, u64)>,
+    /// The generation `heard` belongs to.
+    generation: Option<u64>,
+    /// The highest number heard for each tag invalidated in `generation`.
+    heard: HashMap<String, u64>,
+    /// Moves whenever the feed stops vouching, so that a heartbeat sent before (whose reply
+    /// may describe the namespace before this instance's own clear) anchors nothing.
+    epoch: u64,
+}
+
+/// What a heartbeat carries to [`KnownVersions::anchor`]: the epoch when it was sent.
+#[derive(Clone, Copy)]
+pub(super) struct AnchorTicket(u64);
+
+impl State {
+    fn anchor_at(&mut self, generation: u64, seq: u64) {
+        if self.generation != Some(generation) {
+            self.heard.clear();
+            self.generation = Some(generation);
+        }
+        self.anchor = Some((generation, seq));
+    }
+}
+
+impl KnownVersions {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The feed may have missed invalidations (it broke, reconnected, or the namespace was
+    /// cleared): every read asks the tags' node until a heartbeat anchors it again.
+    pub(super) fn unanchor(&self) {
+        let mut state = self.state();
+        state.anchor = None;
+        state.epoch += 1;
+    }
+
+    /// Whether a heartbeat anchored the feed (and nothing unanchored it since).
+    pub(super) fn is_anchored(&self) -> bool {
+        self.state().anchor.is_some()
+    }
+
+    /// Taken before a heartbeat is sent, for [`anchor`](Self::anchor).
+    pub(super) fn ticket(&self) -> AnchorTicket {
+        AnchorTicket(self.state().epoch)
+    }
+
+    /// A heartbeat, sent while the subscription was active, read generation `generation` at
+    /// sequence `seq` on the tags' node. Nothing happens if the feed stopped vouching since
+    /// the heartbeat was sent.
+    pub(super) fn anchor(&self, ticket: AnchorTicket, generation: u64, seq: u64) {
+        let mut state = self.state();
+        if ticket.0 != state.epoch || state.anchor.is_some_and(|(g, _)| g == generation) {
+            return;
+        }
+        state.anchor_at(generation, seq);
+    }
+
+    /// Like [`anchor`](Self::anchor), after invalidations may have been missed in the same
+    /// generation (its node failed and came back): the anchor moves up to `seq` in any case.
+    pub(super) fn reanchor(&self, ticket: AnchorTicket, generation: u64, seq: u64) {
+        let mut state = self.state();
+        if ticket.0 != state.epoch {
+            state.anchor = None;
+            return;
+        }
+        state.anchor_at(generation, seq);
+    }
+
+    /// Invalidation number `seq` of generation `generation` bumped `tags` (heard on the feed,
+    /// or made by this instance).
+    pub(super) fn heard<'t>(
+        &self,
+        generation: u64,
+        seq: u64,
+        tags: impl IntoIterator<Item = &'t str>,
+    ) {
+        let mut state = self.state();
+        if state.generation != Some(generation) {
+            // The namespace moved to another generation (a failover, a clear): whatever
+            // anchored the old one says nothing about this one.
+            state.anchor = None;
+            state.epoch += 1;
+            state.heard.clear();
+            state.generation = Some(generation);
+        }
+        for tag in tags {
+            let number = state.heard.entry(tag.to_owned()).or_insert(seq);
+            *number = (*number).max(seq);
+        }
+        if state.heard.len() > MAX_HEARD {
+            let newest = state.heard.values().copied().max().unwrap_or(0);
+            state.anchor = state.anchor.map(|(g, since)| (g, since.max(newest)));
+            state.heard.clear();
+        }
+    }
+
+    /// Whether an entry of `generation`, checked current at `checked_at`, whose tags carry
+    /// `tags` (name, version), is current as far as the feed tells; `false` when it cannot
+    /// tell (then the tags' node must be asked).
+    pub(super) fn vouches_for<'t>(
+        &self,
+        generation: u64,
+        checked_at: u64,
+        tags: impl IntoIterator<Item = (&'t str, u64)>,
+    ) -> bool {
+        let state = self.state();
+        let Some((anchored, since)) = state.anchor else {
+            return false;
+        };
+        anchored == generation
+            && checked_at >= since
+            && tags
+                .into_iter()
+                .all(|(tag, version)| state.heard.get(tag).is_none_or(|&heard| heard <= version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_anchored_feed_vouches_and_only_for_entries_checked_since() {
+        let known = KnownVersions::default();
+        assert!(!known.vouches_for(1, 10, [("a", 3)]), "not anchored");
+        known.anchor(known.ticket(), 1, 10);
+        assert!(known.vouches_for(1, 10, [("a", 3)]));
+        assert!(known.vouches_for(1, 12, []));
+        assert!(
+            !known.vouches_for(1, 9, [("a", 3)]),
+            "checked before the anchor"
+        );
+        assert!(!known.vouches_for(2, 10, [("a", 3)]), "another generation");
+        known.unanchor();
+        assert!(!known.vouches_for(1, 10, [("a", 3)]));
+    }
+
+    #[test]
+    fn a_heard_invalidation_outdates_the_versions_below_it() {
+        let known = KnownVersions::default();
+        known.anchor(known.ticket(), 1, 10);
+        known.heard(1, 11, ["a", "b"]);
+        assert!(!known.vouches_for(1, 10, [("a", 3)]));
+        assert!(!known.vouches_for(1, 10, [("c", 3), ("b", 10)]));
+        assert!(known.vouches_for(1, 10, [("c", 3)]), "another tag");
+        assert!(
+            known.vouches_for(1, 11, [("a", 11)]),
+            "stamped after the invalidation"
+        );
+        known.heard(1, 12, ["a"]);
+        known.heard(1, 11, ["a"]); // late, out of order
+        assert!(!known.vouches_for(1, 12, [("a", 11)]));
+        assert!(known.vouches_for(1, 12, [("a", 12)]));
+    }
+
+    #[test]
+    fn anchoring_again_keeps_what_was_heard_in_the_generation() {
+        let known = KnownVersions::default();
+        // A message can arrive before the reply of the heartbeat that anchors the feed.
+        known.heard(1, 11, ["a"]);
+        known.anchor(known.ticket(), 1, 10);
+        assert!(!known.vouches_for(1, 10, [("a", 3)]));
+        // A broken feed anchors anew, later, and keeps what it heard.
+        known.unanchor();
+        known.anchor(known.ticket(), 1, 20);
+        assert!(!known.vouches_for(1, 15, [("b", 3)]), "checked before it");
+        assert!(!known.vouches_for(1, 20, [("a", 3)]));
+        assert!(
+            known.vouches_for(1, 30, [("a", 11)]),
+            "heard at 11, checked at 30 with the version it left"
+        );
+        // Heartbeats of an anchored feed do not move the anchor; one after a failure does.
+        known.anchor(known.ticket(), 1, 40);
+        assert!(known.vouches_for(1, 20, [("b", 3)]));
+        known.reanchor(known.ticket(), 1, 40);
+        assert!(!known.vouches_for(1, 20, [("b", 3)]));
+        assert!(known.vouches_for(1, 40, [("b", 3)]));
+    }
+
+    #[test]
+    fn a_message_of_another_generation_unanchors() {
+        let known = KnownVersions::default();
+        known.anchor(known.ticket(), 1, 10);
+        known.heard(2, 1, ["a"]);
+        assert!(!known.vouches_for(1, 10, []));
+        assert!(
+            !known.vouches_for(2, 10, []),
+            "not anchored in generation 2 yet"
+        );
+        known.anchor(known.ticket(), 2, 1);
+        assert!(!known.vouches_for(2, 1, [("a", 0)]));
+        assert!(known.vouches_for(2, 1, [("a", 1)]));
+    }
+
+    #[test]
+    fn a_heartbeat_sent_before_the_feed_stopped_vouching_anchors_nothing() {
+        let known = KnownVersions::default();
+        let before_clear = known.ticket();
+        known.unanchor(); // this instance cleared the namespace
+        known.anchor(before_clear, 1, 10);
+        assert!(!known.vouches_for(1, 10, []));
+        known.anchor(known.ticket(), 2, 0);
+        assert!(known.vouches_for(2, 0, []));
+    }
+
+    #[test]
+    fn too_many_heard_moves_the_anchor_up() {
+        let known = KnownVersions::default();
+        known.anchor(known.ticket(), 1, 0);
+        for i in 0..=MAX_HEARD as u64 {
+            known.heard(1, i + 1, [format!("t{i}").as_str()]);
+        }
+        let newest = MAX_HEARD as u64 + 1;
+        assert!(
+            !known.vouches_for(1, newest - 1, []),
+            "checked before the new anchor"
+        );
+        assert!(known.vouches_for(1, newest, [("t0", 0)]));
+    }
+}
