@@ -77,6 +77,18 @@
 //! `HISTORY_FAULTS=evict,restore` (or `none`) chooses the faults, `HISTORY_SHOW=5` shows five
 //! offending sub-histories per rule instead of one (spread over the run). It needs `redis-server` on
 //! the `PATH` and starts its own (it kills and freezes it); `REDIS_URL` is ignored.
+//!
+//! # On a cluster
+//!
+//! `history_on_a_cluster_under_failovers` runs the same workload and rules on a Redis Cluster
+//! of the test's own (three primaries, three replicas, node timeout 1 s; `REDIS_CLUSTER_NODES`
+//! is ignored: it kills nodes), seeds [`CLUSTER_CI_SEEDS`], every instance connected directly
+//! (no proxies). Its faults (`HISTORY_FAULTS` among `failover,freeze,clientkill`): `failover`
+//! (SIGKILL of a primary, every other time the one holding the namespace's tag versions; the
+//! fault lasts until its replica serves its slots and the node, restarted empty, has rejoined
+//! as a replica in sync), `freeze` (SIGSTOP of a primary for 0.3–2 s: beyond the node timeout
+//! its replica takes over; the fault lasts until the cluster is whole), `clientkill` (on a
+//! random node).
 
 mod support;
 
@@ -92,10 +104,11 @@ use std::time::{Duration, Instant};
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::Cache;
 use history::check::{Bounds, Checker, Convergence, History, Rule};
-use history::faults::{self, Evictions, FaultKind, Injector, ROOMY};
+use history::faults::{self, Evictions, FaultKind, Injector, Target, ROOMY};
 use history::proxy::Proxy;
 use history::record::{dur, Call, Instance, Kind, Op, Outcome};
 use history::store::{self, Customer, Repo, Store, StoreView, OP};
+use support::redis_cluster::RedisCluster;
 use support::redis_server::{namespace, RedisServer};
 
 /// (b): the largest window of a stale read on a two-tier instance while the feed is healthy.
@@ -126,6 +139,7 @@ fn bounds() -> Bounds {
 }
 
 const CI_SEEDS: [u64; 3] = [1, 2, 3];
+const CLUSTER_CI_SEEDS: [u64; 2] = [1, 2];
 const CI_SECONDS: u64 = 15;
 const IDS: usize = 8;
 const TASKS_PER_INSTANCE: usize = 3;
@@ -141,9 +155,46 @@ fn history_of_concurrent_calls_under_faults() {
          ./scripts/test installs it): it starts, kills and freezes a server of its own and \
          never uses REDIS_URL"
     );
-    let seeds = env_count("HISTORY_SEED").map_or(CI_SEEDS.to_vec(), |s| vec![s]);
+    run_seeds(Deployment::Server, &CI_SEEDS);
+}
+
+/// The same workload and rules on the test's own Redis Cluster (three primaries, three
+/// replicas), the faults failing primaries over, freezing them and killing clients.
+/// `HISTORY_FAULTS=failover,freeze,clientkill` chooses among them.
+#[test]
+fn history_on_a_cluster_under_failovers() {
+    run_seeds(Deployment::Cluster, &CLUSTER_CI_SEEDS);
+}
+
+/// Where the instances share their cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deployment {
+    /// One `redis-server`, three of the instances through proxies.
+    Server,
+    /// A Redis Cluster, every instance connected directly.
+    Cluster,
+}
+
+impl Deployment {
+    fn faults(self) -> &'static [FaultKind] {
+        match self {
+            Deployment::Server => &FaultKind::ALL,
+            Deployment::Cluster => &FaultKind::CLUSTER,
+        }
+    }
+
+    fn test_name(self) -> &'static str {
+        match self {
+            Deployment::Server => "history_of_concurrent_calls_under_faults",
+            Deployment::Cluster => "history_on_a_cluster_under_failovers",
+        }
+    }
+}
+
+fn run_seeds(deployment: Deployment, ci_seeds: &[u64]) {
+    let seeds = env_count("HISTORY_SEED").map_or(ci_seeds.to_vec(), |s| vec![s]);
     let seconds = env_count("HISTORY_SECONDS").unwrap_or(CI_SECONDS);
-    let kinds = faults::from_env();
+    let kinds = faults::from_env(deployment.faults());
     let mut failures = Vec::new();
     for seed in seeds {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -151,7 +202,7 @@ fn history_of_concurrent_calls_under_faults() {
             .enable_all()
             .build()
             .unwrap();
-        let (report, failure) = runtime.block_on(run(seed, seconds, &kinds));
+        let (report, failure) = runtime.block_on(run(deployment, seed, seconds, &kinds));
         runtime.shutdown_timeout(Duration::from_secs(2));
         match failure {
             Some(failure) => failures.push(failure), // the report is in it
@@ -175,18 +226,27 @@ struct Env {
     next_op: AtomicU64,
 }
 
-async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<String>) {
-    let server = tokio::task::block_in_place(|| {
-        RedisServer::start_with(&[
+async fn run(
+    deployment: Deployment,
+    seed: u64,
+    seconds: u64,
+    kinds: &[FaultKind],
+) -> (String, Option<String>) {
+    let ns = namespace(&format!("history-{seed}"));
+    let target = tokio::task::block_in_place(|| match deployment {
+        Deployment::Server => Target::Server(RedisServer::start_with(&[
             "--maxmemory",
             ROOMY,
             "--maxmemory-policy",
             "allkeys-lru",
             "--notify-keyspace-events",
             "Ee",
-        ])
+        ])),
+        Deployment::Cluster => Target::Cluster {
+            cluster: RedisCluster::start(),
+            tags_key: format!("{{{ns}}}:m"),
+        },
     });
-    let ns = namespace(&format!("history-{seed}"));
     let store = Store::new(seed);
     let shared: Vec<String> = (0..IDS).map(|i| format!("s{i}")).collect();
     let own: Vec<String> = (0..IDS).map(|i| format!("m{i}")).collect();
@@ -195,17 +255,31 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
     let seeded_at = Instant::now();
 
     let mut proxies = Vec::new();
-    for _ in 0..3 {
-        proxies.push(Arc::new(Proxy::start(server.port()).await));
+    if let Target::Server(server) = &target {
+        for _ in 0..3 {
+            proxies.push(Arc::new(Proxy::start(server.port()).await));
+        }
     }
-    let redis = |url: &str| {
-        RedisBackend::builder(url)
+    // The URL each instance reaches Redis through: on one server A directly and B, C, D
+    // through their proxies; on a cluster, every instance directly.
+    let url = |instance: usize| match &target {
+        Target::Server(server) if instance == 0 => server.url.clone(),
+        Target::Server(_) => proxies[instance - 1].url.clone(),
+        Target::Cluster { .. } => String::new(),
+    };
+    let redis = |instance: usize| {
+        let builder = match &target {
+            Target::Server(_) => RedisBackend::builder(url(instance)),
+            Target::Cluster { cluster, .. } => RedisBackend::cluster(cluster.urls()),
+        };
+        builder
             .namespace(&ns)
             .heartbeat(HEARTBEAT)
             .build()
             .expect("a valid URL")
     };
-    let two_tier = |url: &str| Cache::builder().backend(redis(url)).build();
+    let two_tier = |instance: usize| Cache::builder().backend(redis(instance)).build();
+    let proxied = deployment == Deployment::Server;
     let view = |prefix| StoreView {
         store: store.clone(),
         prefix,
@@ -218,17 +292,17 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
     };
     let instances = vec![
         instance("A", Kind::TwoTier, false, &shared),
-        instance("B", Kind::TwoTier, true, &shared),
-        instance("C", Kind::TwoTier, true, &shared),
-        instance("D", Kind::L2Only, true, &shared),
+        instance("B", Kind::TwoTier, proxied, &shared),
+        instance("C", Kind::TwoTier, proxied, &shared),
+        instance("D", Kind::L2Only, proxied, &shared),
         instance("M", Kind::Local, false, &own),
     ];
     let caches = vec![
-        two_tier(&server.url),
-        two_tier(&proxies[0].url),
-        two_tier(&proxies[1].url),
+        two_tier(0),
+        two_tier(1),
+        two_tier(2),
         Cache::builder()
-            .backend(redis(&proxies[2].url))
+            .backend(redis(3))
             .in_process_tier(false)
             .build(),
         Cache::in_memory(10_000),
@@ -253,23 +327,22 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
 
     let evictions = Arc::new(Evictions::default());
     let (stop_watch, stopped) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(faults::watch_evictions(
-        server.url.clone(),
-        ns.clone(),
-        evictions.clone(),
-        stopped,
-    ));
+    let watcher = match &target {
+        Target::Server(server) => Some(tokio::spawn(faults::watch_evictions(
+            server.url.clone(),
+            ns.clone(),
+            evictions.clone(),
+            stopped,
+        ))),
+        Target::Cluster { .. } => None,
+    };
 
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs(seconds);
     let injector = tokio::spawn(
         Injector {
-            server,
-            proxies: vec![
-                (1, proxies[0].clone()),
-                (2, proxies[1].clone()),
-                (3, proxies[2].clone()),
-            ],
+            target,
+            proxies: (1..).zip(proxies.iter().cloned()).collect(),
             kinds: kinds.to_vec(),
             rng: fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             evictions: evictions.clone(),
@@ -297,13 +370,15 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
     let (sweep_ops, convergence) = converge(&env, healed_at).await;
     ops.extend(sweep_ops);
     let _ = stop_watch.send(true);
-    let _ = watcher.await;
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     let Injector {
-        server,
+        target,
         log: fault_log,
         ..
     } = injector;
-    drop(server);
+    drop(target);
     ops.sort_by_key(|op| op.start);
 
     let applied = store.applied();
@@ -337,7 +412,7 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
         return (report, None);
     }
     let mut failure = String::new();
-    let faults_env = if kinds.len() == FaultKind::ALL.len() {
+    let faults_env = if kinds.len() == deployment.faults().len() {
         String::new()
     } else if kinds.is_empty() {
         "HISTORY_FAULTS=none ".into()
@@ -348,7 +423,8 @@ async fn run(seed: u64, seconds: u64, kinds: &[FaultKind]) -> (String, Option<St
     writeln!(
         failure,
         "history FAILED, seed {seed} (reproduce: HISTORY_SEED={seed} HISTORY_SECONDS={seconds} \
-         {faults_env}cargo test -p cache-tests --test history -- --nocapture)"
+         {faults_env}cargo test -p cache-tests --test history {} -- --nocapture)",
+        deployment.test_name()
     )
     .unwrap();
     failure.push_str(&report);

@@ -63,23 +63,7 @@ impl RedisCluster {
             dir: Some(dir.clone()),
         };
         for port in &ports {
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start redis-server ({e}): install it (apt-get install \
-                         redis-server) or set REDIS_CLUSTER_NODES"
-                    )
-                });
-            cluster.children.push(child);
+            cluster.children.push(spawn_node(&dir, *port));
         }
         for node in &cluster.nodes {
             wait_for(node, |conn| {
@@ -99,7 +83,9 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every node reports `cluster_state:ok` with every slot served.
+    /// Waits until every node reports `cluster_state:ok` with every slot served, and every
+    /// replica is in sync with its primary (a replica still syncing cannot take over: it
+    /// would count its data as too old).
     pub fn wait_until_ok(&self) {
         for node in &self.nodes {
             wait_for(node, |conn| {
@@ -107,7 +93,14 @@ impl RedisCluster {
                     Ok(info) => info,
                     Err(_) => return false,
                 };
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                if !(info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")) {
+                    return false;
+                }
+                let replication: String = match redis::cmd("INFO").arg("replication").query(conn) {
+                    Ok(info) => info,
+                    Err(_) => return false,
+                };
+                !replication.contains("role:slave") || replication.contains("master_link_status:up")
             });
         }
     }
@@ -119,8 +112,18 @@ impl RedisCluster {
 
     /// The primaries, as `host:port`.
     pub fn primaries(&self) -> Vec<String> {
-        let mut conn = connect(&self.nodes[0]);
-        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).unwrap();
+        let nodes: String = self
+            .nodes
+            .iter()
+            .find_map(|node| {
+                let client = redis::Client::open(format!("redis://{node}")).ok()?;
+                let mut conn = client
+                    .get_connection_with_timeout(Duration::from_secs(1))
+                    .ok()?;
+                conn.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+                redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()
+            })
+            .expect("a cluster node that answers CLUSTER NODES");
         let mut primaries: Vec<String> = nodes
             .lines()
             .filter(|line| line.contains("master") && !line.contains("fail"))
@@ -163,6 +166,65 @@ impl RedisCluster {
         let _ = child.wait();
         self.nodes.remove(index);
         self.wait_until_ok();
+    }
+
+    /// Kills `node` (`SIGKILL`) and waits until its replica took over (the cluster serves every
+    /// slot without it); then restarts it on its port, from its cluster configuration and
+    /// without data, so that it rejoins as the replica of its successor, and waits until the
+    /// cluster is whole. Returns how long the node was down.
+    pub fn fail_over(&mut self, node: &str) -> Duration {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n == node)
+            .expect("a node of the test's own cluster");
+        let start = Instant::now();
+        let _ = self.children[index].kill();
+        let _ = self.children[index].wait();
+        for other in self.nodes.iter().filter(|n| *n != node) {
+            // First the others agree it failed, then its replica serves its slots.
+            wait_for(other, |conn| {
+                let nodes: String = match redis::cmd("CLUSTER").arg("NODES").query(conn) {
+                    Ok(nodes) => nodes,
+                    Err(_) => return false,
+                };
+                nodes.lines().any(|line| {
+                    let mut fields = line.split_whitespace();
+                    let address = fields.nth(1).unwrap_or("");
+                    let flags = fields.next().unwrap_or("");
+                    address.split('@').next() == Some(node) && flags.split(',').any(|f| f == "fail")
+                })
+            });
+            wait_for(other, |conn| {
+                let info: String = match redis::cmd("CLUSTER").arg("INFO").query(conn) {
+                    Ok(info) => info,
+                    Err(_) => return false,
+                };
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_fail:0")
+            });
+        }
+        let down = start.elapsed();
+        let port = node.rsplit(':').next().unwrap().parse().unwrap();
+        let dir = self.dir.clone().expect("the test's own cluster");
+        self.children[index] = spawn_node(&dir, port);
+        self.wait_until_ok();
+        down
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) `node`: connections stay open, nothing
+    /// answers. A freeze longer than the node timeout (1 s) fails the node over.
+    pub fn signal(&self, node: &str, signal: &str) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n == node)
+            .expect("a node of the test's own cluster");
+        let pid = self.children[index].id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// A handle naming the same nodes, for code that must not own the cluster (it does not
@@ -304,6 +366,26 @@ pub fn connect(node: &str) -> redis::Connection {
         .unwrap_or_else(|e| panic!("connect to the cluster node {node}: {e}"))
 }
 
+/// A cluster node on `port`, its files in `dir`: a node timeout of 1 s, no persistence.
+fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+        .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): install it (apt-get install redis-server) \
+                 or set REDIS_CLUSTER_NODES"
+            )
+        })
+}
+
 fn wait_for(node: &str, mut ready: impl FnMut(&mut redis::Connection) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -314,10 +396,20 @@ fn wait_for(node: &str, mut ready: impl FnMut(&mut redis::Connection) -> bool) {
         if ok {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the cluster node {node} was not ready within 20 s"
-        );
+        if Instant::now() >= deadline {
+            let said = |what: &str| -> String {
+                redis::Client::open(format!("redis://{node}"))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                    .and_then(|mut conn| redis::cmd("CLUSTER").arg(what).query(&mut conn))
+                    .unwrap_or_else(|e| format!("(no answer: {e})"))
+            };
+            panic!(
+                "the cluster node {node} was not ready within 20 s; CLUSTER INFO:\n{}\nCLUSTER \
+                 NODES:\n{}",
+                said("INFO"),
+                said("NODES")
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

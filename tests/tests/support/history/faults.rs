@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::proxy::{Mode, Proxy};
+use crate::support::redis_cluster::RedisCluster;
 use crate::support::redis_server::RedisServer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +27,9 @@ pub enum FaultKind {
     ClientKill,
     /// One instance's proxy delays or blackholes its traffic.
     Proxy,
+    /// On a cluster: `SIGKILL` of a primary; its replica takes over, then the node restarts
+    /// empty and rejoins as a replica.
+    Failover,
 }
 
 impl FaultKind {
@@ -38,6 +42,13 @@ impl FaultKind {
         FaultKind::Proxy,
     ];
 
+    /// What a cluster is put through (freezes longer than the node timeout fail over too).
+    pub const CLUSTER: [FaultKind; 3] = [
+        FaultKind::Failover,
+        FaultKind::Freeze,
+        FaultKind::ClientKill,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Evict => "evict",
@@ -46,6 +57,7 @@ impl FaultKind {
             FaultKind::Restore => "restore",
             FaultKind::ClientKill => "clientkill",
             FaultKind::Proxy => "proxy",
+            FaultKind::Failover => "failover",
         }
     }
 
@@ -55,12 +67,13 @@ impl FaultKind {
     }
 }
 
-/// `HISTORY_FAULTS`: a comma-separated list of kinds, `all` (the default) or `none`.
-pub fn from_env() -> Vec<FaultKind> {
+/// `HISTORY_FAULTS`: a comma-separated list of kinds among `all`, `all` (the default) or
+/// `none`.
+pub fn from_env(all: &[FaultKind]) -> Vec<FaultKind> {
     let spec = std::env::var("HISTORY_FAULTS").unwrap_or_default();
     let spec = spec.trim();
     if spec.is_empty() || spec == "all" {
-        return FaultKind::ALL.to_vec();
+        return all.to_vec();
     }
     if spec == "none" {
         return Vec::new();
@@ -68,13 +81,14 @@ pub fn from_env() -> Vec<FaultKind> {
     spec.split(',')
         .map(|name| {
             let name = name.trim();
-            FaultKind::ALL
-                .into_iter()
+            all.iter()
+                .copied()
                 .find(|k| k.name() == name)
                 .unwrap_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|k| k.name()).collect();
                     panic!(
-                        "HISTORY_FAULTS: unknown fault {name:?} \
-                         (evict, freeze, kill, restore, clientkill, proxy, all, none)"
+                        "HISTORY_FAULTS: unknown fault {name:?} here ({}, all, none)",
+                        names.join(", ")
                     )
                 })
         })
@@ -175,9 +189,20 @@ pub async fn watch_evictions(
     }
 }
 
+/// What the faults strike: the test's own `redis-server`, or its own cluster.
+pub enum Target {
+    Server(RedisServer),
+    /// A cluster, and the key whose node holds the namespace's tag versions: every other
+    /// failover strikes that node.
+    Cluster {
+        cluster: RedisCluster,
+        tags_key: String,
+    },
+}
+
 /// Injects faults one at a time until `until`, then leaves everything healed.
 pub struct Injector {
-    pub server: RedisServer,
+    pub target: Target,
     /// Proxies and the instance behind each.
     pub proxies: Vec<(usize, Arc<Proxy>)>,
     pub kinds: Vec<FaultKind>,
@@ -211,6 +236,7 @@ impl Injector {
                 FaultKind::Restore => self.restore().await,
                 FaultKind::ClientKill => self.client_kill().await,
                 FaultKind::Proxy => self.proxy().await,
+                FaultKind::Failover => self.fail_over().await,
             }
         }
         self
@@ -230,8 +256,26 @@ impl Injector {
         });
     }
 
-    async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.server.url.as_str()).ok()?;
+    /// The server, or on a cluster one of the nodes at random.
+    fn url(&mut self) -> String {
+        match &self.target {
+            Target::Server(server) => server.url.clone(),
+            Target::Cluster { cluster, .. } => {
+                let urls = cluster.urls();
+                urls[self.rng.usize(..urls.len())].clone()
+            }
+        }
+    }
+
+    fn server(&mut self) -> Option<&mut RedisServer> {
+        match &mut self.target {
+            Target::Server(server) => Some(server),
+            Target::Cluster { .. } => None,
+        }
+    }
+
+    async fn connection(&mut self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url()).ok()?;
         tokio::time::timeout(
             Duration::from_secs(1),
             client.get_multiplexed_async_connection(),
@@ -241,7 +285,7 @@ impl Injector {
         .ok()
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Option<T> {
         let mut conn = self.connection().await?;
         tokio::time::timeout(Duration::from_secs(2), cmd.query_async(&mut conn))
             .await
@@ -249,7 +293,7 @@ impl Injector {
             .ok()
     }
 
-    async fn info_u64(&self, field: &str) -> u64 {
+    async fn info_u64(&mut self, field: &str) -> u64 {
         let info: String = self.query(&redis::cmd("INFO")).await.unwrap_or_default();
         info.lines()
             .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
@@ -260,6 +304,9 @@ impl Injector {
     /// `maxmemory` just above what is used, then 64 KiB junk values every 10 ms: Redis evicts
     /// (allkeys-lru) the cache's keys along with the junk.
     async fn evict(&mut self) {
+        if self.server().is_none() {
+            return;
+        }
         let duration = self.millis(1000, 2500);
         let used = self.info_u64("used_memory").await;
         let evicted_before = self.info_u64("evicted_keys").await;
@@ -321,12 +368,52 @@ impl Injector {
     async fn freeze(&mut self) {
         let duration = self.millis(300, 2000);
         let start = Instant::now();
-        self.server.freeze();
-        tokio::time::sleep(duration).await;
-        self.server.thaw();
+        let detail = match &mut self.target {
+            Target::Server(server) => {
+                server.freeze();
+                tokio::time::sleep(duration).await;
+                server.thaw();
+                format!("SIGSTOP for {duration:?}")
+            }
+            Target::Cluster { cluster, .. } => {
+                let primaries = tokio::task::block_in_place(|| cluster.primaries());
+                let node = primaries[self.rng.usize(..primaries.len())].clone();
+                cluster.signal(&node, "-STOP");
+                tokio::time::sleep(duration).await;
+                cluster.signal(&node, "-CONT");
+                tokio::task::block_in_place(|| cluster.wait_until_ok());
+                format!("SIGSTOP of primary {node} for {duration:?}, then the cluster whole")
+            }
+        };
+        self.push(FaultKind::Freeze, detail, start, None);
+    }
+
+    async fn fail_over(&mut self) {
+        let Target::Cluster { cluster, tags_key } = &mut self.target else {
+            return;
+        };
+        let start = Instant::now();
+        let tags_node = tokio::task::block_in_place(|| cluster.holder(tags_key));
+        let before = self.log.iter();
+        let strike_tags_node = before.filter(|f| f.kind == FaultKind::Failover).count() % 2 == 0;
+        let node = if strike_tags_node {
+            tags_node.clone()
+        } else {
+            let others: Vec<String> = tokio::task::block_in_place(|| cluster.primaries())
+                .into_iter()
+                .filter(|p| *p != tags_node)
+                .collect();
+            others[self.rng.usize(..others.len())].clone()
+        };
+        let down = tokio::task::block_in_place(|| cluster.fail_over(&node));
+        let which = if strike_tags_node {
+            "the tag versions' "
+        } else {
+            ""
+        };
         self.push(
-            FaultKind::Freeze,
-            format!("SIGSTOP for {duration:?}"),
+            FaultKind::Failover,
+            format!("SIGKILL of {which}primary {node}, replica serving after {down:?}, rejoined"),
             start,
             None,
         );
@@ -334,10 +421,11 @@ impl Injector {
 
     async fn kill(&mut self) {
         let down = self.millis(200, 1500);
+        let Some(server) = self.server() else { return };
         let start = Instant::now();
-        self.server.kill();
+        server.kill();
         tokio::time::sleep(down).await;
-        tokio::task::block_in_place(|| self.server.restart());
+        tokio::task::block_in_place(|| server.restart());
         self.push(
             FaultKind::Kill,
             format!("SIGKILL, down {down:?}, restarted empty"),
@@ -348,8 +436,9 @@ impl Injector {
 
     async fn restore(&mut self) {
         let age = self.millis(800, 2500);
+        let Some(server) = self.server() else { return };
         if tokio::task::block_in_place(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.server.save()))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.save()))
         })
         .is_err()
         {
@@ -357,7 +446,8 @@ impl Injector {
         }
         tokio::time::sleep(age).await;
         let start = Instant::now();
-        tokio::task::block_in_place(|| self.server.crash_and_restore());
+        let Some(server) = self.server() else { return };
+        tokio::task::block_in_place(|| server.crash_and_restore());
         self.push(
             FaultKind::Restore,
             format!("SIGKILL, restarted from a snapshot {age:?} old"),
