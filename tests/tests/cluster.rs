@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::{cached, Cache};
-use support::redis_cluster::{calls_on, RedisCluster};
+use support::redis_cluster::{calls_on, commandstats, reset_stats, RedisCluster};
 use support::redis_server::namespace;
 use support::repo::CustomerRepository;
 use support::{ann, until, Customer, Store};
@@ -231,6 +231,94 @@ async fn an_instance_trusting_its_feed_reads_entries_from_their_node_alone() {
     until(|| reader.cache.feed_events() > events).await;
     assert_eq!(reader.find_by_id("5").await, Ok(Some(customer(5))));
     assert_eq!(store.loads(), 23);
+}
+
+/// The commands an application's caches sent to `node` (those scripts run included), leaving
+/// out the cluster client's and the test's own (`CLUSTER`, `INFO`, `CONFIG`, ...).
+fn cache_commands(node: &str) -> u64 {
+    commandstats(node)
+        .iter()
+        .filter(|(name, _)| {
+            !["cluster", "info", "config", "client", "hello", "ping", "command", "readonly"]
+                .iter()
+                .any(|own| name.starts_with(own))
+        })
+        .map(|(_, calls)| calls)
+        .sum()
+}
+
+/// 1,000 customers, every entry carrying the common tag `customer`; two instances with a small
+/// in-process tier (64 entries) read them with a skewed distribution (id ~ 1000·u³) and save
+/// 1% of the time. Once warm, each primary serves between 20% and 50% of the commands: hits
+/// of a trusting instance read the entry's node alone, and the tags' node serves stamps,
+/// checks, invalidations and heartbeats besides its share of entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_workload_with_a_common_tag_spreads_over_the_primaries() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("balance");
+    let customers: Vec<Customer> = (0..1000).map(customer).collect();
+    let store = Store::with(&customers);
+    let small_l1 = || async {
+        let backend = backend(&cluster, &ns);
+        let cache = Cache::builder().max_entries(64).backend(backend.clone()).build();
+        let repo = CustomerRepository::with_cache(store.clone(), cache);
+        until(|| backend.feed_vouches_for_versions()).await;
+        repo
+    };
+    let instances = [small_l1().await, small_l1().await];
+    for c in &customers {
+        instances[0].find_by_id(&c.id).await.unwrap();
+    }
+    let primaries = cluster.primaries();
+    for node in &primaries {
+        reset_stats(node);
+    }
+
+    let mut rng = fastrand::Rng::with_seed(7);
+    for n in 0..20_000u32 {
+        let repo = &instances[n as usize % 2];
+        let id = ((1000.0 * rng.f64().powi(3)) as u32).min(999);
+        if rng.u32(..100) == 0 {
+            let renamed = Customer {
+                name: format!("Customer {id} #{n}"),
+                ..customer(id)
+            };
+            store.put(renamed.clone());
+            repo.save(&renamed).await.unwrap();
+        } else {
+            repo.find_by_id(&id.to_string()).await.unwrap();
+        }
+        if n % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    let counts: Vec<u64> = primaries.iter().map(|node| cache_commands(node)).collect();
+    let total: u64 = counts.iter().sum();
+    let tags_node = cluster.holder(&format!("{{{ns}}}:m"));
+    let split: Vec<String> = primaries
+        .iter()
+        .zip(&counts)
+        .map(|(node, n)| {
+            let role = if *node == tags_node { " (tags)" } else { "" };
+            format!("{node}{role} {n} ({:.1}%)", 100.0 * *n as f64 / total as f64)
+        })
+        .collect();
+    eprintln!("commands per primary: {}", split.join(", "));
+    let l2_hits: u64 = instances
+        .iter()
+        .map(|repo| support::row(&repo.cache.stats(), "find_by_id").l2_hits)
+        .sum();
+    assert!(l2_hits > 5_000, "a workload of L2 hits ({l2_hits})");
+    for (node, n) in primaries.iter().zip(&counts) {
+        let share = *n as f64 / total as f64;
+        assert!(
+            (0.20..=0.50).contains(&share),
+            "{node} served {:.1}% of the commands: {}",
+            100.0 * share,
+            split.join(", ")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,6 +358,29 @@ pub fn calls_on(node: &str, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every command `node` ran (`INFO commandstats`), by name.
+pub fn commandstats(node: &str) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connect(node))
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').next()?.strip_prefix("calls=")?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Forgets what `node` counted (`CONFIG RESETSTAT`).
+pub fn reset_stats(node: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut connect(node))
+        .unwrap();
+}
+
 /// A plain connection to one node (no redirections followed).
 pub fn connect(node: &str) -> redis::Connection {
     redis::Client::open(format!("redis://{node}"))
