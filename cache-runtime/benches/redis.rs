@@ -44,6 +44,7 @@ fn redis_benches(c: &mut Criterion) {
     let extra = [("in_memory_hit", &in_memory)];
     let pair = (&instances.0, &instances.1);
     two_tier::hits_and_invalidations(c, &rt, "redis", &extra, pair, raw);
+    two_tier::l2_throughput(c, &rt, "redis", &[("l2_only", &instances.1)]);
 }
 
 criterion_group! {

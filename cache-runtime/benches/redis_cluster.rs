@@ -3,6 +3,10 @@
 //! then its tags' versions), and a raw `GET` of the same bytes plus decode through the same
 //! kind of cluster connection; invalidating 1 and 10 tags.
 //!
+//! An instance whose in-process tier keeps nothing and whose feed vouches for tag versions
+//! shows the L2 hit of a two-tier instance (one round trip); throughput: 32 concurrent L2 hits
+//! of one instance.
+//!
 //! `cargo bench -p cache-runtime --features redis --bench redis_cluster`
 
 #[path = "../../tests/tests/support/redis_server.rs"]
@@ -19,6 +23,7 @@ mod two_tier;
 use std::time::Duration;
 
 use cache_runtime::backend::RedisBackend;
+use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn cluster_benches(c: &mut Criterion) {
@@ -30,6 +35,19 @@ fn cluster_benches(c: &mut Criterion) {
             .build()
             .unwrap()
     };
+    // An instance whose in-process tier keeps nothing and whose feed vouches for the tag
+    // versions of entries stored from now on: its hits are L2 hits of one round trip.
+    let trusting = rt.block_on(async {
+        let vouching = backend();
+        let cache = Cache::builder()
+            .max_entries(0)
+            .backend(vouching.clone())
+            .build();
+        while !vouching.feed_vouches_for_versions() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        two_tier::Repo { cache }
+    });
     let instances = two_tier::instances(&rt, backend);
     let raw = rt.block_on(async {
         redis::cluster::ClusterClient::new(cluster.urls())
@@ -39,7 +57,21 @@ fn cluster_benches(c: &mut Criterion) {
             .unwrap()
     });
     let pair = (&instances.0, &instances.1);
-    two_tier::hits_and_invalidations(c, &rt, "cluster", &[], pair, raw);
+    let extra = [("l2_hit_trusting_feed", &trusting)];
+    two_tier::hits_and_invalidations(c, &rt, "cluster", &extra, pair, raw);
+    let callers = [("l2_only", &instances.1), ("trusting_feed", &trusting)];
+    two_tier::l2_throughput(c, &rt, "cluster", &callers);
+    // What the trusting instance's hits were: L2 hits, not in-process ones.
+    let row = trusting.cache.stats();
+    let row = row
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("find_by_id"))
+        .unwrap();
+    eprintln!(
+        "trusting instance: {} hits, of them {} L2 hits; {} misses",
+        row.hits, row.l2_hits, row.misses
+    );
 }
 
 criterion_group! {

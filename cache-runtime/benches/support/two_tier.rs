@@ -57,6 +57,34 @@ pub fn instances(rt: &tokio::runtime::Runtime, backend: impl Fn() -> RedisBacken
     })
 }
 
+/// `{prefix}_l2_throughput`: each iteration is 32 concurrent callers of `repo`, each an L2 hit
+/// of its own key (warmed here), so criterion reports L2 hits per second of one instance.
+pub fn l2_throughput(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    prefix: &str,
+    callers: &[(&str, &Repo)],
+) {
+    const CALLERS: usize = 32;
+    let ids: Vec<String> = (0..CALLERS).map(|i| format!("t{i}")).collect();
+    let mut group = c.benchmark_group(format!("{prefix}_l2_throughput"));
+    group.throughput(criterion::Throughput::Elements(CALLERS as u64));
+    for (name, repo) in callers {
+        rt.block_on(async {
+            for id in &ids {
+                repo.find_by_id(id).await.unwrap();
+            }
+        });
+        group.bench_function(format!("{name}_32_callers"), |b| {
+            b.to_async(rt).iter(|| async {
+                let calls = ids.iter().map(|id| repo.find_by_id(id));
+                black_box(futures_util::future::join_all(calls).await)
+            })
+        });
+    }
+    group.finish();
+}
+
 /// `{prefix}_hit`: `extra` hits (named), an L1 hit, an L2 hit, and a raw `GET` + decode of the
 /// value's bytes through `raw`; `{prefix}_invalidate`: 1 and 10 tags.
 pub fn hits_and_invalidations<C>(

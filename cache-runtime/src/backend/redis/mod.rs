@@ -529,8 +529,9 @@ impl RedisBackend {
     }
 
     /// [`unlink_matching`](Self::unlink_matching) on a cluster: `SCAN` on each primary (from
-    /// `CLUSTER NODES`), and `UNLINK` of each key found (keys of a batch hash to different
-    /// slots).
+    /// `CLUSTER NODES`, reached with the first seed's credentials and TLS settings), and
+    /// `UNLINK` of each key found (keys of a batch hash to different slots). A primary that
+    /// fails does not stop the others; the first failure is returned.
     async fn unlink_matching_on_every_primary(&self, pattern: &str) -> Result<(), BackendError> {
         let nodes: String = self
             .run(Gate::Always, |mut c| async move {
@@ -540,8 +541,15 @@ impl RedisBackend {
                     .await
             })
             .await?;
+        let seed = self.inner.link.subscribers()[0]
+            .get_connection_info()
+            .clone();
+        let mut first_failure = None;
         for address in primaries(&nodes) {
-            let client = Client::open(format!("redis://{address}")).map_err(redis_error)?;
+            let Some(node) = like_seed(&seed, address) else {
+                continue;
+            };
+            let client = Client::open(node).map_err(redis_error)?;
             let scan_node = async {
                 let mut conn = client.get_multiplexed_async_connection().await?;
                 let mut cursor: u64 = 0;
@@ -568,17 +576,16 @@ impl RedisBackend {
                 }
             };
             let deadline = self.inner.timeout.saturating_mul(40);
-            match tokio::time::timeout(deadline, scan_node).await {
-                Ok(result) => result.map_err(redis_error)?,
-                Err(_) => {
-                    return Err(BackendError::new(
-                        BackendErrorKind::Timeout,
-                        format!("clearing the keys of {address} took longer than {deadline:?}"),
-                    ))
-                }
-            }
+            let failure = match tokio::time::timeout(deadline, scan_node).await {
+                Ok(result) => result.err().map(redis_error),
+                Err(_) => Some(BackendError::new(
+                    BackendErrorKind::Timeout,
+                    format!("clearing the keys of {address} took longer than {deadline:?}"),
+                )),
+            };
+            first_failure = first_failure.or(failure);
         }
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     }
 }
 
@@ -596,6 +603,28 @@ fn primaries(nodes: &str) -> Vec<&str> {
             primary.then(|| address.split('@').next().unwrap_or(address))
         })
         .collect()
+}
+
+/// How to reach the node at `address` (`host:port`, as `CLUSTER NODES` gives it): as `seed`
+/// is reached (credentials, database, TLS), at another address.
+fn like_seed(seed: &redis::ConnectionInfo, address: &str) -> Option<redis::ConnectionInfo> {
+    use redis::ConnectionAddr;
+    let (host, port) = address.rsplit_once(':')?;
+    let (host, port) = (host.to_owned(), port.parse().ok()?);
+    let addr = match seed.addr() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    Some(seed.clone().set_addr(addr))
 }
 
 /// `<scope>:<key>`, or `<scope>#<sha256 of key>` for long keys.
@@ -985,6 +1014,22 @@ mod tests {
         );
         assert!(parse_stamp(vec![b"42".to_vec()], 0).is_err());
         assert!(parse_stamp(vec![b"x".to_vec(), b"1".to_vec()], 0).is_err());
+    }
+
+    #[test]
+    fn a_primary_is_reached_as_the_seed_is() {
+        use redis::IntoConnectionInfo;
+        let seed = "redis://user:secret@10.0.0.1:7000/0"
+            .into_connection_info()
+            .unwrap();
+        let node = like_seed(&seed, "10.0.0.2:7001").unwrap();
+        assert_eq!(
+            node.addr(),
+            &redis::ConnectionAddr::Tcp("10.0.0.2".into(), 7001)
+        );
+        assert_eq!(node.redis_settings().username(), Some("user"));
+        assert_eq!(node.redis_settings().password(), Some("secret"));
+        assert!(like_seed(&seed, "no port").is_none());
     }
 
     #[test]

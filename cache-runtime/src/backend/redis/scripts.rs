@@ -220,6 +220,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// Every script's first line. Tag keys are computed inside the scripts (their generation is
+/// decided there), not declared in `KEYS`: Redis (one node or a cluster, where they share the
+/// `{ns}` slot) runs such scripts; Dragonfly refuses them unless the script says so, which
+/// this comment does (Redis reads it as a comment). Not tested on Dragonfly.
+const UNDECLARED_KEYS: &str = "--!df flags=allow-undeclared-keys\n";
+
 /// The scripts, loaded once per backend.
 pub(super) struct Scripts {
     pub(super) get: redis::Script,
@@ -242,18 +248,19 @@ pub(super) struct Scripts {
 
 impl Scripts {
     pub(super) fn new() -> Self {
-        let with_generation = |body: &str| redis::Script::new(&format!("{PROLOGUE}{body}"));
+        let script = |body: &str| redis::Script::new(&format!("{UNDECLARED_KEYS}{body}"));
+        let with_generation = |body: &str| script(&format!("{PROLOGUE}{body}"));
         Scripts {
             get: with_generation(&format!("{READ_ENTRY_FN}{GET}")),
             stamp: with_generation(STAMP),
             put: with_generation(&format!("{CHECK}{PUT}")),
             invalidate: with_generation(INVALIDATE),
-            clear: redis::Script::new(CLEAR),
-            unlock: redis::Script::new(UNLOCK),
-            read_entry: redis::Script::new(&format!("{READ_ENTRY_FN}{READ_ENTRY}")),
+            clear: script(CLEAR),
+            unlock: script(UNLOCK),
+            read_entry: script(&format!("{READ_ENTRY_FN}{READ_ENTRY}")),
             versions: with_generation(VERSIONS),
             check: with_generation(&format!("{CHECK}{CHECKED}")),
-            write_entry: redis::Script::new(WRITE_ENTRY),
+            write_entry: script(WRITE_ENTRY),
             heartbeat: with_generation(HEARTBEAT),
         }
     }
