@@ -239,9 +239,11 @@ fn cache_commands(node: &str) -> u64 {
     commandstats(node)
         .iter()
         .filter(|(name, _)| {
-            !["cluster", "info", "config", "client", "hello", "ping", "command", "readonly"]
-                .iter()
-                .any(|own| name.starts_with(own))
+            ![
+                "cluster", "info", "config", "client", "hello", "ping", "command", "readonly",
+            ]
+            .iter()
+            .any(|own| name.starts_with(own))
         })
         .map(|(_, calls)| calls)
         .sum()
@@ -260,7 +262,10 @@ async fn a_skewed_workload_with_a_common_tag_spreads_over_the_primaries() {
     let store = Store::with(&customers);
     let small_l1 = || async {
         let backend = backend(&cluster, &ns);
-        let cache = Cache::builder().max_entries(64).backend(backend.clone()).build();
+        let cache = Cache::builder()
+            .max_entries(64)
+            .backend(backend.clone())
+            .build();
         let repo = CustomerRepository::with_cache(store.clone(), cache);
         until(|| backend.feed_vouches_for_versions()).await;
         repo
@@ -301,7 +306,10 @@ async fn a_skewed_workload_with_a_common_tag_spreads_over_the_primaries() {
         .zip(&counts)
         .map(|(node, n)| {
             let role = if *node == tags_node { " (tags)" } else { "" };
-            format!("{node}{role} {n} ({:.1}%)", 100.0 * *n as f64 / total as f64)
+            format!(
+                "{node}{role} {n} ({:.1}%)",
+                100.0 * *n as f64 / total as f64
+            )
         })
         .collect();
     eprintln!("commands per primary: {}", split.join(", "));

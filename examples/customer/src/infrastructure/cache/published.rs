@@ -188,10 +188,17 @@ impl StatsPublisher {
                 if let (Some(conn), Ok(json)) =
                     (connection.as_mut(), serde_json::to_string(&published))
                 {
-                    let sent: Result<(), redis::RedisError> = redis::cmd("HSET")
+                    // The hash goes a minute after the last instance stopped publishing.
+                    let sent: Result<(), redis::RedisError> = redis::pipe()
+                        .cmd("HSET")
                         .arg(KEY)
                         .arg(&instance)
                         .arg(json)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(KEY)
+                        .arg(60_000)
+                        .ignore()
                         .query_async(conn)
                         .await;
                     if sent.is_err() {
