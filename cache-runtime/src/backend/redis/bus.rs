@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
+use super::known::KnownVersions;
 use super::Shared;
 use crate::backend::FeedEvent;
 use crate::LOG_TARGET;
@@ -29,8 +30,12 @@ pub(super) enum Message {
         origin: String,
         generation: Option<u64>,
     },
-    /// An instance is alive (and its subscription hears its own heartbeats).
-    Heartbeat { origin: String },
+    /// An instance is alive (and its subscription hears its own heartbeats). On a cluster it
+    /// is published from the tags' node, with the sequence there (`origin@gen:seq`).
+    Heartbeat {
+        origin: String,
+        at: Option<Position>,
+    },
 }
 
 /// Where an invalidation stands in the namespace's sequence: its generation and number.
@@ -61,6 +66,12 @@ impl Message {
         )
     }
 
+    /// The message of a heartbeat of `origin` published by a script, as a head and a tail
+    /// between which the script writes the position of the namespace's sequence (`gen:seq`).
+    pub(super) fn heartbeat_around_position(origin: &str) -> (String, String) {
+        (format!("h{SEP}{origin}@"), SEP.to_string())
+    }
+
     pub(super) fn encode(&self) -> String {
         match self {
             Message::Invalidated { origin, at, tags } => {
@@ -76,35 +87,38 @@ impl Message {
                 let generation = generation.map(|g| g.to_string()).unwrap_or_default();
                 format!("c{SEP}{origin}{SEP}{generation}")
             }
-            Message::Heartbeat { origin } => format!("h{SEP}{origin}{SEP}"),
+            Message::Heartbeat { origin, at } => match at {
+                Some(Position { generation, seq }) => {
+                    format!("h{SEP}{origin}@{generation}:{seq}{SEP}")
+                }
+                None => format!("h{SEP}{origin}{SEP}"),
+            },
         }
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Message> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut parts = text.splitn(3, SEP);
-        let (kind, origin, body) = (parts.next()?, parts.next()?.to_owned(), parts.next()?);
+        let (kind, origin, body) = (parts.next()?, parts.next()?, parts.next()?);
+        let (origin, at) = match origin.split_once('@') {
+            Some((origin, position)) => (origin.to_owned(), Position::parse(position)),
+            None => (origin.to_owned(), None),
+        };
         Some(match kind {
-            "i" => {
-                let (origin, at) = match origin.split_once('@') {
-                    Some((origin, position)) => (origin.to_owned(), Position::parse(position)),
-                    None => (origin, None),
-                };
-                Message::Invalidated {
-                    origin,
-                    at,
-                    tags: body
-                        .split('\0')
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                }
-            }
+            "i" => Message::Invalidated {
+                origin,
+                at,
+                tags: body
+                    .split('\0')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            },
             "c" => Message::Cleared {
                 origin,
                 generation: body.parse().ok(),
             },
-            "h" => Message::Heartbeat { origin },
+            "h" => Message::Heartbeat { origin, at },
             _ => return None,
         })
     }
@@ -160,9 +174,13 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                 let mut last_heard = tokio::time::Instant::now();
                 let heartbeat = Message::Heartbeat {
                     origin: shared.origin.clone(),
+                    at: None,
                 }
                 .encode();
+                let around = Message::heartbeat_around_position(&shared.origin);
                 let mut generations = GenerationWatch::default();
+                // What this subscription heard of the sequence since a heartbeat's position.
+                let mut heard = Sequence::default();
                 loop {
                     let message = tokio::select! {
                         message = messages.next() => message,
@@ -181,20 +199,19 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                                 let backend = super::RedisBackend {
                                     inner: shared.clone(),
                                 };
-                                let ticket = shared.known.ticket();
-                                let beat = backend.heartbeat_from_the_tags_node(&heartbeat).await;
+                                let beat = backend.heartbeat_from_the_tags_node(&around).await;
                                 let event =
                                     generations.observe(beat.as_ref().ok().map(|p| p.generation));
-                                // The beat read the tags' node after the subscription was
-                                // active: from its position on, every invalidation is heard.
-                                match (&beat, &event) {
-                                    (Ok(at), None) => {
-                                        shared.known.anchor(ticket, at.generation, at.seq)
+                                match (&event, &beat) {
+                                    (Some(FeedEvent::Connected), Ok(at)) => {
+                                        shared.known.moved_to(Some(at.generation));
+                                        heard = Sequence::default();
                                     }
-                                    (Ok(at), Some(FeedEvent::Connected)) => {
-                                        shared.known.reanchor(ticket, at.generation, at.seq)
+                                    (Some(_), _) => {
+                                        shared.known.unanchor();
+                                        heard = Sequence::default();
                                     }
-                                    _ => shared.known.unanchor(),
+                                    (None, _) => {}
                                 }
                                 if let Some(event) = event {
                                     if tx.send(event).is_err() {
@@ -220,25 +237,13 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     let Some(message) = Message::parse(message.get_payload_bytes()) else {
                         continue;
                     };
-                    match &message {
-                        Message::Cleared { generation, .. } => {
-                            generations.cleared(*generation);
-                            shared.known.unanchor();
-                        }
-                        Message::Invalidated {
-                            at: Some(at), tags, ..
-                        } => shared.known.heard(
-                            at.generation,
-                            at.seq,
-                            tags.iter().map(String::as_str),
-                        ),
-                        _ => {}
+                    if let Message::Cleared { generation, .. } = &message {
+                        generations.cleared(*generation);
                     }
-                    let Some(event) = message.event() else {
-                        continue;
-                    };
-                    if tx.send(event).is_err() {
-                        return;
+                    for event in heard.message(&shared.known, message) {
+                        if tx.send(event).is_err() {
+                            return;
+                        }
                     }
                 }
                 // A connection that held for a while starts the backoff over.
@@ -300,7 +305,17 @@ mod tests {
                 origin: origin.clone(),
                 generation: None,
             },
-            Message::Heartbeat { origin },
+            Message::Heartbeat {
+                origin: origin.clone(),
+                at: None,
+            },
+            Message::Heartbeat {
+                origin,
+                at: Some(Position {
+                    generation: 1,
+                    seq: 0,
+                }),
+            },
         ] {
             assert_eq!(Message::parse(message.encode().as_bytes()), Some(message));
         }
@@ -340,6 +355,113 @@ mod tests {
         assert_eq!(Message::parse(&[0xff, 0x1e]), None);
     }
 
+    fn invalidated(generation: u64, seq: u64, tag: &str) -> Message {
+        Message::Invalidated {
+            origin: "o".into(),
+            at: Some(Position { generation, seq }),
+            tags: vec![tag.into()],
+        }
+    }
+
+    fn heartbeat(generation: u64, seq: u64) -> Message {
+        Message::Heartbeat {
+            origin: "o".into(),
+            at: Some(Position { generation, seq }),
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_heard_anchors_and_one_after_a_lost_invalidation_starts_over() {
+        let known = KnownVersions::default();
+        let mut sequence = Sequence::default();
+        assert!(sequence.message(&known, heartbeat(1, 10)).is_empty());
+        assert!(known.vouches_for(1, 10, [("a", 3)]));
+        // 11 arrives, 12 is lost on the way, 13 arrives: the heartbeat at 13 tells.
+        sequence.message(&known, invalidated(1, 11, "b"));
+        sequence.message(&known, invalidated(1, 13, "c"));
+        assert!(
+            known.vouches_for(1, 10, [("a", 3)]),
+            "12 (of a) not heard yet"
+        );
+        assert_eq!(
+            sequence.message(&known, heartbeat(1, 13)),
+            vec![FeedEvent::Connected],
+            "in-process entries are dropped"
+        );
+        assert!(
+            !known.vouches_for(1, 12, [("a", 3)]),
+            "entries checked before the heartbeat ask the tags' node"
+        );
+        assert!(known.vouches_for(1, 13, [("a", 3)]), "anchored anew");
+        // Nothing lost since: nothing dropped.
+        sequence.message(&known, invalidated(1, 14, "a"));
+        assert!(sequence.message(&known, heartbeat(1, 14)).is_empty());
+        assert!(!known.vouches_for(1, 14, [("a", 13)]));
+    }
+
+    #[test]
+    fn an_invalidation_without_a_position_unanchors_until_the_next_heartbeat() {
+        let known = KnownVersions::default();
+        let mut sequence = Sequence::default();
+        sequence.message(&known, heartbeat(1, 10));
+        let old = Message::Invalidated {
+            origin: "older".into(),
+            at: None,
+            tags: vec!["a".into()],
+        };
+        assert_eq!(
+            sequence.message(&known, old),
+            vec![FeedEvent::Invalidated(vec!["a".into()])]
+        );
+        assert!(!known.vouches_for(1, 10, [("a", 3)]));
+        // The next heartbeat was published after that invalidation took its number.
+        assert!(sequence.message(&known, heartbeat(1, 11)).is_empty());
+        assert!(known.vouches_for(1, 11, [("a", 11)]));
+        assert!(!known.vouches_for(1, 10, [("a", 3)]));
+    }
+
+    #[test]
+    fn a_clear_moves_the_generation_and_old_heartbeats_anchor_nothing() {
+        let known = KnownVersions::default();
+        let mut sequence = Sequence::default();
+        sequence.message(&known, heartbeat(1, 10));
+        let cleared = Message::Cleared {
+            origin: "o".into(),
+            generation: Some(2),
+        };
+        assert_eq!(sequence.message(&known, cleared), vec![FeedEvent::Cleared]);
+        sequence.message(&known, heartbeat(1, 10)); // published before the clear
+        assert!(!known.is_anchored());
+        sequence.message(&known, heartbeat(2, 0));
+        assert!(known.vouches_for(2, 0, []));
+        assert!(!known.vouches_for(1, 10, []));
+    }
+
+    #[test]
+    fn a_heartbeat_tells_whether_every_invalidation_before_it_arrived() {
+        let at = |seq| Position { generation: 1, seq };
+        let mut heard = Heard::from(at(10));
+        assert!(heard.covers(at(10)));
+        heard.invalidation(at(12));
+        assert!(!heard.covers(at(12)), "11 is missing");
+        heard.invalidation(at(11));
+        heard.invalidation(at(9)); // before the start
+        assert!(heard.covers(at(12)));
+        assert!(!heard.covers(at(13)));
+        assert!(
+            !heard.covers(Position {
+                generation: 2,
+                seq: 0
+            }),
+            "another generation"
+        );
+        heard.invalidation(Position {
+            generation: 2,
+            seq: 13,
+        });
+        assert!(!heard.covers(at(13)));
+    }
+
     #[test]
     fn the_generation_watch_starts_over_when_the_tags_node_fails_or_its_generation_moves() {
         let mut watch = GenerationWatch::default();
@@ -358,6 +480,102 @@ mod tests {
         assert!(watch.observe(None).is_none());
         assert!(matches!(watch.observe(Some(3)), Some(FeedEvent::Connected)));
         assert!(watch.observe(Some(3)).is_none());
+    }
+}
+
+/// What one subscription heard of the namespace's sequence, and what it tells the tag
+/// versions this instance knows (`known.rs`) and the cache.
+#[derive(Default)]
+struct Sequence(Option<Heard>);
+
+impl Sequence {
+    /// Applies `message` to `known`, and returns what the cache must hear of it.
+    fn message(&mut self, known: &KnownVersions, message: Message) -> Vec<FeedEvent> {
+        let mut events = Vec::new();
+        match &message {
+            Message::Cleared { generation, .. } => {
+                known.moved_to(*generation);
+                self.0 = None;
+            }
+            Message::Invalidated {
+                at: Some(at), tags, ..
+            } => {
+                known.heard(at.generation, at.seq, tags.iter().map(String::as_str));
+                if let Some(heard) = &mut self.0 {
+                    heard.invalidation(*at);
+                }
+            }
+            Message::Invalidated { at: None, .. } => {
+                // Of an older instance: its number in the sequence is unknown.
+                known.unanchor();
+                self.0 = None;
+            }
+            Message::Heartbeat { at: Some(at), .. } => {
+                // Every invalidation numbered up to `at` was published before it, from the
+                // same node: this subscription heard them all, or lost some.
+                let lost = self
+                    .0
+                    .as_ref()
+                    .is_some_and(|h| h.generation == at.generation && !h.covers(*at));
+                if lost
+                    || self
+                        .0
+                        .as_ref()
+                        .is_none_or(|h| h.generation != at.generation)
+                {
+                    self.0 = Some(Heard::from(*at));
+                }
+                if lost {
+                    tracing::event!(
+                        target: LOG_TARGET,
+                        tracing::Level::WARN,
+                        cache.op = "error",
+                        "invalidation feed lost messages: in-process entries are dropped"
+                    );
+                    known.unanchor();
+                    events.push(FeedEvent::Connected);
+                }
+                known.anchor(at.generation, at.seq);
+            }
+            Message::Heartbeat { at: None, .. } => {}
+        }
+        events.extend(message.event());
+        events
+    }
+}
+
+/// What one subscription heard of the namespace's sequence since a heartbeat's position:
+/// invalidations take consecutive numbers, so a heartbeat published at `seq` tells whether
+/// every one up to it arrived.
+struct Heard {
+    generation: u64,
+    /// Every number up to this one was heard.
+    complete: u64,
+    /// Numbers heard above `complete`.
+    above: std::collections::BTreeSet<u64>,
+}
+
+impl Heard {
+    fn from(at: Position) -> Self {
+        Heard {
+            generation: at.generation,
+            complete: at.seq,
+            above: Default::default(),
+        }
+    }
+
+    fn invalidation(&mut self, at: Position) {
+        if at.generation != self.generation || at.seq <= self.complete {
+            return;
+        }
+        self.above.insert(at.seq);
+        while self.above.remove(&(self.complete + 1)) {
+            self.complete += 1;
+        }
+    }
+
+    fn covers(&self, at: Position) -> bool {
+        at.generation == self.generation && self.complete >= at.seq
     }
 }
 

@@ -6,9 +6,10 @@
 //! Every invalidation takes the next number of the namespace's sequence (`seq`), and its
 //! message on the feed says which (`gen:seq`, see `bus.rs`). A store on a cluster records, in
 //! the entry, the sequence at which its tag versions were checked current (`checked_at`).
-//! Once the feed is *anchored* at `(gen, since)` (a heartbeat, sent after the subscription was
-//! active, read `seq = since` on the tags' node), every invalidation numbered above `since`
-//! reaches this instance. An entry of generation `gen` checked at `checked_at >= since` is then
+//! Heartbeats are published from the tags' node with the sequence there. Once one published at
+//! `since` reaches a subscription, the feed is *anchored* at `(gen, since)`: every later
+//! invalidation is published after it from the same node, so it reaches that subscription
+//! too, or the next heartbeat finds a number missing and the feed starts over (`bus.rs`). An entry of generation `gen` checked at `checked_at >= since` is then
 //! current exactly when no invalidation heard of one of its tags is numbered above the version
 //! the entry carries for it: an invalidation of that tag after the check is numbered above
 //! `checked_at`, so it was heard; one before the check left the tag at a version at least its
@@ -35,26 +36,22 @@ struct State {
     /// `(gen, since)`: every invalidation of generation `gen` numbered above `since` is heard.
     /// `None`: not anchored (no feed, a broken one, or not yet confirmed by a heartbeat).
     anchor: Option<(u64, u64)>,
-    /// The generation `heard` belongs to.
+    /// The namespace's generation as far as this instance knows (`None`: it does not); what
+    /// `heard` and `floor` belong to. A heartbeat of another generation anchors nothing: it
+    /// was published before a move this instance already knows of.
     generation: Option<u64>,
     /// The highest number heard for each tag invalidated in `generation`.
     heard: HashMap<String, u64>,
-    /// Moves whenever the feed stops vouching, so that a heartbeat sent before (whose reply
-    /// may describe the namespace before this instance's own clear) anchors nothing.
-    epoch: u64,
+    /// No anchor in `generation` starts below this: invalidations up to it were forgotten.
+    floor: u64,
 }
 
-/// What a heartbeat carries to [`KnownVersions::anchor`]: the epoch when it was sent.
-#[derive(Clone, Copy)]
-pub(super) struct AnchorTicket(u64);
-
 impl State {
-    fn anchor_at(&mut self, generation: u64, seq: u64) {
-        if self.generation != Some(generation) {
-            self.heard.clear();
-            self.generation = Some(generation);
-        }
-        self.anchor = Some((generation, seq));
+    fn forget_generation(&mut self, generation: Option<u64>) {
+        self.anchor = None;
+        self.generation = generation;
+        self.heard.clear();
+        self.floor = 0;
     }
 }
 
@@ -63,12 +60,17 @@ impl KnownVersions {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The feed may have missed invalidations (it broke, reconnected, or the namespace was
-    /// cleared): every read asks the tags' node until a heartbeat anchors it again.
+    /// The feed may have missed invalidations (it broke, reconnected, lost messages, heard an
+    /// invalidation without a position): every read asks the tags' node until a heartbeat
+    /// anchors it again.
     pub(super) fn unanchor(&self) {
-        let mut state = self.state();
-        state.anchor = None;
-        state.epoch += 1;
+        self.state().anchor = None;
+    }
+
+    /// The namespace moved to `generation` (a clear, a failover; `None`: unknown): nothing
+    /// heard before applies, and only a heartbeat of that generation anchors.
+    pub(super) fn moved_to(&self, generation: Option<u64>) {
+        self.state().forget_generation(generation);
     }
 
     /// Whether a heartbeat anchored the feed (and nothing unanchored it since).
@@ -76,31 +78,20 @@ impl KnownVersions {
         self.state().anchor.is_some()
     }
 
-    /// Taken before a heartbeat is sent, for [`anchor`](Self::anchor).
-    pub(super) fn ticket(&self) -> AnchorTicket {
-        AnchorTicket(self.state().epoch)
-    }
-
-    /// A heartbeat, sent while the subscription was active, read generation `generation` at
-    /// sequence `seq` on the tags' node. Nothing happens if the feed stopped vouching since
-    /// the heartbeat was sent.
-    pub(super) fn anchor(&self, ticket: AnchorTicket, generation: u64, seq: u64) {
+    /// A heartbeat published at `seq` of `generation` on the tags' node reached a subscription
+    /// that will hear every later invalidation (or notice that it did not): anchors there,
+    /// unless already anchored in that generation, or the heartbeat is of another generation
+    /// than the one this instance knows.
+    pub(super) fn anchor(&self, generation: u64, seq: u64) {
         let mut state = self.state();
-        if ticket.0 != state.epoch || state.anchor.is_some_and(|(g, _)| g == generation) {
+        if state.generation.is_some_and(|g| g != generation)
+            || state.anchor.is_some_and(|(g, _)| g == generation)
+        {
             return;
         }
-        state.anchor_at(generation, seq);
-    }
-
-    /// Like [`anchor`](Self::anchor), after invalidations may have been missed in the same
-    /// generation (its node failed and came back): the anchor moves up to `seq` in any case.
-    pub(super) fn reanchor(&self, ticket: AnchorTicket, generation: u64, seq: u64) {
-        let mut state = self.state();
-        if ticket.0 != state.epoch {
-            state.anchor = None;
-            return;
-        }
-        state.anchor_at(generation, seq);
+        state.generation = Some(generation);
+        let since = seq.max(state.floor);
+        state.anchor = Some((generation, since));
     }
 
     /// Invalidation number `seq` of generation `generation` bumped `tags` (heard on the feed,
@@ -115,10 +106,7 @@ impl KnownVersions {
         if state.generation != Some(generation) {
             // The namespace moved to another generation (a failover, a clear): whatever
             // anchored the old one says nothing about this one.
-            state.anchor = None;
-            state.epoch += 1;
-            state.heard.clear();
-            state.generation = Some(generation);
+            state.forget_generation(Some(generation));
         }
         for tag in tags {
             let number = state.heard.entry(tag.to_owned()).or_insert(seq);
@@ -126,6 +114,7 @@ impl KnownVersions {
         }
         if state.heard.len() > MAX_HEARD {
             let newest = state.heard.values().copied().max().unwrap_or(0);
+            state.floor = state.floor.max(newest);
             state.anchor = state.anchor.map(|(g, since)| (g, since.max(newest)));
             state.heard.clear();
         }
@@ -160,7 +149,7 @@ mod tests {
     fn only_an_anchored_feed_vouches_and_only_for_entries_checked_since() {
         let known = KnownVersions::default();
         assert!(!known.vouches_for(1, 10, [("a", 3)]), "not anchored");
-        known.anchor(known.ticket(), 1, 10);
+        known.anchor(1, 10);
         assert!(known.vouches_for(1, 10, [("a", 3)]));
         assert!(known.vouches_for(1, 12, []));
         assert!(
@@ -175,7 +164,7 @@ mod tests {
     #[test]
     fn a_heard_invalidation_outdates_the_versions_below_it() {
         let known = KnownVersions::default();
-        known.anchor(known.ticket(), 1, 10);
+        known.anchor(1, 10);
         known.heard(1, 11, ["a", "b"]);
         assert!(!known.vouches_for(1, 10, [("a", 3)]));
         assert!(!known.vouches_for(1, 10, [("c", 3), ("b", 10)]));
@@ -193,57 +182,61 @@ mod tests {
     #[test]
     fn anchoring_again_keeps_what_was_heard_in_the_generation() {
         let known = KnownVersions::default();
-        // A message can arrive before the reply of the heartbeat that anchors the feed.
+        // A message can arrive before the heartbeat that anchors the feed.
         known.heard(1, 11, ["a"]);
-        known.anchor(known.ticket(), 1, 10);
+        known.anchor(1, 10);
         assert!(!known.vouches_for(1, 10, [("a", 3)]));
         // A broken feed anchors anew, later, and keeps what it heard.
         known.unanchor();
-        known.anchor(known.ticket(), 1, 20);
+        known.anchor(1, 20);
         assert!(!known.vouches_for(1, 15, [("b", 3)]), "checked before it");
         assert!(!known.vouches_for(1, 20, [("a", 3)]));
         assert!(
             known.vouches_for(1, 30, [("a", 11)]),
             "heard at 11, checked at 30 with the version it left"
         );
-        // Heartbeats of an anchored feed do not move the anchor; one after a failure does.
-        known.anchor(known.ticket(), 1, 40);
+        // Heartbeats of an anchored feed do not move the anchor.
+        known.anchor(1, 40);
         assert!(known.vouches_for(1, 20, [("b", 3)]));
-        known.reanchor(known.ticket(), 1, 40);
-        assert!(!known.vouches_for(1, 20, [("b", 3)]));
-        assert!(known.vouches_for(1, 40, [("b", 3)]));
     }
 
     #[test]
     fn a_message_of_another_generation_unanchors() {
         let known = KnownVersions::default();
-        known.anchor(known.ticket(), 1, 10);
+        known.anchor(1, 10);
         known.heard(2, 1, ["a"]);
         assert!(!known.vouches_for(1, 10, []));
         assert!(
             !known.vouches_for(2, 10, []),
             "not anchored in generation 2 yet"
         );
-        known.anchor(known.ticket(), 2, 1);
+        known.anchor(2, 1);
         assert!(!known.vouches_for(2, 1, [("a", 0)]));
         assert!(known.vouches_for(2, 1, [("a", 1)]));
     }
 
     #[test]
-    fn a_heartbeat_sent_before_the_feed_stopped_vouching_anchors_nothing() {
+    fn a_heartbeat_of_a_generation_left_behind_anchors_nothing() {
         let known = KnownVersions::default();
-        let before_clear = known.ticket();
-        known.unanchor(); // this instance cleared the namespace
-        known.anchor(before_clear, 1, 10);
+        known.anchor(1, 10);
+        // This instance cleared the namespace (or saw its tags' node fail over) into
+        // generation 2; a heartbeat published in generation 1 arrives after.
+        known.moved_to(Some(2));
+        known.anchor(1, 10);
         assert!(!known.vouches_for(1, 10, []));
-        known.anchor(known.ticket(), 2, 0);
+        assert!(!known.is_anchored());
+        known.anchor(2, 0);
         assert!(known.vouches_for(2, 0, []));
+        // A generation nobody announced: the first heartbeat tells it.
+        known.moved_to(None);
+        known.anchor(3, 5);
+        assert!(known.vouches_for(3, 5, []));
     }
 
     #[test]
-    fn too_many_heard_moves_the_anchor_up() {
+    fn too_many_heard_moves_the_anchor_up_and_no_later_anchor_goes_below() {
         let known = KnownVersions::default();
-        known.anchor(known.ticket(), 1, 0);
+        known.anchor(1, 0);
         for i in 0..=MAX_HEARD as u64 {
             known.heard(1, i + 1, [format!("t{i}").as_str()]);
         }
@@ -252,6 +245,11 @@ mod tests {
             !known.vouches_for(1, newest - 1, []),
             "checked before the new anchor"
         );
+        assert!(known.vouches_for(1, newest, [("t0", 0)]));
+        // Anchored anew by a heartbeat published before the forgotten invalidations.
+        known.unanchor();
+        known.anchor(1, 5);
+        assert!(!known.vouches_for(1, 5, [("t0", 0)]));
         assert!(known.vouches_for(1, newest, [("t0", 0)]));
     }
 }

@@ -513,13 +513,16 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
-    /// On a cluster, publishes `message` (a heartbeat) from the node of the namespace's tag
-    /// versions, and returns the generation and sequence there.
-    async fn heartbeat_from_the_tags_node(&self, message: &str) -> Result<Position, BackendError> {
+    /// On a cluster, publishes a heartbeat (`head`, the position there, `tail`) from the node of
+    /// the namespace's tag versions, and returns that position (generation and sequence).
+    async fn heartbeat_from_the_tags_node(
+        &self,
+        (head, tail): &(String, String),
+    ) -> Result<Position, BackendError> {
         let reply: Vec<String> = self
             .run(Gate::Always, |mut c| {
                 let mut invocation = self.invocation(&self.inner.scripts.heartbeat, &c, None);
-                invocation.arg(&self.inner.channel).arg(message);
+                invocation.arg(&self.inner.channel).arg(head).arg(tail);
                 async move { invocation.invoke_async(&mut c.conn).await }
             })
             .await?;
@@ -894,9 +897,10 @@ impl Backend for RedisBackend {
                     async move { invocation.invoke_async::<i64>(&mut c.conn).await }
                 })
                 .await;
-            // A heartbeat sent before may describe the old generation: it anchors nothing.
-            self.inner.known.unanchor();
             cleared?;
+            // A heartbeat published before, heard after, describes the old generation: it
+            // anchors nothing.
+            self.inner.known.moved_to(Some(generation));
             // The new generation already outdated everything; deleting only frees memory.
             for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
                 if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {

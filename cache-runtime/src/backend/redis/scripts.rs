@@ -205,14 +205,16 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
-/// On a cluster, an instance's heartbeat: `ARGV[3]` the channel, `ARGV[4]` the message,
-/// published from the node of the namespace's tag versions (the node invalidations are
-/// published from, so that a subscription that stops hearing that node notices). Returns
-/// `{gen, seq}` there: the prologue starts a new generation on a promoted replica, and `seq`
-/// anchors what the feed tells (`known.rs`).
+/// On a cluster, an instance's heartbeat: `ARGV[4]` the channel, `ARGV[5]` and `ARGV[6]` the
+/// message's head and tail, between which it writes `gen:seq`. Published from the node of the
+/// namespace's tag versions (the node invalidations are published from, so that a
+/// subscription that stops hearing that node notices, and so that every invalidation numbered
+/// up to `seq` reaches a subscription before it: `known.rs`). Returns `{gen, seq}`: the
+/// prologue starts a new generation on a promoted replica.
 const HEARTBEAT: &str = r"
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return { gen, redis.call('HGET', KEYS[1], 'seq') }
+local seq = redis.call('HGET', KEYS[1], 'seq')
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. gen .. ':' .. seq .. ARGV[6])
+return { gen, seq }
 ";
 
 const UNLOCK: &str = r"
