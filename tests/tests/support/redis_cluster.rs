@@ -367,7 +367,12 @@ pub fn commandstats(node: &str) -> std::collections::BTreeMap<String, u64> {
     info.lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').next()?.strip_prefix("calls=")?.parse().ok()?;
+            let calls = rest
+                .split(',')
+                .next()?
+                .strip_prefix("calls=")?
+                .parse()
+                .ok()?;
             Some((name.to_owned(), calls))
         })
         .collect()
