@@ -1,7 +1,14 @@
 //! The Redis backend on a real Redis Cluster (three primaries, three replicas, started by the
-//! test on loopback ports, or `REDIS_CLUSTER_NODES`): entries spread over the primaries while
-//! the namespace's tag versions live on one; shared entries, invalidations that reach every
-//! instance, `clear` on every primary, corrupt entries, and the cross-instance lock.
+//! test on loopback ports, or `REDIS_CLUSTER_NODES`), in what only a cluster has: entries
+//! spread over the primaries while the namespace's tag versions live on one; an instance
+//! trusting its feed reads an L2 hit from the entry's node alone; a skewed workload spreads
+//! over the primaries; a primary failing over, resharding and a migrating slot, under traffic.
+//!
+//! The Redis suite (`redis.rs`) runs on a cluster too, one body per test: its `cluster::*`
+//! tests cover shared entries and in-process hits, round trips (summed over every primary),
+//! invalidations crossing instances, corrupt entries and values of another type, TTLs,
+//! `clear` on every primary, over-long keys, the cross-instance lock, broken subscriptions
+//! and result tags.
 
 mod support;
 
@@ -10,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_runtime::backend::RedisBackend;
-use cache_runtime::{cached, Cache};
+use cache_runtime::Cache;
 use support::redis_cluster::{calls_on, commandstats, reset_stats, RedisCluster};
 use support::redis_server::namespace;
 use support::repo::CustomerRepository;
@@ -95,58 +102,6 @@ async fn entries_spread_over_the_primaries_and_are_shared_by_instances() {
     assert!(entries.len() >= 2, "30 entries on {entries:?} only");
     let tags = holders(&cluster, &format!("{{{ns}}}:*"));
     assert_eq!(tags.len(), 1, "tag versions and meta on {tags:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalidation_reaches_every_instance_and_outdates_the_shared_entry() {
-    let cluster = RedisCluster::shared();
-    let ns = namespace("invalidate");
-    let store = Store::with(&[ann()]);
-    let a = instance(&cluster, &ns, &store).await;
-    let b = instance(&cluster, &ns, &store).await;
-    let c = l2_only(&cluster, &ns, &store);
-    for repo in [&a, &b, &c] {
-        assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
-    }
-    assert_eq!(store.loads(), 1);
-
-    store.put(anna());
-    let events = b.cache.feed_events();
-    a.save(&anna()).await.unwrap();
-    // B's in-process entry goes when the feed tells it; C reads the cluster, whose entry
-    // is outdated at once.
-    assert_eq!(c.find_by_id("1").await, Ok(Some(anna())));
-    until(|| b.cache.feed_events() > events).await;
-    assert_eq!(b.find_by_id("1").await, Ok(Some(anna())));
-    assert_eq!(a.find_by_id("1").await, Ok(Some(anna())));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_l2_hit_is_two_round_trips_and_clear_empties_every_primary() {
-    let cluster = RedisCluster::shared();
-    let ns = namespace("clear");
-    let customers: Vec<Customer> = (1..=20).map(customer).collect();
-    let store = Store::with(&customers);
-    let repo = l2_only(&cluster, &ns, &store);
-    for c in &customers {
-        repo.find_by_id(&c.id).await.unwrap();
-    }
-    // One L2 hit: the entry where it hashes, then its tags' versions. (The first hit also
-    // loads the second script into its node: measured after it.)
-    assert_eq!(repo.find_by_id("6").await, Ok(Some(customer(6))));
-    let before = cluster.calls("evalsha") + cluster.calls("eval");
-    assert_eq!(repo.find_by_id("7").await, Ok(Some(customer(7))));
-    let after = cluster.calls("evalsha") + cluster.calls("eval");
-    assert_eq!(after - before, 2, "an L2 hit on a cluster");
-    assert_eq!(store.loads(), 20);
-
-    repo.cache.clear().await.unwrap();
-    assert_eq!(
-        holders(&cluster, &format!("{ns}:e:*")),
-        Vec::<String>::new()
-    );
-    assert_eq!(repo.find_by_id("7").await, Ok(Some(customer(7))));
-    assert_eq!(store.loads(), 21, "loaded again after the clear");
 }
 
 /// Scripts run on `node` and on the whole cluster so far.
@@ -327,89 +282,6 @@ async fn a_skewed_workload_with_a_common_tag_spreads_over_the_primaries() {
             split.join(", ")
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_entry_is_a_miss_and_is_overwritten() {
-    let cluster = RedisCluster::shared();
-    let ns = namespace("corrupt");
-    let store = Store::with(&[ann()]);
-    let repo = l2_only(&cluster, &ns, &store);
-    repo.find_by_id("1").await.unwrap();
-    let keys: Vec<(String, String)> = cluster
-        .primaries()
-        .into_iter()
-        .flat_map(|node| {
-            let keys = cluster.scan(&node, &format!("{ns}:e:*"));
-            keys.into_iter().map(move |k| (node.clone(), k))
-        })
-        .collect();
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    let (node, key) = &keys[0];
-    let mut conn = support::redis_cluster::connect(node);
-    let _: () = redis::cmd("SET")
-        .arg(key)
-        .arg("not an entry")
-        .query(&mut conn)
-        .unwrap();
-
-    assert_eq!(
-        repo.find_by_id("1").await,
-        Ok(Some(ann())),
-        "a miss, loaded"
-    );
-    assert_eq!(store.loads(), 2);
-    let row = support::row(&repo.cache.stats(), "find_by_id").clone();
-    assert_eq!(row.backend_errors, 1, "counted");
-    assert_eq!(
-        repo.find_by_id("1").await,
-        Ok(Some(ann())),
-        "overwritten: a hit"
-    );
-    assert_eq!(store.loads(), 2);
-}
-
-#[derive(Clone)]
-struct Locked {
-    store: Store,
-    cache: Cache,
-}
-
-impl Locked {
-    #[cached(key = "customer.{id}", ttl = 600, lock = "2s")]
-    async fn find(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
-        self.store.get(id).await
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_missing_the_same_key_load_it_once() {
-    let cluster = RedisCluster::shared();
-    let ns = namespace("lock");
-    let store = Store::with(&[ann()]);
-    let locked = || Locked {
-        store: store.clone(),
-        cache: Cache::builder().backend(backend(&cluster, &ns)).build(),
-    };
-    let (a, b) = (locked(), locked());
-    until(|| a.cache.feed_connected() && b.cache.feed_connected()).await;
-    let gate = store.hold();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.find("1").await }
-    });
-    support::reached(&gate, 1).await; // A holds the lock and is loading
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.find("1").await }
-    });
-    // B waits on the lock instead of loading: no second load reaches the gate.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(gate.reached.available_permits(), 0, "B did not load");
-    gate.release.add_permits(1);
-    assert_eq!(first.await.unwrap(), Ok(Some(ann())));
-    assert_eq!(second.await.unwrap(), Ok(Some(ann())));
-    assert_eq!(store.loads(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

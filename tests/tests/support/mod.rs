@@ -7,6 +7,7 @@ pub mod recording;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod repo;
+pub mod shared_redis;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
