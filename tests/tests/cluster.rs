@@ -111,6 +111,36 @@ fn scripts_run(cluster: &RedisCluster, node: &str) -> (u64, u64) {
     (on(node), all)
 }
 
+/// Heartbeats are published from the tags' node, over the cluster bus to a subscription on
+/// any node: a quiet feed hears them and stays connected (it would fall silent after three
+/// heartbeats and start over otherwise, dropping every in-process entry each time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_feed_hears_its_heartbeats_and_stays_connected() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("quiet");
+    let store = Store::with(&[ann()]);
+    let backend = RedisBackend::cluster(cluster.urls())
+        .namespace(&ns)
+        .timeout(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let repo = CustomerRepository::two_tier(&store, backend.clone()).await;
+    until(|| backend.feed_vouches_for_versions()).await;
+    assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
+    let events = repo.cache.feed_events();
+    // Ten heartbeats, of which three unheard would break the feed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        repo.cache.feed_events(),
+        events,
+        "no reconnection, no start over"
+    );
+    assert!(repo.cache.feed_connected() && backend.feed_vouches_for_versions());
+    assert_eq!(repo.find_by_id("1").await, Ok(Some(ann())));
+    assert_eq!(store.loads(), 1, "the in-process entry is still there");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_trusting_its_feed_reads_entries_from_their_node_alone() {
     let cluster = RedisCluster::shared();

@@ -23,7 +23,6 @@ pub(super) async fn follow(
             return;
         };
         let Some(local) = &inner.local else { return };
-        inner.feed_events.fetch_add(1, Ordering::Relaxed);
         match event {
             FeedEvent::Invalidated(tags) => {
                 inner.log.record(tags.iter().map(|t| inner.log.hash(t)));
@@ -48,5 +47,7 @@ pub(super) async fn follow(
             }
             FeedEvent::Disconnected => inner.trusted.store(false, Ordering::Release),
         }
+        // Counted once applied: whoever sees the count move sees its effect.
+        inner.feed_events.fetch_add(1, Ordering::Release);
     }
 }

@@ -174,7 +174,7 @@ impl Cache {
     /// How many events of the shared backend's feed (invalidations and clears by other
     /// instances, reconnections) this cache has applied.
     pub fn feed_events(&self) -> u64 {
-        self.inner.feed_events.load(Ordering::Relaxed)
+        self.inner.feed_events.load(Ordering::Acquire)
     }
 
     pub(crate) fn method_counters(&self, name: &'static str) -> Arc<MethodCounters> {
