@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_runtime::backend::RedisBackend;
-use cache_runtime::Cache;
-use support::redis_cluster::{calls_on, commandstats, reset_stats, RedisCluster};
+use cache_runtime::{cached, Cache};
+use support::redis_cluster::{
+    calls_on, commandstats, monitor_line, reset_stats, Monitor, RedisCluster,
+};
 use support::redis_server::namespace;
 use support::repo::CustomerRepository;
 use support::{ann, until, Customer, Store};
@@ -109,6 +111,116 @@ fn scripts_run(cluster: &RedisCluster, node: &str) -> (u64, u64) {
     let on = |n: &str| calls_on(n, "evalsha") + calls_on(n, "eval");
     let all = cluster.primaries().iter().map(|n| on(n)).sum();
     (on(node), all)
+}
+
+/// A method that takes the cross-instance lock.
+struct Locked {
+    store: Store,
+    cache: Cache,
+}
+
+impl Locked {
+    #[cached(key = "locked.{id}", ttl = 600, tags = ["customer.{id}"], lock = "2s")]
+    async fn find(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
+        self.store.get(id).await
+    }
+}
+
+/// Scripts name every key they touch in `KEYS` (Redis Cluster and Dragonfly want it): with
+/// `MONITOR` on every primary while two instances and one without an in-process tier load,
+/// hit, store, invalidate (by id, and a result tag), lock and clear, every key a command inside
+/// a script touched is one its script declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_a_script_touches_is_declared() {
+    let cluster = RedisCluster::shared();
+    let ns = namespace("declared");
+    let customers: Vec<Customer> = (1..=12).map(customer).collect();
+    let store = Store::with(&customers);
+    let monitors: Vec<(String, Monitor)> = cluster
+        .primaries()
+        .into_iter()
+        .map(|node| {
+            let monitor = Monitor::start(&node);
+            (node, monitor)
+        })
+        .collect();
+    // A timeout would make an invalidation fall back to the variant for migrating slots,
+    // which computes its keys: no timeout here, on a loaded machine either.
+    let patient = || {
+        RedisBackend::cluster(cluster.urls())
+            .namespace(&ns)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    };
+    let a = CustomerRepository::two_tier(&store, patient()).await;
+    let b = CustomerRepository::two_tier(&store, patient()).await;
+    let c = CustomerRepository::with_cache(
+        store.clone(),
+        Cache::builder()
+            .backend(patient())
+            .in_process_tier(false)
+            .build(),
+    );
+    for repo in [&a, &b, &c] {
+        for customer in &customers {
+            repo.find_by_id(&customer.id).await.unwrap();
+        }
+        repo.find_by_email("c@example.com").await.unwrap();
+        repo.find_active(1, 5).await.unwrap();
+    }
+    a.save(&anna()).await.unwrap();
+    b.cache
+        .invalidate_tags(&["customer.email".to_string()])
+        .await
+        .unwrap();
+    for repo in [&b, &c] {
+        repo.find_by_id("1").await.unwrap();
+    }
+    a.cache.clear().await.unwrap();
+    c.find_by_id("2").await.unwrap();
+    let locked = Locked {
+        store: store.clone(),
+        cache: Cache::builder()
+            .backend(patient())
+            .in_process_tier(false)
+            .build(),
+    };
+    locked.find("3").await.unwrap();
+
+    let mut scripts = 0;
+    let mut undeclared = Vec::new();
+    for (node, monitor) in monitors {
+        let mut declared: Vec<String> = Vec::new();
+        for line in monitor.stop() {
+            let (in_script, args) = monitor_line(&line);
+            let Some(command) = args.first().map(|c| c.to_uppercase()) else {
+                continue;
+            };
+            if !in_script {
+                if command == "EVALSHA" || command == "EVAL" {
+                    scripts += 1;
+                    let count: usize = args[2].parse().unwrap();
+                    declared = args[3..3 + count].to_vec();
+                }
+                continue;
+            }
+            let key = match command.as_str() {
+                "PUBLISH" | "INFO" => continue,
+                _ => &args[1],
+            };
+            if !declared.contains(key) {
+                undeclared.push(format!("{node}: {line}"));
+            }
+        }
+    }
+    assert!(scripts > 50, "the workload ran scripts ({scripts})");
+    assert!(
+        undeclared.is_empty(),
+        "{} commands touched undeclared keys, e.g. {:?}",
+        undeclared.len(),
+        &undeclared[..undeclared.len().min(5)]
+    );
 }
 
 /// Heartbeats are published from the tags' node, over the cluster bus to a subscription on

@@ -453,3 +453,84 @@ impl Drop for RedisCluster {
         }
     }
 }
+
+/// What `MONITOR` on a node showed, line by line, until it was stopped.
+pub struct Monitor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    lines: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Monitor {
+    /// Starts watching `node`; returns once `MONITOR` is on.
+    pub fn start(node: &str) -> Monitor {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut conn = connect(node);
+        let _: redis::Value = redis::cmd("MONITOR").query(&mut conn).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let lines = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            while !stopped.load(Ordering::Acquire) {
+                match conn.recv_response() {
+                    Ok(redis::Value::SimpleString(line)) => lines.push(line),
+                    Ok(_) => {}
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => panic!("MONITOR stopped: {e}"),
+                }
+            }
+            lines
+        });
+        Monitor {
+            stop,
+            lines: Some(lines),
+        }
+    }
+
+    /// Stops watching (after what was already sent has arrived) and returns the lines.
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.lines
+            .take()
+            .unwrap()
+            .join()
+            .expect("the monitor thread")
+    }
+}
+
+/// The quoted arguments of a `MONITOR` line, and whether it ran inside a script (`[0 lua]`).
+pub fn monitor_line(line: &str) -> (bool, Vec<String>) {
+    let Some((source, rest)) = line.split_once("] ") else {
+        return (false, Vec::new());
+    };
+    let in_script = source.ends_with(" lua");
+    let mut args = Vec::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut arg = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).collect();
+                        arg.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?') as char);
+                    }
+                    Some('n') => arg.push('\n'),
+                    Some('r') => arg.push('\r'),
+                    Some('t') => arg.push('\t'),
+                    Some(other) => arg.push(other),
+                    None => {}
+                },
+                c => arg.push(c),
+            }
+        }
+        args.push(arg);
+    }
+    (in_script, args)
+}

@@ -15,6 +15,7 @@ mod known;
 mod link;
 mod scripts;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,6 +160,7 @@ impl RedisBuilder {
                 origin: format!("{:016x}", fastrand::u64(..)),
                 scripts: Scripts::new(),
                 known: KnownVersions::default(),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -195,6 +197,9 @@ struct Shared {
     scripts: Scripts,
     /// On a cluster, what the feed tells about tag versions.
     known: KnownVersions,
+    /// The namespace's generation as last seen (0: none yet), whose tag keys the stamp and
+    /// invalidation scripts are given.
+    generation: AtomicU64,
 }
 
 fn redis_error(e: redis::RedisError) -> BackendError {
@@ -426,6 +431,13 @@ impl RedisBackend {
             return Ok(Some(parts)); // unreadable: decoding reports it
         };
         let tags: Vec<&[u8]> = names.split(|b| *b == 0).filter(|t| !t.is_empty()).collect();
+        let tag_keys: Vec<Vec<u8>> = tags
+            .iter()
+            .map(|tag| {
+                let prefix = &self.inner.tag_prefix;
+                [prefix.as_bytes(), generation, b":", tag].concat()
+            })
+            .collect();
         if trusting_feed {
             if let Some(versions) = self.vouched_versions(raw, &tags, generation, checked_at) {
                 parts.truncate(2);
@@ -437,8 +449,8 @@ impl RedisBackend {
             .run(Gate::Breaker, |mut c| {
                 let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
                 invocation.arg(generation);
-                for tag in &tags {
-                    invocation.arg(*tag);
+                for key in &tag_keys {
+                    invocation.key(key);
                 }
                 async move { invocation.invoke_async(&mut c.conn).await }
             })
@@ -449,6 +461,57 @@ impl RedisBackend {
         parts.truncate(2);
         parts.extend(versions);
         Ok(Some(parts))
+    }
+
+    /// The keys of `tags`' versions in `generation`.
+    fn tag_keys<'t>(
+        &self,
+        generation: &str,
+        tags: impl IntoIterator<Item = &'t str>,
+    ) -> Vec<String> {
+        let prefix = &self.inner.tag_prefix;
+        tags.into_iter()
+            .map(|tag| format!("{prefix}{generation}:{tag}"))
+            .collect()
+    }
+
+    /// Runs `script` (stamp or invalidate) with the keys of `tags` in the generation last seen,
+    /// once more if the namespace is in another one (the reply is then `{gen}` alone).
+    async fn with_tag_keys(
+        &self,
+        gate: Gate,
+        script: &redis::Script,
+        tags: &[String],
+        args: &[&str],
+    ) -> Result<Vec<Vec<u8>>, BackendError> {
+        for _ in 0..3 {
+            let expected = self.inner.generation.load(Ordering::Acquire).to_string();
+            let keys = self.tag_keys(&expected, tags.iter().map(String::as_str));
+            let reply: Vec<Vec<u8>> = self
+                .run(gate, |mut c| {
+                    let mut invocation = self.invocation(script, &c, None);
+                    for arg in args {
+                        invocation.arg(*arg);
+                    }
+                    invocation.arg(&expected);
+                    for key in &keys {
+                        invocation.key(key);
+                    }
+                    async move { invocation.invoke_async(&mut c.conn).await }
+                })
+                .await?;
+            let Some(generation) = reply.first().and_then(|g| parse_u64(g)) else {
+                return Ok(reply); // the caller says what is wrong with it
+            };
+            self.inner.generation.store(generation, Ordering::Release);
+            if reply.len() > 1 {
+                return Ok(reply);
+            }
+        }
+        Err(BackendError::new(
+            BackendErrorKind::Other,
+            "the namespace's generation kept moving",
+        ))
     }
 
     /// The versions an entry carries, when the feed vouches that they are current.
@@ -630,6 +693,18 @@ fn like_seed(seed: &redis::ConnectionInfo, address: &str) -> Option<redis::Conne
     Some(seed.clone().set_addr(addr))
 }
 
+/// Whether Redis said `TRYAGAIN` (a multi-key command on a migrating slot whose keys are split
+/// between the two nodes), or did not answer in time: the cluster client retries `TRYAGAIN`
+/// until the timeout.
+fn is_try_again(error: &BackendError) -> bool {
+    if error.kind() == BackendErrorKind::Timeout {
+        return true;
+    }
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<redis::RedisError>())
+        .is_some_and(|e| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain))
+}
+
 /// `<scope>:<key>`, or `<scope>#<sha256 of key>` for long keys.
 fn scoped(key: &EntryKey<'_>) -> String {
     if key.key.len() > MAX_KEY {
@@ -744,15 +819,8 @@ impl Backend for RedisBackend {
 
     fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
         Box::pin(async move {
-            let reply: Vec<Vec<u8>> = self
-                .run(Gate::Breaker, |mut c| {
-                    let mut invocation = self.invocation(&self.inner.scripts.stamp, &c, None);
-                    for tag in tags {
-                        invocation.arg(tag);
-                    }
-                    async move { invocation.invoke_async(&mut c.conn).await }
-                })
-                .await?;
+            let stamp = &self.inner.scripts.stamp;
+            let reply = self.with_tag_keys(Gate::Breaker, stamp, tags, &[]).await?;
             parse_stamp(reply, tags.len())
         })
     }
@@ -818,9 +886,15 @@ impl Backend for RedisBackend {
                     &bytes[..],
                 )
             };
+            // The keys of the tags in the stamp's generation, then (one Redis) the entry's.
+            let mut keys = self.tag_keys(&generation, entry.tags.iter().map(|(t, _)| t.as_str()));
+            keys.extend(entry_key.map(str::to_owned));
             let stored: i64 = self
                 .run(Gate::Breaker, |mut c| {
-                    let mut invocation = self.invocation(script, &c, entry_key);
+                    let mut invocation = self.invocation(script, &c, None);
+                    for key in &keys {
+                        invocation.key(key);
+                    }
                     invocation
                         .arg(&generation)
                         .arg(envelope)
@@ -854,16 +928,31 @@ impl Backend for RedisBackend {
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()> {
         Box::pin(async move {
             let (head, tail) = Message::invalidated_around_position(&self.inner.origin, tags);
-            let reply: Vec<String> = self
-                .run(Gate::Always, |mut c| {
-                    let mut invocation = self.invocation(&self.inner.scripts.invalidate, &c, None);
-                    invocation.arg(&self.inner.channel).arg(&head).arg(&tail);
-                    for tag in tags {
-                        invocation.arg(tag);
-                    }
-                    async move { invocation.invoke_async(&mut c.conn).await }
-                })
-                .await?;
+            let script = &self.inner.scripts.invalidate;
+            let args = [self.inner.channel.as_str(), &head, &tail];
+            let reply = match self.with_tag_keys(Gate::Always, script, tags, &args).await {
+                Ok(reply) => reply,
+                // A cluster refuses a script whose keys are split by a migrating slot
+                // (`TRYAGAIN`, which the cluster client retries until the timeout): the variant
+                // that finds its keys itself, and skips those it cannot reach.
+                Err(error) if self.inner.link.is_cluster() && is_try_again(&error) => {
+                    self.run(Gate::Always, |mut c| {
+                        let script = &self.inner.scripts.invalidate_migrating;
+                        let mut invocation = self.invocation(script, &c, None);
+                        invocation.arg(&args[..]);
+                        for tag in tags {
+                            invocation.arg(tag);
+                        }
+                        async move { invocation.invoke_async(&mut c.conn).await }
+                    })
+                    .await?
+                }
+                Err(error) => return Err(error),
+            };
+            let reply: Vec<String> = reply
+                .into_iter()
+                .map(|part| String::from_utf8_lossy(&part).into_owned())
+                .collect();
             // Heard here before the call returns, whenever the feed delivers it.
             if let Some(at) = parse_position(&reply) {
                 let tags = tags.iter().map(String::as_str);

@@ -31,6 +31,11 @@
 //!    missing treats the entry as outdated.
 //! 4. **A store checks before it writes.** `PUT` writes only when the stamp's generation and
 //!    every stamped tag version are still current: an outdated value never replaces another.
+//! 5. **Keys are declared.** A script is given, in `KEYS`, every key it touches (but the hit
+//!    script on one Redis: [`UNDECLARED_KEYS`]): tag keys in the generation the client
+//!    expects (the entry's or the stamp's, or the last one it saw). A stamp or an invalidation
+//!    that finds another generation does nothing and returns it; the client asks again with
+//!    the keys of that one.
 
 /// Every script but the cluster's entry writes starts with this: the `run_id` of the server
 /// process it runs on, and the generation, started anew when the namespace's meta key is
@@ -81,17 +86,17 @@ end
 return out
 ";
 
-/// `ARGV[3]` the tag prefix, `ARGV[4..]` the tags. Returns `{gen, seq, version...}`, creating
-/// missing tag keys at `seq` (rule 3).
+/// `KEYS[2..]` the tags' keys in the generation the client expects, `ARGV[4]`. Returns
+/// `{gen}` when the generation is another (the client asks again with its keys), else
+/// `{gen, seq, version...}`, creating missing tag keys at `seq` (rule 3).
 const STAMP: &str = r"
+if gen ~= ARGV[4] then return { gen } end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 local out = { gen, seq }
-local prefix = ARGV[3] .. gen .. ':'
-for i = 4, #ARGV do
-  local k = prefix .. ARGV[i]
-  local v = redis.call('GET', k)
+for i = 2, #KEYS do
+  local v = redis.call('GET', KEYS[i])
   if not v then
-    redis.call('SET', k, seq, 'PX', 3600000)
+    redis.call('SET', KEYS[i], seq, 'PX', 3600000)
     v = seq
   end
   out[#out + 1] = v
@@ -105,52 +110,48 @@ return read_entry(KEYS[1])
 ";
 
 /// On a cluster, where an entry and its tags live on different nodes, the second half of a
-/// read: `ARGV[3]` the tag prefix, `ARGV[4]` the entry's generation, `ARGV[5..]` its tags.
-/// Returns nil when the entry is of another generation, or `{version...}` with `''` for a
-/// missing tag key (the entry is then outdated).
+/// read: `ARGV[4]` the entry's generation, `KEYS[2..]` its tags' keys in it. Returns nil when
+/// the entry is of another generation, or `{version...}` with `''` for a missing tag key (the
+/// entry is then outdated).
 const VERSIONS: &str = r"
 if gen ~= ARGV[4] then return nil end
 local out = {}
-local prefix = ARGV[3] .. gen .. ':'
-for i = 5, #ARGV do
-  out[#out + 1] = redis.call('GET', prefix .. ARGV[i]) or ''
+for i = 2, #KEYS do
+  out[#out + 1] = redis.call('GET', KEYS[i]) or ''
 end
 return out
 ";
 
-/// Whether a stamp is still current (rule 4), as the store checks it. `ARGV[3]` the tag
-/// prefix, `ARGV[4]` the stamp's generation, `ARGV[6]` the tag names (NUL-separated),
-/// `ARGV[7]` the TTL in ms, `ARGV[8..]` the stamped version of each tag. Returns -1 when it is
-/// not; otherwise goes on with `tags`, the keys of the entry's tags, and `seq`.
+/// Whether a stamp is still current (rule 4), as the store checks it. `ARGV[4]` the stamp's
+/// generation, `ARGV[6]` the tag names (NUL-separated), `ARGV[7]` the TTL in ms, `ARGV[8..]`
+/// the stamped version of each tag, whose key in the stamp's generation is `KEYS[1 + i]`.
+/// Returns -1 when it is not; otherwise goes on with `tags`, the keys of the entry's tags, and
+/// `seq`.
 const CHECK: &str = r"
 if gen ~= ARGV[4] then return -1 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
-local prefix = ARGV[3] .. gen .. ':'
 local tags = {}
-local i = 8
-if #ARGV[6] > 0 then
-  for tag in string.gmatch(ARGV[6], '([^%z]+)') do
-    local k = prefix .. tag
-    local v = redis.call('GET', k)
-    if not v then
-      redis.call('SET', k, seq, 'PX', ARGV[7])
-      v = seq
-    end
-    if v ~= ARGV[i] then return -1 end
-    tags[#tags + 1] = k
-    i = i + 1
+for i = 1, #ARGV - 7 do
+  local k = KEYS[1 + i]
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, seq, 'PX', ARGV[7])
+    v = seq
   end
+  if v ~= ARGV[7 + i] then return -1 end
+  tags[#tags + 1] = k
 end
 ";
 
-/// One Redis: `KEYS[2]` the entry, `ARGV[5]` the envelope, and [`CHECK`]'s arguments. Writes
-/// the entry only when the stamp is current, in the same script. Returns 1 when stored, -1 when
+/// One Redis: the entry last in `KEYS` (after the tags'), `ARGV[5]` the envelope, and
+/// [`CHECK`]'s arguments. Writes the entry only when the stamp is current, in the same script. Returns 1 when stored, -1 when
 /// the stamp is no longer current.
 const PUT: &str = r"
-local kind = redis.call('TYPE', KEYS[2]).ok
-if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[2]) end
-redis.call('HSET', KEYS[2], 'v', ARGV[5], 't', ARGV[6], 'g', gen)
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
+local entry = KEYS[#KEYS]
+local kind = redis.call('TYPE', entry).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', entry) end
+redis.call('HSET', entry, 'v', ARGV[5], 't', ARGV[6], 'g', gen)
+redis.call('PEXPIRE', entry, ARGV[7])
 for _, k in ipairs(tags) do redis.call('PEXPIRE', k, ARGV[7], 'GT') end
 return 1
 ";
@@ -173,17 +174,31 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 
-/// `ARGV[3]` the tag prefix, `ARGV[4]` the channel, `ARGV[5]` and `ARGV[6]` the feed message's
-/// head and tail, between which it writes `gen:seq` (the number this invalidation took),
-/// `ARGV[7..]` the tags. Returns `{gen, seq}`. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
+/// `ARGV[4]` the channel, `ARGV[5]` and `ARGV[6]` the feed message's head and tail, between
+/// which it writes `gen:seq` (the number this invalidation took), `ARGV[7]` the generation the
+/// client expects, `KEYS[2..]` the tags' keys in it. Returns `{gen}` when the generation is
+/// another (nothing done: the client asks again with its keys), else `{gen, seq}`. A missing tag key stays missing: whoever stamps it next creates it at a `seq`
 /// past this invalidation (rule 3). The channel is an argument, not a key: on a cluster every
 /// key of a script lives on one node, and a `PUBLISH` reaches every node.
 ///
-/// On a cluster whose `{ns}` slot is migrating, a tag key already moved (or missing) cannot be
-/// reached from this node: `pcall` skips it, and the others are still bumped and the message
-/// still published. A tag that cannot be reached here cannot be read or stamped here either
-/// (readers bypass), and once the meta key moves, its new node starts a new generation.
+/// On a cluster whose `{ns}` slot is migrating, Redis refuses it when some of its keys have
+/// moved or are missing (`TRYAGAIN`): the client then runs [`INVALIDATE_MIGRATING`].
 const INVALIDATE: &str = r"
+if gen ~= ARGV[7] then return { gen } end
+local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+for i = 2, #KEYS do
+  local k = KEYS[i]
+  if redis.pcall('EXISTS', k) == 1 then redis.pcall('SET', k, v, 'KEEPTTL') end
+end
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. gen .. ':' .. v .. ARGV[6])
+return { gen, tostring(v) }
+";
+
+/// [`INVALIDATE`] while the `{ns}` slot migrates on a cluster, where Redis refuses a script
+/// whose declared keys are split between the two nodes (`TRYAGAIN`): the same, with the tag
+/// keys computed here from `ARGV[7..]` (the tags) in the current generation, and those this
+/// node cannot reach skipped (`pcall`). Returns `{gen, seq}`.
+const INVALIDATE_MIGRATING: &str = r"
 local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prefix = ARGV[3] .. gen .. ':'
 for i = 7, #ARGV do
@@ -222,10 +237,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Every script's first line. Tag keys are computed inside the scripts (their generation is
-/// decided there), not declared in `KEYS`: Redis (one node or a cluster, where they share the
-/// `{ns}` slot) runs such scripts; Dragonfly refuses them unless the script says so, which
-/// this comment does (Redis reads it as a comment). Not tested on Dragonfly.
+/// Every script declares in `KEYS` the keys it touches (a cluster requires it in principle,
+/// Dragonfly in practice), with two exceptions: on one Redis the hit script reads the tag keys
+/// its entry names, which the client cannot know before the entry is read (a value's tags
+/// from its result); on a cluster, [`INVALIDATE_MIGRATING`]. Their first line tells Dragonfly
+/// so; Redis reads it as a comment. Not tested on Dragonfly.
 const UNDECLARED_KEYS: &str = "--!df flags=allow-undeclared-keys\n";
 
 /// The scripts, loaded once per backend.
@@ -234,6 +250,8 @@ pub(super) struct Scripts {
     pub(super) stamp: redis::Script,
     pub(super) put: redis::Script,
     pub(super) invalidate: redis::Script,
+    /// A cluster's invalidation while the namespace's slot migrates.
+    pub(super) invalidate_migrating: redis::Script,
     pub(super) clear: redis::Script,
     pub(super) unlock: redis::Script,
     /// A cluster's read: the entry.
@@ -250,13 +268,16 @@ pub(super) struct Scripts {
 
 impl Scripts {
     pub(super) fn new() -> Self {
-        let script = |body: &str| redis::Script::new(&format!("{UNDECLARED_KEYS}{body}"));
+        let script = |body: &str| redis::Script::new(body);
         let with_generation = |body: &str| script(&format!("{PROLOGUE}{body}"));
         Scripts {
-            get: with_generation(&format!("{READ_ENTRY_FN}{GET}")),
+            get: script(&format!("{UNDECLARED_KEYS}{PROLOGUE}{READ_ENTRY_FN}{GET}")),
             stamp: with_generation(STAMP),
             put: with_generation(&format!("{CHECK}{PUT}")),
             invalidate: with_generation(INVALIDATE),
+            invalidate_migrating: script(&format!(
+                "{UNDECLARED_KEYS}{PROLOGUE}{INVALIDATE_MIGRATING}"
+            )),
             clear: script(CLEAR),
             unlock: script(UNLOCK),
             read_entry: script(&format!("{READ_ENTRY_FN}{READ_ENTRY}")),
