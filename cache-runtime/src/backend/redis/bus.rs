@@ -138,6 +138,14 @@ impl Message {
 /// messages into feed events. Ends when the cache drops the feed.
 pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEvent>) {
     use futures_util::StreamExt;
+    /// When the follower ends, what it anchored is no longer watched.
+    struct Unanchor(Arc<Shared>);
+    impl Drop for Unanchor {
+        fn drop(&mut self) {
+            self.0.known.unanchor();
+        }
+    }
+    let _unanchor = Unanchor(shared.clone());
     let mut backoff = Duration::from_millis(50);
     // Whether a subscription failed or broke before: then connecting ends an outage.
     let mut outage = false;
@@ -162,9 +170,11 @@ pub(super) async fn follow(shared: Arc<Shared>, tx: mpsc::UnboundedSender<FeedEv
                     shared.breaker.recovered();
                 }
                 outage = true;
-                // Until a heartbeat anchors it, the feed vouches for no tag version.
+                // Until a heartbeat anchors it, the feed vouches for no tag version. On a
+                // cluster, the feed counts as connected once a heartbeat of the tags' node
+                // arrives, from which on every lost invalidation is noticed (`Sequence`).
                 shared.known.unanchor();
-                if tx.send(FeedEvent::Connected).is_err() {
+                if !shared.link.is_cluster() && tx.send(FeedEvent::Connected).is_err() {
                     return;
                 }
                 let mut messages = pubsub.into_on_message();
@@ -374,7 +384,11 @@ mod tests {
     fn a_heartbeat_heard_anchors_and_one_after_a_lost_invalidation_starts_over() {
         let known = KnownVersions::default();
         let mut sequence = Sequence::default();
-        assert!(sequence.message(&known, heartbeat(1, 10)).is_empty());
+        assert_eq!(
+            sequence.message(&known, heartbeat(1, 10)),
+            vec![FeedEvent::Connected],
+            "the first heartbeat connects the feed"
+        );
         assert!(known.vouches_for(1, 10, [("a", 3)]));
         // 11 arrives, 12 is lost on the way, 13 arrives: the heartbeat at 13 tells.
         sequence.message(&known, invalidated(1, 11, "b"));
@@ -414,8 +428,12 @@ mod tests {
             vec![FeedEvent::Invalidated(vec!["a".into()])]
         );
         assert!(!known.vouches_for(1, 10, [("a", 3)]));
-        // The next heartbeat was published after that invalidation took its number.
-        assert!(sequence.message(&known, heartbeat(1, 11)).is_empty());
+        // The next heartbeat was published after that invalidation took its number; whether
+        // others were lost before it, nobody can tell: the feed starts over.
+        assert_eq!(
+            sequence.message(&known, heartbeat(1, 11)),
+            vec![FeedEvent::Connected]
+        );
         assert!(known.vouches_for(1, 11, [("a", 11)]));
         assert!(!known.vouches_for(1, 10, [("a", 3)]));
     }
@@ -430,11 +448,20 @@ mod tests {
             generation: Some(2),
         };
         assert_eq!(sequence.message(&known, cleared), vec![FeedEvent::Cleared]);
-        sequence.message(&known, heartbeat(1, 10)); // published before the clear
+        // Published before the clear: it tells nothing.
+        assert!(sequence.message(&known, heartbeat(1, 10)).is_empty());
         assert!(!known.is_anchored());
-        sequence.message(&known, heartbeat(2, 0));
-        assert!(known.vouches_for(2, 0, []));
+        // The clear started generation 2 at 0: every invalidation since is accounted for.
+        sequence.message(&known, invalidated(2, 1, "a"));
+        assert!(sequence.message(&known, heartbeat(2, 1)).is_empty());
+        assert!(known.vouches_for(2, 1, [("a", 1)]));
         assert!(!known.vouches_for(1, 10, []));
+        // One lost after the clear is noticed.
+        sequence.message(&known, invalidated(2, 3, "a"));
+        assert_eq!(
+            sequence.message(&known, heartbeat(2, 3)),
+            vec![FeedEvent::Connected]
+        );
     }
 
     #[test]
@@ -495,7 +522,8 @@ impl Sequence {
         match &message {
             Message::Cleared { generation, .. } => {
                 known.moved_to(*generation);
-                self.0 = None;
+                // A clear starts its generation at 0, in the script that publishes it.
+                self.0 = generation.map(|generation| Heard::from(Position { generation, seq: 0 }));
             }
             Message::Invalidated {
                 at: Some(at), tags, ..
@@ -510,28 +538,27 @@ impl Sequence {
                 known.unanchor();
                 self.0 = None;
             }
+            Message::Heartbeat { at: Some(at), .. } if known.left_behind(at.generation) => {}
             Message::Heartbeat { at: Some(at), .. } => {
                 // Every invalidation numbered up to `at` was published before it, from the
-                // same node: this subscription heard them all, or lost some.
-                let lost = self
-                    .0
-                    .as_ref()
-                    .is_some_and(|h| h.generation == at.generation && !h.covers(*at));
-                if lost
-                    || self
+                // same node: this subscription heard them all, or lost some. Without a
+                // record of this generation (a new subscription, a move, an invalidation
+                // without a number), it cannot tell: it starts over from here too.
+                let heard_all = self.0.as_ref().is_some_and(|h| h.covers(*at));
+                if !heard_all {
+                    if self
                         .0
                         .as_ref()
-                        .is_none_or(|h| h.generation != at.generation)
-                {
+                        .is_some_and(|h| h.generation == at.generation)
+                    {
+                        tracing::event!(
+                            target: LOG_TARGET,
+                            tracing::Level::WARN,
+                            cache.op = "error",
+                            "invalidation feed lost messages: in-process entries are dropped"
+                        );
+                    }
                     self.0 = Some(Heard::from(*at));
-                }
-                if lost {
-                    tracing::event!(
-                        target: LOG_TARGET,
-                        tracing::Level::WARN,
-                        cache.op = "error",
-                        "invalidation feed lost messages: in-process entries are dropped"
-                    );
                     known.unanchor();
                     events.push(FeedEvent::Connected);
                 }

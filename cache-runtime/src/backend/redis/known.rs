@@ -23,6 +23,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Generations this instance saw the namespace leave, remembered at most.
+const LEFT: usize = 8;
+
 /// Heard invalidations kept at most; beyond, the anchor moves up to the newest and they are
 /// forgotten (entries checked before it then ask the tags' node).
 const MAX_HEARD: usize = 100_000;
@@ -37,9 +40,11 @@ struct State {
     /// `None`: not anchored (no feed, a broken one, or not yet confirmed by a heartbeat).
     anchor: Option<(u64, u64)>,
     /// The namespace's generation as far as this instance knows (`None`: it does not); what
-    /// `heard` and `floor` belong to. A heartbeat of another generation anchors nothing: it
-    /// was published before a move this instance already knows of.
+    /// `heard` and `floor` belong to.
     generation: Option<u64>,
+    /// Generations this instance saw the namespace leave (a clear, a failover): a heartbeat
+    /// or a message of one of them was published before the move, and tells nothing.
+    left: std::collections::VecDeque<u64>,
     /// The highest number heard for each tag invalidated in `generation`.
     heard: HashMap<String, u64>,
     /// No anchor in `generation` starts below this: invalidations up to it were forgotten.
@@ -47,11 +52,23 @@ struct State {
 }
 
 impl State {
-    fn forget_generation(&mut self, generation: Option<u64>) {
+    /// The namespace is in `generation` now: what was heard of the one before is forgotten,
+    /// and that one is left behind.
+    fn move_to(&mut self, generation: Option<u64>) {
+        if let Some(old) = self.generation.filter(|old| Some(*old) != generation) {
+            if self.left.len() == LEFT {
+                self.left.pop_front();
+            }
+            self.left.push_back(old);
+        }
         self.anchor = None;
         self.generation = generation;
         self.heard.clear();
         self.floor = 0;
+    }
+
+    fn was_left(&self, generation: u64) -> bool {
+        self.left.contains(&generation)
     }
 }
 
@@ -68,9 +85,21 @@ impl KnownVersions {
     }
 
     /// The namespace moved to `generation` (a clear, a failover; `None`: unknown): nothing
-    /// heard before applies, and only a heartbeat of that generation anchors.
+    /// heard of the generation before applies, and nothing of it anchors again. When the
+    /// namespace was in `generation` already (a failing heartbeat recovered), the feed only
+    /// stops vouching: what was heard, this instance's own invalidations included, stays.
     pub(super) fn moved_to(&self, generation: Option<u64>) {
-        self.state().forget_generation(generation);
+        let mut state = self.state();
+        if generation.is_some() && state.generation == generation {
+            state.anchor = None;
+        } else {
+            state.move_to(generation);
+        }
+    }
+
+    /// Whether this instance saw the namespace leave `generation`.
+    pub(super) fn left_behind(&self, generation: u64) -> bool {
+        self.state().was_left(generation)
     }
 
     /// Whether a heartbeat anchored the feed (and nothing unanchored it since).
@@ -84,12 +113,13 @@ impl KnownVersions {
     /// than the one this instance knows.
     pub(super) fn anchor(&self, generation: u64, seq: u64) {
         let mut state = self.state();
-        if state.generation.is_some_and(|g| g != generation)
-            || state.anchor.is_some_and(|(g, _)| g == generation)
-        {
+        if state.was_left(generation) || state.anchor.is_some_and(|(g, _)| g == generation) {
             return;
         }
-        state.generation = Some(generation);
+        if state.generation != Some(generation) {
+            // A move this instance did not see (its feed was away): the heartbeat tells it.
+            state.move_to(Some(generation));
+        }
         let since = seq.max(state.floor);
         state.anchor = Some((generation, since));
     }
@@ -103,10 +133,13 @@ impl KnownVersions {
         tags: impl IntoIterator<Item = &'t str>,
     ) {
         let mut state = self.state();
+        if state.was_left(generation) {
+            return; // published before a move: it outdates nothing current
+        }
         if state.generation != Some(generation) {
             // The namespace moved to another generation (a failover, a clear): whatever
             // anchored the old one says nothing about this one.
-            state.forget_generation(Some(generation));
+            state.move_to(Some(generation));
         }
         for tag in tags {
             let number = state.heard.entry(tag.to_owned()).or_insert(seq);
@@ -213,6 +246,37 @@ mod tests {
         known.anchor(2, 1);
         assert!(!known.vouches_for(2, 1, [("a", 0)]));
         assert!(known.vouches_for(2, 1, [("a", 1)]));
+    }
+
+    #[test]
+    fn a_move_to_the_generation_already_known_keeps_what_was_heard() {
+        let known = KnownVersions::default();
+        known.anchor(2, 0);
+        known.heard(2, 1, ["t"]); // this instance's own invalidation
+        known.moved_to(Some(2)); // the echo of the clear into 2, heard after
+        assert!(!known.is_anchored());
+        known.anchor(2, 0);
+        assert!(
+            !known.vouches_for(2, 0, [("t", 0)]),
+            "its own invalidation still counts"
+        );
+    }
+
+    #[test]
+    fn a_message_of_a_generation_left_behind_is_ignored_and_an_unseen_move_is_learned() {
+        let known = KnownVersions::default();
+        known.anchor(1, 10);
+        known.moved_to(Some(2));
+        known.anchor(2, 0);
+        known.heard(1, 11, ["t"]); // a zombie primary's late invalidation
+        assert!(known.vouches_for(2, 0, [("t", 0)]));
+        // The feed was away while the namespace moved on to 3: a heartbeat of 3 tells.
+        known.unanchor();
+        known.anchor(3, 4);
+        assert!(known.vouches_for(3, 4, []));
+        assert!(!known.vouches_for(2, 4, []));
+        known.anchor(2, 9); // and 2 is left behind now
+        assert!(known.vouches_for(3, 4, []));
     }
 
     #[test]

@@ -589,9 +589,14 @@ impl RedisBackend {
                 async move { invocation.invoke_async(&mut c.conn).await }
             })
             .await?;
-        parse_position(&reply).ok_or_else(|| {
+        let at = parse_position(&reply).ok_or_else(|| {
             BackendError::new(BackendErrorKind::Other, "unexpected reply to the heartbeat")
-        })
+        })?;
+        // The tag keys of the next stamp or invalidation are in this generation.
+        self.inner
+            .generation
+            .store(at.generation, Ordering::Release);
+        Ok(at)
     }
 
     /// [`unlink_matching`](Self::unlink_matching) on a cluster: `SCAN` on each primary (from
@@ -990,6 +995,7 @@ impl Backend for RedisBackend {
             // A heartbeat published before, heard after, describes the old generation: it
             // anchors nothing.
             self.inner.known.moved_to(Some(generation));
+            self.inner.generation.store(generation, Ordering::Release);
             // The new generation already outdated everything; deleting only frees memory.
             for prefix in [&self.inner.entry_prefix, &self.inner.tag_prefix] {
                 if let Err(error) = self.unlink_matching(&prefix_pattern(prefix)).await {

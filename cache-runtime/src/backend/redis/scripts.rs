@@ -197,7 +197,13 @@ return { gen, tostring(v) }
 /// [`INVALIDATE`] while the `{ns}` slot migrates on a cluster, where Redis refuses a script
 /// whose declared keys are split between the two nodes (`TRYAGAIN`): the same, with the tag
 /// keys computed here from `ARGV[7..]` (the tags) in the current generation, and those this
-/// node cannot reach skipped (`pcall`). Returns `{gen, seq}`.
+/// node cannot reach (already moved, or missing) skipped. Returns `{gen, seq}`.
+///
+/// Why skipping is safe once the migration completes: the meta key moves too, and on its new
+/// node the prologue finds a `boot` that is not that node's, so a new generation outdates
+/// every entry. Not if the migration is aborted and the moved keys are moved back while the
+/// meta key never left: the skipped tag returns at its old version, and the invalidation is
+/// lost for entries stored in Redis (the feed still told every instance).
 const INVALIDATE_MIGRATING: &str = r"
 local v = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prefix = ARGV[3] .. gen .. ':'
