@@ -34,16 +34,18 @@ impl OwnedKey {
     pub(crate) fn rendered(&self) -> &str {
         std::str::from_utf8(rendered_bytes(&self.0)).unwrap_or("<invalid key>")
     }
-    pub(crate) fn entry_key(
-        &self,
+    pub(crate) fn entry_key<'k>(
+        &'k self,
         site: &'static CachedSite,
         serde: Option<&'static SerdeVTable>,
-    ) -> EntryKey<'_> {
+        tags: &'k [String],
+    ) -> EntryKey<'k> {
         EntryKey {
             method: site.name,
             scope: site.scope,
             key: self.rendered(),
             serde,
+            tags,
         }
     }
 }

@@ -86,6 +86,9 @@ pub struct EntryKey<'a> {
     /// How the method's values turn into bytes and back, when its value type is
     /// `Serialize + DeserializeOwned`; backends that store bytes need it, others ignore it.
     pub serde: Option<&'static SerdeVTable>,
+    /// The call's tags (rendered; not those a value adds from its result): the tags an entry
+    /// of this key most likely carries, whose versions a backend may read alongside it.
+    pub tags: &'a [String],
 }
 
 /// What a shared backend tells the caches that use it about changes made elsewhere.

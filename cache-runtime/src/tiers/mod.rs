@@ -128,7 +128,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             tags,
             generation: stamp.generation,
         };
-        let put = shared.put(self.key.entry_key(self.site, self.serde), entry);
+        let put = shared.put(self.key.entry_key(self.site, self.serde, &self.tags), entry);
         if let Err(error) = crate::exported::backend_call("put", put).await {
             self.counters.backend_errors.incr();
             self.log(Level::WARN, "error", Some(&error), "backend write failed");

@@ -410,34 +410,43 @@ impl RedisBackend {
         }))
     }
 
-    /// A read on a cluster: the entry where it hashes, then the versions of its tags where the
+    /// A read on a cluster: the entry where it hashes, and the versions of its tags where the
     /// namespace's tags live, unless (`trusting_feed`) the feed vouches for them
-    /// (`known.rs`). The reply has the single-node script's shape.
+    /// (`known.rs`). Without a feed to trust, the versions of the call's tags (`call_tags`, in
+    /// the generation last seen) are read at the same time as the entry; only an entry of
+    /// another generation or with other tags (from its result) needs a second look. The reply
+    /// has the single-node script's shape.
     async fn cluster_get(
         &self,
         redis_key: &str,
+        call_tags: &[String],
         trusting_feed: bool,
     ) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
-        let read: Option<Vec<Vec<u8>>> = self
-            .run(Gate::Breaker, |mut c| {
-                let invocation = self.inner.scripts.read_entry.key(redis_key);
-                async move { invocation.invoke_async(&mut c.conn).await }
-            })
-            .await?;
-        let Some(mut parts) = read else {
+        let read_entry = self.run(Gate::Breaker, |mut c| {
+            let invocation = self.inner.scripts.read_entry.key(redis_key);
+            async move {
+                invocation
+                    .invoke_async::<Option<Vec<Vec<u8>>>>(&mut c.conn)
+                    .await
+            }
+        });
+        let expected = self.inner.generation.load(Ordering::Acquire);
+        let (read, early) = if trusting_feed || expected == 0 || call_tags.is_empty() {
+            (read_entry.await, None)
+        } else {
+            let expected = expected.to_string();
+            let keys = self.tag_keys(&expected, call_tags.iter().map(String::as_str));
+            let early = self.versions(expected.as_bytes(), &keys);
+            let (read, early) = futures_util::future::join(read_entry, early).await;
+            (read, Some((expected, early)))
+        };
+        let Some(mut parts) = read? else {
             return Ok(None);
         };
         let [raw, names, generation, checked_at] = parts.as_slice() else {
             return Ok(Some(parts)); // unreadable: decoding reports it
         };
         let tags: Vec<&[u8]> = names.split(|b| *b == 0).filter(|t| !t.is_empty()).collect();
-        let tag_keys: Vec<Vec<u8>> = tags
-            .iter()
-            .map(|tag| {
-                let prefix = &self.inner.tag_prefix;
-                [prefix.as_bytes(), generation, b":", tag].concat()
-            })
-            .collect();
         if trusting_feed {
             if let Some(versions) = self.vouched_versions(raw, &tags, generation, checked_at) {
                 parts.truncate(2);
@@ -445,22 +454,58 @@ impl RedisBackend {
                 return Ok(Some(parts));
             }
         }
-        let versions: Option<Vec<Vec<u8>>> = self
-            .run(Gate::Breaker, |mut c| {
-                let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
-                invocation.arg(generation);
-                for key in &tag_keys {
-                    invocation.key(key);
-                }
-                async move { invocation.invoke_async(&mut c.conn).await }
+        // The versions read with the entry, when they are those of its tags in its generation.
+        if let Some((expected, Ok(Some(early)))) = &early {
+            let of_entry: Option<Vec<Vec<u8>>> = (expected.as_bytes() == generation.as_slice())
+                .then(|| {
+                    tags.iter()
+                        .map(|tag| {
+                            let at = call_tags.iter().position(|t| t.as_bytes() == *tag)?;
+                            early.get(at).cloned()
+                        })
+                        .collect()
+                })
+                .flatten();
+            if let Some(versions) = of_entry {
+                parts.truncate(2);
+                parts.extend(versions);
+                return Ok(Some(parts));
+            }
+        }
+        let tag_keys: Vec<Vec<u8>> = tags
+            .iter()
+            .map(|tag| {
+                let prefix = &self.inner.tag_prefix;
+                [prefix.as_bytes(), generation, b":", tag].concat()
             })
-            .await?;
-        let Some(versions) = versions else {
+            .collect();
+        let Some(versions) = self.versions(generation, &tag_keys).await? else {
             return Ok(None); // of another generation
         };
+        if let Some(current) = parse_u64(generation) {
+            self.inner.generation.store(current, Ordering::Release);
+        }
         parts.truncate(2);
         parts.extend(versions);
         Ok(Some(parts))
+    }
+
+    /// The versions under `keys` (tag keys of `generation`) on the tags' node: `None` when the
+    /// namespace is in another generation, `''` for a missing key.
+    async fn versions<K: redis::ToRedisArgs>(
+        &self,
+        generation: &[u8],
+        keys: &[K],
+    ) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
+        self.run(Gate::Breaker, |mut c| {
+            let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
+            invocation.arg(generation);
+            for key in keys {
+                invocation.key(key);
+            }
+            async move { invocation.invoke_async(&mut c.conn).await }
+        })
+        .await
     }
 
     /// The keys of `tags`' versions in `generation`.
@@ -795,7 +840,8 @@ impl RedisBackend {
             }
             let redis_key = self.entry_key(&key);
             let reply = if self.inner.link.is_cluster() {
-                self.cluster_get(&redis_key, trusting_feed).await?
+                self.cluster_get(&redis_key, key.tags, trusting_feed)
+                    .await?
             } else {
                 self.run(Gate::Breaker, |mut c| {
                     let invocation = self.invocation(&self.inner.scripts.get, &c, Some(&redis_key));
@@ -1080,6 +1126,7 @@ mod tests {
             scope: 7,
             key: text,
             serde: None,
+            tags: &[],
         }
     }
 
