@@ -41,6 +41,10 @@ options! {
         ),
         ignore: Vec<Ident> = "`ignore = [trace_id]`",
         name: LitStr = "`name = \"customer.find_by_id\"`",
+        version: Version = concat!(
+            "`version = 2`: the version of the value's layout; builds with different versions ",
+            "keep their own entries in a shared backend",
+        ),
     }
 }
 
@@ -318,6 +322,25 @@ impl Value for Beta {
 impl Value for Expr {
     fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
         option.value(input)
+    }
+}
+
+/// The version of a cached method's value layout (`version = 2`), at least 1.
+pub(crate) struct Version(pub(crate) u32);
+
+/// `version = 2`.
+impl Value for Version {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        match option.value(input)? {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(n),
+                ..
+            }) if n.base10_parse::<u32>().is_ok_and(|n| n >= 1) => Ok(Version(n.base10_parse()?)),
+            other => Err(syn::Error::new_spanned(
+                other,
+                "`version` takes a whole number from 1 (`version = 2`)",
+            )),
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct CachedPlan {
     pub(crate) condition: Option<Expr>,
     pub(crate) unless: Option<Expr>,
     pub(crate) result_tags: Option<ResultTags>,
+    /// The value layout's version (0: not given, the cache's default applies).
+    pub(crate) version: u32,
 }
 
 pub(crate) struct InvalidatesPlan {
@@ -224,6 +226,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         condition: args.condition.value,
         unless: args.unless.value,
         result_tags: args.result_tags.value,
+        version: args.version.value.map_or(0, |version| version.0),
     })
 }
 

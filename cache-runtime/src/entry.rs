@@ -34,20 +34,40 @@ impl OwnedKey {
     pub(crate) fn rendered(&self) -> &str {
         std::str::from_utf8(rendered_bytes(&self.0)).unwrap_or("<invalid key>")
     }
+    /// The key in a shared backend: in the key space of the method's value version (its own,
+    /// or `default_version`, the cache's).
     pub(crate) fn entry_key<'k>(
         &'k self,
         site: &'static CachedSite,
+        default_version: u32,
         serde: Option<&'static SerdeVTable>,
         tags: &'k [String],
     ) -> EntryKey<'k> {
+        let version = if site.version != 0 {
+            site.version
+        } else {
+            default_version
+        };
         EntryKey {
             method: site.name,
-            scope: site.scope,
+            scope: versioned_scope(site.scope, version),
             key: self.rendered(),
             serde,
             tags,
         }
     }
+}
+
+/// The key space of a method's values at `version`: its own scope at version 0 (so that
+/// entries written before versions existed stay readable), another one at each other.
+pub(crate) fn versioned_scope(scope: u64, version: u32) -> u64 {
+    if version == 0 {
+        return scope;
+    }
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&scope.to_le_bytes());
+    bytes[8..].copy_from_slice(&version.to_le_bytes());
+    crate::key::fnv1a(&bytes)
 }
 
 /// What a look-up found for a key, judged by its expiry.

@@ -32,6 +32,10 @@ pub struct CachedSite {
     pub beta: f64,
     /// Whether a `None` value is stored.
     pub cache_none: bool,
+    /// The version of the value's layout (`version = N`); 0 when not given, and then the
+    /// cache's default ([`CacheBuilder::value_version`](crate::CacheBuilder::value_version))
+    /// applies.
+    pub version: u32,
     #[doc(hidden)]
     pub counters: CountersSlot,
 }

@@ -66,6 +66,7 @@ on_both_deployments! {
     a_dead_lock_holder_does_not_block_the_others(Shared),
     a_broken_subscription_flushes_l1_instead_of_serving_missed_invalidations(Own),
     a_result_tag_invalidated_elsewhere_during_a_load_keeps_the_value_out_of_redis(Shared),
+    builds_with_different_value_versions_keep_their_own_entries(Shared),
 }
 
 /// An application instance: its own L1, the shared Redis as L2.
@@ -379,6 +380,111 @@ async fn a_value_written_for_another_type_is_a_miss(redis: &SharedRedis) {
     let stats = new.cache.stats();
     assert_eq!(stats.methods[0].misses, 1);
     assert_eq!(stats.methods[0].backend_errors, 1, "logged and counted");
+}
+
+/// Two builds of one application during a rolling deploy: build 2 changed the value type of
+/// `find` (a field added), and says so with `version = 2`; build 1 predates versions, or
+/// carries `version = 1`. The `plain_*` methods are the same pair without versions.
+struct Build {
+    cache: Cache,
+    loads: std::sync::atomic::AtomicU64,
+}
+
+impl Build {
+    fn new(redis: &SharedRedis, ns: &str) -> Build {
+        Build {
+            cache: Cache::builder()
+                .backend(redis.backend(ns))
+                .in_process_tier(false) // every read goes to the shared backend
+                .build(),
+            loads: Default::default(),
+        }
+    }
+
+    fn loaded(&self) -> Customer {
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Customer::new("1", "Ann", "ann@example.com")
+    }
+
+    fn loaded_v2(&self) -> CustomerV2 {
+        let c = self.loaded();
+        CustomerV2 {
+            id: c.id,
+            name: c.name,
+            email: c.email,
+            tier: 2,
+        }
+    }
+
+    fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn hit_ratio(&self, method: &str) -> f64 {
+        let stats = self.cache.stats();
+        let row = stats.methods.iter().find(|m| m.method == method).unwrap();
+        row.hits as f64 / (row.hits + row.misses) as f64
+    }
+
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer.{id}"], name = "find", version = 1)]
+    async fn find_v1(&self, id: &str) -> Customer {
+        let _ = id;
+        self.loaded()
+    }
+
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer.{id}"], name = "find", version = 2)]
+    async fn find_v2(&self, id: &str) -> CustomerV2 {
+        let _ = id;
+        self.loaded_v2()
+    }
+
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer.{id}"], name = "plain")]
+    async fn plain_v1(&self, id: &str) -> Customer {
+        let _ = id;
+        self.loaded()
+    }
+
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer.{id}"], name = "plain")]
+    async fn plain_v2(&self, id: &str) -> CustomerV2 {
+        let _ = id;
+        self.loaded_v2()
+    }
+}
+
+async fn builds_with_different_value_versions_keep_their_own_entries(redis: &SharedRedis) {
+    let ns = namespace("rolling");
+    let (one, two) = (Build::new(redis, &ns), Build::new(redis, &ns));
+    for _ in 0..50 {
+        assert_eq!(one.find_v1("1").await.name, "Ann");
+        assert_eq!(two.find_v2("1").await.tier, 2);
+    }
+    assert_eq!((one.loads(), two.loads()), (1, 1), "each loaded once");
+    assert!(one.hit_ratio("find") >= 0.9 && two.hit_ratio("find") >= 0.9);
+    // Both versions' entries are in the shared backend, apart.
+    assert_eq!(redis.keys(&format!("{ns}:e:*customer.1")).len(), 2);
+
+    // A save on either build reaches the entries of both.
+    two.cache
+        .invalidate_tags(&["customer.1".to_string()])
+        .await
+        .unwrap();
+    one.find_v1("1").await;
+    two.find_v2("1").await;
+    assert_eq!((one.loads(), two.loads()), (2, 2), "both reloaded");
+
+    // Without versions, each reads the other's entry as unreadable and overwrites it.
+    let (one, two) = (Build::new(redis, &ns), Build::new(redis, &ns));
+    for _ in 0..50 {
+        one.plain_v1("1").await;
+        two.plain_v2("1").await;
+    }
+    assert!(
+        one.hit_ratio("plain") < 0.1 && two.hit_ratio("plain") < 0.1,
+        "without versions the builds ping-pong: {} and {}",
+        one.hit_ratio("plain"),
+        two.hit_ratio("plain")
+    );
 }
 
 #[test]

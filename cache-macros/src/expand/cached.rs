@@ -28,6 +28,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let swr = plan.swr_ms.map_or(0, |(ms, _)| ms);
     let lock = plan.lock_ms;
     let cache_none = plan.skip_none.is_none();
+    let version = plan.version;
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
     let ret = &plan.ret;
     let ret_tokens = quote!(#ret);
@@ -101,6 +102,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                     lock_ms: #lock,
                     beta: #beta,
                     cache_none: #cache_none,
+                    version: #version,
                     counters: #PRIVATE::CountersSlot::NEW,
                 };
             #shape_traits

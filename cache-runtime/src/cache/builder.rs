@@ -30,6 +30,7 @@ pub struct CacheBuilder {
     shared: Option<Arc<dyn Backend>>,
     clock: Clock,
     refresh_backoff: Duration,
+    value_version: u32,
 }
 
 impl Default for CacheBuilder {
@@ -40,6 +41,7 @@ impl Default for CacheBuilder {
             shared: None,
             clock: Clock::system(),
             refresh_backoff: Duration::from_secs(1),
+            value_version: 0,
         }
     }
 }
@@ -82,6 +84,24 @@ impl CacheBuilder {
         self
     }
 
+    /// The version of the value layouts of every method without a `version = N` of its own
+    /// (default 0). In a shared backend, entries of different versions live apart, so that
+    /// during a rolling deploy the build whose value types changed keeps its own entries
+    /// instead of reading the other build's as unreadable and overwriting them; an
+    /// invalidation (by tag or key) reaches the entries of every version. Raise it when a
+    /// cached value type changes.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().value_version(2).build();
+    /// assert_eq!(cache.value_version(), 2);
+    /// ```
+    pub fn value_version(mut self, version: u32) -> Self {
+        self.value_version = version;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -111,6 +131,7 @@ impl CacheBuilder {
             trusted: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
             feed_events: AtomicU64::new(0),
+            value_version: self.value_version,
             _stop_feed: feed.is_some().then_some(stop_tx),
         });
         if let Some(feed) = feed {

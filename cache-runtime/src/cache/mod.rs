@@ -71,6 +71,7 @@ struct Inner {
     trusted: AtomicBool,
     replaying: AtomicBool,
     feed_events: AtomicU64,
+    value_version: u32,
     _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -169,6 +170,12 @@ impl Cache {
     /// in front of it is in use). Always `true` without a shared backend.
     pub fn feed_connected(&self) -> bool {
         self.local_trusted() && self.inner.local.is_some()
+    }
+
+    /// The version of the value layouts of methods without one of their own
+    /// ([`CacheBuilder::value_version`]).
+    pub fn value_version(&self) -> u32 {
+        self.inner.value_version
     }
 
     /// How many events of the shared backend's feed (invalidations and clears by other

@@ -128,7 +128,15 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             tags,
             generation: stamp.generation,
         };
-        let put = shared.put(self.key.entry_key(self.site, self.serde, &self.tags), entry);
+        let put = shared.put(
+            self.key.entry_key(
+                self.site,
+                self.cache.value_version(),
+                self.serde,
+                &self.tags,
+            ),
+            entry,
+        );
         if let Err(error) = crate::exported::backend_call("put", put).await {
             self.counters.backend_errors.incr();
             self.log(Level::WARN, "error", Some(&error), "backend write failed");
@@ -175,6 +183,7 @@ mod tests {
         lock_ms: u64::MAX,
         beta: 0.0,
         cache_none: true,
+        version: 0,
         counters: CountersSlot::NEW,
     };
 

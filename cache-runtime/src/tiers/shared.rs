@@ -81,7 +81,12 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             self.log(Level::DEBUG, "error", None, why);
             return SharedLookup::Bypass;
         }
-        let entry_key = self.key.entry_key(self.site, self.serde, &self.tags);
+        let entry_key = self.key.entry_key(
+            self.site,
+            self.cache.value_version(),
+            self.serde,
+            &self.tags,
+        );
         // A cache whose in-process tier is trusted is as fresh as its feed already.
         let get = match local_stamp {
             Some(_) => shared.get_trusting_feed(entry_key),
@@ -189,7 +194,12 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         let deadline = Instant::now().checked_add(ttl.saturating_mul(2));
         let mut waited = false;
         loop {
-            let entry = self.key.entry_key(self.site, self.serde, &self.tags);
+            let entry = self.key.entry_key(
+                self.site,
+                self.cache.value_version(),
+                self.serde,
+                &self.tags,
+            );
             match shared.try_lock(entry, ttl).await {
                 Ok(Some(token)) => {
                     // Held at once, so that a cancelled or panicking caller releases it.
@@ -264,7 +274,9 @@ impl LockOf {
         let Some(shared) = self.cache.shared() else {
             return;
         };
-        let entry = self.key.entry_key(self.site, self.serde, &[]);
+        let entry = self
+            .key
+            .entry_key(self.site, self.cache.value_version(), self.serde, &[]);
         let _ = shared.unlock(entry, self.token).await;
     }
 }

@@ -42,6 +42,7 @@ impl Repo {
         result_tags,
         ignore = [trace],
         name = "customer.by_email",
+        version = 2,
     )]
     pub async fn find_by_email(&self, email: &str, region: &str, trace: u64) -> Result<Option<Customer>, StoreError> {
         let _ = (region, trace);
