@@ -10,6 +10,7 @@ mod builder;
 mod feed;
 pub(crate) mod pending;
 mod replay;
+mod transaction;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -264,6 +265,14 @@ impl Cache {
     /// With a shared backend, an error means the backend refused the clear: it is kept and
     /// retried like an invalidation, and until it goes through the backend is bypassed.
     pub async fn clear(&self) -> Result<(), BackendError> {
+        if transaction::current(self).is_some_and(|held| held.hold_clear()) {
+            return Ok(());
+        }
+        self.clear_now().await
+    }
+
+    /// Clears here at once, and queues the clear for the shared backend.
+    fn clear_without_waiting(&self) {
         let inner = &*self.inner;
         if inner.shared.is_some() {
             inner.pending.add_clear();
@@ -279,6 +288,11 @@ impl Cache {
             cache.op = "clear",
             "cache cleared"
         );
+    }
+
+    async fn clear_now(&self) -> Result<(), BackendError> {
+        self.clear_without_waiting();
+        let inner = &*self.inner;
         if let Some(shared) = &inner.shared {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 tracing::event!(
@@ -294,6 +308,98 @@ impl Cache {
         Ok(())
     }
 
+    /// Runs `work` as a transaction scope: the invalidations it issues (`#[invalidates]`
+    /// methods, [`invalidate_tags`](Self::invalidate_tags), [`invalidate_key`](Self::invalidate_key),
+    /// [`clear`](Self::clear)) are held until it ends, then applied, with every rule of an
+    /// invalidation: a load that began before they are applied does not store its value.
+    /// Put the commit inside it, so that a read between a write and its commit cannot keep
+    /// the row the commit replaces.
+    ///
+    /// What it holds is applied however `work` ends: committed, rolled back, or its future
+    /// dropped (the in-process part at once, the shared backend's queued). After a rollback
+    /// the entries were still current, so this only costs a reload; and a commit that
+    /// reported an error may have committed.
+    ///
+    /// A scope inside another of the same cache joins it (applied when the outer one ends).
+    /// It covers the task running `work` and the futures it awaits; a task `work` spawns is
+    /// covered when its future is wrapped in [`inherit_transaction`](Self::inherit_transaction).
+    /// Reads inside the scope still see what the cache held before its writes.
+    ///
+    /// ```
+    /// # use cache_runtime::{cached, invalidates, Cache};
+    /// # struct Repo { cache: Cache }
+    /// # impl Repo {
+    /// #     #[invalidates(tags = ["customer.{id}"])]
+    /// #     async fn rename(&self, id: &str) -> Result<(), String> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let repo = Repo { cache: Cache::in_memory(1_000) };
+    /// let committed = repo
+    ///     .cache
+    ///     .transaction(async {
+    ///         repo.rename("42").await?; // held back
+    ///         Ok::<_, String>(()) // the commit would go here
+    ///     })
+    ///     .await; // applied now
+    /// # committed.unwrap();
+    /// # }
+    /// ```
+    pub async fn transaction<F: std::future::Future>(&self, work: F) -> F::Output {
+        transaction::run(self, work).await
+    }
+
+    /// `work` inside the transaction scopes the calling task is in, for a task it spawns: its
+    /// invalidations are held with theirs (or, once they ended, applied at once).
+    ///
+    /// ```
+    /// # use cache_runtime::Cache;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = Cache::in_memory(1_000);
+    /// cache
+    ///     .transaction(async {
+    ///         let worker = cache.clone();
+    ///         let task = tokio::spawn(Cache::inherit_transaction(async move {
+    ///             worker.invalidate_tags(["customer.42"]).await // held with the scope's
+    ///         }));
+    ///         task.await.unwrap()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn inherit_transaction<F: std::future::Future>(
+        work: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        transaction::inherit(work)
+    }
+
+    /// What a transaction scope held, applied when it ends.
+    pub(super) async fn apply_held(
+        &self,
+        tags: &[String],
+        clear: bool,
+    ) -> Result<(), BackendError> {
+        let counters = self.method_counters("Cache::transaction");
+        if !tags.is_empty() {
+            self.invalidate_now(tags, &counters, "Cache::transaction")
+                .await?;
+        }
+        if clear {
+            self.clear_now().await?;
+        }
+        Ok(())
+    }
+
+    /// [`apply_held`](Self::apply_held) from a drop: nothing waits for the shared backend.
+    pub(super) fn apply_held_without_waiting(&self, tags: &[String], clear: bool) {
+        if !tags.is_empty() {
+            self.invalidate_without_waiting(tags, "Cache::transaction");
+        }
+        if clear {
+            self.clear_without_waiting();
+        }
+    }
+
     /// The one invalidation path: log first (so that running loads see it), then versions.
     pub(crate) async fn invalidate(
         &self,
@@ -301,8 +407,25 @@ impl Cache {
         counters: &MethodCounters,
         method: &'static str,
     ) -> Result<(), BackendError> {
-        let inner = &*self.inner;
         counters.invalidations.incr();
+        if transaction::current(self).is_some_and(|held| held.hold(tags)) {
+            tracing::event!(
+                target: LOG_TARGET,
+                tracing::Level::DEBUG,
+                cache.op = "invalidate",
+                cache.method = method,
+                cache.tags = ?tags,
+                "held until the transaction scope ends"
+            );
+            return Ok(());
+        }
+        self.invalidate_now(tags, counters, method).await
+    }
+
+    /// Invalidates `tags` here at once, and queues them for the shared backend (delivered in
+    /// the background if nobody waits).
+    fn invalidate_without_waiting(&self, tags: &[String], method: &'static str) {
+        let inner = &*self.inner;
         // Queue for the shared backend first: a reader that does not see it pending has
         // already read the log position it will check.
         if inner.shared.is_some() {
@@ -321,6 +444,17 @@ impl Cache {
             cache.method = method,
             cache.tags = ?tags
         );
+    }
+
+    /// Invalidates `tags` here and in the shared backend.
+    async fn invalidate_now(
+        &self,
+        tags: &[String],
+        counters: &MethodCounters,
+        method: &'static str,
+    ) -> Result<(), BackendError> {
+        self.invalidate_without_waiting(tags, method);
+        let inner = &*self.inner;
         if let Some(shared) = &inner.shared {
             if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
                 counters.backend_errors.incr();
