@@ -64,17 +64,18 @@ async fn a_load_begun_before_the_scope_ends_does_not_store_its_value() {
         cache: Cache::in_memory(1_000),
     };
     let gate = store.hold();
-    let slow = reader
+    let mut slow = None;
+    reader
         .cache
         .transaction(async {
             reader.cache.invalidate_tags(["customer.1"]).await.unwrap(); // the write
             let r = reader.clone();
-            let slow = tokio::spawn(async move { r.find("1").await });
+            slow = Some(tokio::spawn(async move { r.find("1").await }));
             reached(&gate, 1).await; // it read the committed row, and stalls
             store.put(anna()); // the commit
-            slow
         })
         .await;
+    let slow = slow.unwrap();
     // The scope ended, its invalidation applied, while the load was held.
     gate.release.add_permits(1);
     assert_eq!(
