@@ -34,23 +34,19 @@ impl OwnedKey {
     pub(crate) fn rendered(&self) -> &str {
         std::str::from_utf8(rendered_bytes(&self.0)).unwrap_or("<invalid key>")
     }
-    /// The key in a shared backend: in the key space of the method's value version (its own,
-    /// or `default_version`, the cache's).
+    /// The key in a shared backend: in the key space of the method's value version and of
+    /// the cache's (`cache_version`), two numbers that never stand for each other.
     pub(crate) fn entry_key<'k>(
         &'k self,
         site: &'static CachedSite,
-        default_version: u32,
+        cache_version: u32,
         serde: Option<&'static SerdeVTable>,
         tags: &'k [String],
     ) -> EntryKey<'k> {
-        let version = if site.version != 0 {
-            site.version
-        } else {
-            default_version
-        };
+        let scope = versioned_scope(site.scope, b'm', site.version);
         EntryKey {
             method: site.name,
-            scope: versioned_scope(site.scope, version),
+            scope: versioned_scope(scope, b'c', cache_version),
             key: self.rendered(),
             serde,
             tags,
@@ -58,15 +54,17 @@ impl OwnedKey {
     }
 }
 
-/// The key space of a method's values at `version`: its own scope at version 0 (so that
-/// entries written before versions existed stay readable), another one at each other.
-pub(crate) fn versioned_scope(scope: u64, version: u32) -> u64 {
+/// The key space of a method's values at `version` of a `kind` (the method's, the cache's):
+/// its own scope at version 0 (so that entries written before versions existed stay
+/// readable), another one at each other.
+pub(crate) fn versioned_scope(scope: u64, kind: u8, version: u32) -> u64 {
     if version == 0 {
         return scope;
     }
-    let mut bytes = [0u8; 12];
+    let mut bytes = [0u8; 13];
     bytes[..8].copy_from_slice(&scope.to_le_bytes());
-    bytes[8..].copy_from_slice(&version.to_le_bytes());
+    bytes[8] = kind;
+    bytes[9..].copy_from_slice(&version.to_le_bytes());
     crate::key::fnv1a(&bytes)
 }
 
@@ -104,5 +102,28 @@ pub(crate) fn classify<V: Clone + 'static>(
         Found::Stale(value.clone())
     } else {
         Found::Miss
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::versioned_scope;
+
+    #[test]
+    fn a_method_version_and_a_cache_version_name_different_key_spaces() {
+        let scope = 0x1234;
+        assert_eq!(
+            versioned_scope(scope, b'm', 0),
+            scope,
+            "no version: the old key space"
+        );
+        let method_1 = versioned_scope(scope, b'm', 1);
+        let cache_1 = versioned_scope(scope, b'c', 1);
+        assert_ne!(method_1, scope);
+        assert_ne!(method_1, versioned_scope(scope, b'm', 2));
+        assert_ne!(
+            method_1, cache_1,
+            "a method at version 1 in a cache at 0 is not a method at 0 in a cache at 1"
+        );
     }
 }

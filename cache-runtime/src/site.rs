@@ -32,9 +32,9 @@ pub struct CachedSite {
     pub beta: f64,
     /// Whether a `None` value is stored.
     pub cache_none: bool,
-    /// The version of the value's layout (`version = N`); 0 when not given, and then the
-    /// cache's default ([`CacheBuilder::value_version`](crate::CacheBuilder::value_version))
-    /// applies.
+    /// The version of the value's layout (`version = N`; 0 when not given). With the cache's
+    /// ([`CacheBuilder::value_version`](crate::CacheBuilder::value_version)), it names the
+    /// method's key space in a shared backend.
     pub version: u32,
     #[doc(hidden)]
     pub counters: CountersSlot,

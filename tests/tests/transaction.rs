@@ -172,3 +172,77 @@ async fn a_clear_inside_a_scope_is_held_too() {
         .await;
     assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
 }
+
+#[tokio::test]
+async fn held_tags_and_a_held_clear_are_both_applied() {
+    let store = Store::with(&[ann(), Customer::new("2", "Bob", "bob@example.com")]);
+    let repo = CustomerRepository::new(store);
+    repo.find_by_id("1").await.unwrap();
+    repo.find_by_id("2").await.unwrap();
+    repo.cache
+        .transaction(async {
+            repo.save(&anna()).await.unwrap();
+            repo.store
+                .put(Customer::new("2", "Bobby", "bob@example.com"));
+            repo.cache.clear().await.unwrap();
+        })
+        .await;
+    assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
+    assert_eq!(
+        repo.find_by_id("2").await.unwrap().unwrap().name,
+        "Bobby",
+        "the clear too"
+    );
+}
+
+#[tokio::test]
+async fn a_task_that_outlives_its_inherited_scope_holds_in_a_scope_of_its_own() {
+    let repo = CustomerRepository::new(Store::with(&[ann()]));
+    repo.find_by_id("1").await.unwrap();
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let (held, told) = tokio::sync::oneshot::channel();
+    let mut task = None;
+    repo.cache
+        .transaction(async {
+            let worker = repo.clone();
+            task = Some(tokio::spawn(Cache::inherit_transaction(async move {
+                wait.await.unwrap();
+                // The scope it inherited ended; its own transaction still holds.
+                let inside = worker
+                    .cache
+                    .transaction(async {
+                        worker.save(&anna()).await.unwrap();
+                        worker.find_by_id("1").await
+                    })
+                    .await;
+                held.send(inside).unwrap();
+            })));
+        })
+        .await;
+    go.send(()).unwrap();
+    assert_eq!(
+        told.await.unwrap(),
+        Ok(Some(ann())),
+        "held in its own scope"
+    );
+    task.unwrap().await.unwrap();
+    assert_eq!(repo.find_by_id("1").await, Ok(Some(anna())));
+}
+
+#[tokio::test]
+async fn a_scope_holds_only_its_own_cache() {
+    let store = Store::with(&[ann()]);
+    let (one, two) = (
+        CustomerRepository::new(store.clone()),
+        CustomerRepository::new(store),
+    );
+    one.find_by_id("1").await.unwrap();
+    two.find_by_id("1").await.unwrap();
+    one.cache
+        .transaction(async {
+            two.save(&anna()).await.unwrap();
+            assert_eq!(two.find_by_id("1").await, Ok(Some(anna())), "not held");
+            assert_eq!(one.find_by_id("1").await, Ok(Some(ann())));
+        })
+        .await;
+}

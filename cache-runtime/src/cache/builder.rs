@@ -84,12 +84,13 @@ impl CacheBuilder {
         self
     }
 
-    /// The version of the value layouts of every method without a `version = N` of its own
-    /// (default 0). In a shared backend, entries of different versions live apart, so that
+    /// A version of the value layouts of every method (default 0), besides each method's own
+    /// `version = N`: in a shared backend, each pair of the two names a key space, so that
     /// during a rolling deploy the build whose value types changed keeps its own entries
     /// instead of reading the other build's as unreadable and overwriting them; an
-    /// invalidation (by tag or key) reaches the entries of every version. Raise it when a
-    /// cached value type changes.
+    /// invalidation (by tag or key) reaches the entries of every version. Raise it when many
+    /// cached value types change at once (every method starts cold); for one, raise its
+    /// `version`.
     ///
     /// ```
     /// use cache_runtime::Cache;

@@ -265,7 +265,7 @@ impl Cache {
     /// With a shared backend, an error means the backend refused the clear: it is kept and
     /// retried like an invalidation, and until it goes through the backend is bypassed.
     pub async fn clear(&self) -> Result<(), BackendError> {
-        if transaction::current(self).is_some_and(|held| held.hold_clear()) {
+        if transaction::current(self).is_some_and(|held| held.hold(&[], true)) {
             return Ok(());
         }
         self.clear_now().await
@@ -373,24 +373,31 @@ impl Cache {
         transaction::inherit(work)
     }
 
-    /// What a transaction scope held, applied when it ends.
-    pub(super) async fn apply_held(
-        &self,
-        tags: &[String],
-        clear: bool,
-    ) -> Result<(), BackendError> {
-        let counters = self.method_counters("Cache::transaction");
-        if !tags.is_empty() {
-            self.invalidate_now(tags, &counters, "Cache::transaction")
-                .await?;
-        }
-        if clear {
-            self.clear_now().await?;
-        }
-        Ok(())
+    /// Waits until the shared backend took what is queued for it (the queue keeps retrying
+    /// in the background if not).
+    pub(super) async fn flush_pending(&self) -> Result<(), BackendError> {
+        let inner = &*self.inner;
+        let Some(shared) = &inner.shared else {
+            return Ok(());
+        };
+        inner
+            .pending
+            .flush(&**shared, Attempt::Foreground)
+            .await
+            .inspect_err(|error| {
+                tracing::event!(
+                    target: LOG_TARGET,
+                    tracing::Level::WARN,
+                    cache.op = "error",
+                    cache.method = "Cache::transaction",
+                    %error,
+                    "the transaction's invalidations stay queued: backend refused them"
+                );
+            })
     }
 
-    /// [`apply_held`](Self::apply_held) from a drop: nothing waits for the shared backend.
+    /// What a transaction scope held, applied when it ends: here at once, and queued for the
+    /// shared backend.
     pub(super) fn apply_held_without_waiting(&self, tags: &[String], clear: bool) {
         if !tags.is_empty() {
             self.invalidate_without_waiting(tags, "Cache::transaction");
@@ -408,7 +415,7 @@ impl Cache {
         method: &'static str,
     ) -> Result<(), BackendError> {
         counters.invalidations.incr();
-        if transaction::current(self).is_some_and(|held| held.hold(tags)) {
+        if transaction::current(self).is_some_and(|held| held.hold(tags, false)) {
             tracing::event!(
                 target: LOG_TARGET,
                 tracing::Level::DEBUG,

@@ -17,7 +17,7 @@ tokio::task_local! {
     static SCOPES: Scopes;
 }
 
-/// The transaction scopes a task is inside: one per cache, by cache id.
+/// The transaction scopes a task is inside, by cache id, innermost last.
 #[derive(Clone, Default)]
 struct Scopes(Vec<(u64, Arc<Held>)>);
 
@@ -39,91 +39,100 @@ impl Held {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Holds `tags` back; `false` when the scope already ended.
-    pub(super) fn hold(&self, tags: &[String]) -> bool {
+    fn is_open(&self) -> bool {
+        !self.state().closed
+    }
+
+    /// Holds `tags` (and a clear) back; `false` when the scope already ended.
+    pub(super) fn hold(&self, tags: &[String], clear: bool) -> bool {
         let mut state = self.state();
         if state.closed {
             return false;
         }
-        for tag in tags {
-            if !state.tags.contains(tag) {
-                state.tags.push(tag.clone());
-            }
-        }
+        state.tags.extend_from_slice(tags);
+        state.clear |= clear;
         true
     }
 
-    /// Holds a clear back; `false` when the scope already ended.
-    pub(super) fn hold_clear(&self) -> bool {
-        let mut state = self.state();
-        if state.closed {
-            return false;
-        }
-        state.clear = true;
-        true
-    }
-
-    /// Ends the scope: what it held, to apply now.
+    /// Ends the scope: what it held, to apply now (or to hand to the scope around it).
     fn close(&self) -> (Vec<String>, bool) {
         let mut state = self.state();
         state.closed = true;
-        (
-            std::mem::take(&mut state.tags),
-            std::mem::take(&mut state.clear),
-        )
+        let mut tags = std::mem::take(&mut state.tags);
+        tags.sort_unstable();
+        tags.dedup();
+        (tags, std::mem::take(&mut state.clear))
     }
 }
 
-/// The scope `cache` is inside in the running task, if any.
+/// The innermost scope of `cache` the running task is inside that has not ended, if any (a
+/// task that inherited a scope may outlive it).
 pub(super) fn current(cache: &Cache) -> Option<Arc<Held>> {
     SCOPES
         .try_with(|scopes| {
             scopes
                 .0
                 .iter()
-                .find(|(id, _)| *id == cache.id())
+                .rev()
+                .find(|(id, held)| *id == cache.id() && held.is_open())
                 .map(|(_, held)| held.clone())
         })
         .ok()
         .flatten()
 }
 
-/// Applies what a scope held when it ends, even if its future is dropped (cancelled): the
-/// in-process part at once, the shared backend's through the queue of pending invalidations.
+/// Ends a scope however its future ends (completed, dropped, panicking): what it held goes to
+/// the open scope around it, or is applied: the in-process part at once, the shared backend's
+/// queued (and, when the scope completed, awaited).
 struct Closing<'c> {
     cache: &'c Cache,
     held: Arc<Held>,
-    done: bool,
+    outer: Option<Arc<Held>>,
+}
+
+impl Closing<'_> {
+    /// Ends the scope; what is left to apply, if anything.
+    fn close(&self) -> Option<(Vec<String>, bool)> {
+        let (tags, clear) = self.held.close();
+        if tags.is_empty() && !clear {
+            return None;
+        }
+        // Nested: the scope around it holds it until it ends, unless it ended already.
+        if self
+            .outer
+            .as_ref()
+            .is_some_and(|outer| outer.hold(&tags, clear))
+        {
+            return None;
+        }
+        self.cache.apply_held_without_waiting(&tags, clear);
+        Some((tags, clear))
+    }
 }
 
 impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let (tags, clear) = self.held.close();
-            self.cache.apply_held_without_waiting(&tags, clear);
+        if self.held.is_open() {
+            self.close();
         }
     }
 }
 
 /// [`Cache::transaction`].
 pub(super) async fn run<F: Future>(cache: &Cache, work: F) -> F::Output {
-    if current(cache).is_some() {
-        // Nested: the outermost scope of this cache holds everything until it ends.
-        return work.await;
-    }
     let held = Arc::new(Held::default());
-    let mut scopes = SCOPES.try_with(Scopes::clone).unwrap_or_default();
-    scopes.0.push((cache.id(), held.clone()));
-    let mut closing = Closing {
+    let closing = Closing {
         cache,
         held: held.clone(),
-        done: false,
+        outer: current(cache),
     };
+    let mut scopes = SCOPES.try_with(Scopes::clone).unwrap_or_default();
+    scopes.0.push((cache.id(), held));
     let output = SCOPES.scope(scopes, work).await;
-    let (tags, clear) = held.close();
-    closing.done = true;
-    // An error was logged and counted, and the invalidation stays queued.
-    let _ = cache.apply_held(&tags, clear).await;
+    if closing.close().is_some() {
+        // Applied here and queued; an error was logged and counted, and the queue retries.
+        let _ = cache.flush_pending().await;
+    }
     output
 }
 
