@@ -67,6 +67,7 @@ on_both_deployments! {
     a_broken_subscription_flushes_l1_instead_of_serving_missed_invalidations(Own),
     a_result_tag_invalidated_elsewhere_during_a_load_keeps_the_value_out_of_redis(Shared),
     builds_with_different_value_versions_keep_their_own_entries(Shared),
+    a_transaction_scope_reaches_the_shared_tier_when_it_ends(Shared),
 }
 
 /// An application instance: its own L1, the shared Redis as L2.
@@ -485,6 +486,43 @@ async fn builds_with_different_value_versions_keep_their_own_entries(redis: &Sha
         one.hit_ratio("plain"),
         two.hit_ratio("plain")
     );
+}
+
+async fn a_transaction_scope_reaches_the_shared_tier_when_it_ends(redis: &SharedRedis) {
+    let ns = namespace("transaction");
+    let store = Store::with(&[ann()]);
+    let writer = instance(redis, &ns, &store).await;
+    let reader = CustomerRepository::with_cache(
+        store.clone(),
+        Cache::builder()
+            .backend(redis.backend(&ns))
+            .in_process_tier(false) // reads what the shared tier says
+            .build(),
+    );
+    writer.find_by_id("1").await.unwrap();
+    assert_eq!(reader.find_by_id("1").await, Ok(Some(ann())));
+    assert_eq!(store.loads(), 1);
+    let anna = Customer {
+        name: "Anna".into(),
+        ..ann()
+    };
+    writer
+        .cache
+        .transaction(async {
+            writer.save(&anna).await.unwrap(); // held
+            assert_eq!(
+                reader.find_by_id("1").await,
+                Ok(Some(ann())),
+                "held: the shared tier has not heard of it"
+            );
+        })
+        .await;
+    assert_eq!(
+        reader.find_by_id("1").await,
+        Ok(Some(anna)),
+        "applied in the shared tier when the scope ended"
+    );
+    assert_eq!(store.loads(), 2);
 }
 
 #[test]
