@@ -1,14 +1,18 @@
-//! The Redis backend: entries, tag versions and the invalidation feed in one Redis, shared by
-//! every instance of an application.
+//! The Redis backend: entries, tag versions and the invalidation feed in one Redis or a Redis
+//! Cluster, shared by every instance of an application.
 //!
 //! The key layout and the rules that keep versions safe whatever Redis loses are in
 //! `scripts.rs`; the connection, which learns the server's `run_id`, and the circuit breaker
-//! in `link.rs`; the feed in `bus.rs`.
+//! in `link.rs`; the feed in `bus.rs`; on a cluster, the tag versions the feed vouches for in
+//! `known.rs`.
 //!
-//! A hit is one `EVALSHA` (the value and the current versions of its tags); stamping tags one
-//! `EVALSHA`; a store one `EVALSHA`; invalidating any number of tags one `EVALSHA` (the bumps
-//! and the `PUBLISH`). Every operation has a timeout; reads and stores go through a circuit
-//! breaker.
+//! On one Redis a hit is one `EVALSHA` (the value and the current versions of its tags). On a
+//! cluster, where entries spread over the primaries and the namespace's tag versions share
+//! one slot, a hit is one `EVALSHA` on the entry's node when the feed vouches for its
+//! versions, else two at once (the entry, and the versions on the tags' node). Stamping tags
+//! is one `EVALSHA`; a store one (two on a cluster: the check, then the entry); invalidating
+//! any number of tags one (the bumps and the `PUBLISH`). Every operation has a timeout; reads
+//! and stores go through a circuit breaker.
 
 mod bus;
 mod known;
