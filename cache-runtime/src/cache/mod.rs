@@ -292,20 +292,7 @@ impl Cache {
 
     async fn clear_now(&self) -> Result<(), BackendError> {
         self.clear_without_waiting();
-        let inner = &*self.inner;
-        if let Some(shared) = &inner.shared {
-            if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
-                tracing::event!(
-                    target: LOG_TARGET,
-                    tracing::Level::WARN,
-                    cache.op = "error",
-                    %error,
-                    "clear queued: backend refused it"
-                );
-                return Err(error);
-            }
-        }
-        Ok(())
+        self.flush_pending("Cache::clear", &[]).await
     }
 
     /// Runs `work` as a transaction scope: the invalidations it issues (`#[invalidates]`
@@ -373,9 +360,13 @@ impl Cache {
         transaction::inherit(work)
     }
 
-    /// Waits until the shared backend took what is queued for it (the queue keeps retrying
-    /// in the background if not).
-    pub(super) async fn flush_pending(&self) -> Result<(), BackendError> {
+    /// Waits until the shared backend took what is queued for it (`method`'s `tags`, or a
+    /// clear); if it refuses, says so, and the queue keeps retrying in the background.
+    pub(super) async fn flush_pending(
+        &self,
+        method: &'static str,
+        tags: &[String],
+    ) -> Result<(), BackendError> {
         let inner = &*self.inner;
         let Some(shared) = &inner.shared else {
             return Ok(());
@@ -389,9 +380,10 @@ impl Cache {
                     target: LOG_TARGET,
                     tracing::Level::WARN,
                     cache.op = "error",
-                    cache.method = "Cache::transaction",
+                    cache.method = method,
+                    cache.tags = ?tags,
                     %error,
-                    "the transaction's invalidations stay queued: backend refused them"
+                    "queued: the backend refused it"
                 );
             })
     }
@@ -461,22 +453,8 @@ impl Cache {
         method: &'static str,
     ) -> Result<(), BackendError> {
         self.invalidate_without_waiting(tags, method);
-        let inner = &*self.inner;
-        if let Some(shared) = &inner.shared {
-            if let Err(error) = inner.pending.flush(&**shared, Attempt::Foreground).await {
-                counters.backend_errors.incr();
-                tracing::event!(
-                    target: LOG_TARGET,
-                    tracing::Level::WARN,
-                    cache.op = "error",
-                    cache.method = method,
-                    cache.tags = ?tags,
-                    %error,
-                    "invalidation queued: backend refused it"
-                );
-                return Err(error);
-            }
-        }
-        Ok(())
+        self.flush_pending(method, tags)
+            .await
+            .inspect_err(|_| counters.backend_errors.incr())
     }
 }

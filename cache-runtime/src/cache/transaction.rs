@@ -129,9 +129,9 @@ pub(super) async fn run<F: Future>(cache: &Cache, work: F) -> F::Output {
     let mut scopes = SCOPES.try_with(Scopes::clone).unwrap_or_default();
     scopes.0.push((cache.id(), held));
     let output = SCOPES.scope(scopes, work).await;
-    if closing.close().is_some() {
-        // Applied here and queued; an error was logged and counted, and the queue retries.
-        let _ = cache.flush_pending().await;
+    if let Some((tags, _)) = closing.close() {
+        // Applied here and queued; an error was logged, and the queue retries.
+        let _ = cache.flush_pending("Cache::transaction", &tags).await;
     }
     output
 }

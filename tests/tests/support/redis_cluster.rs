@@ -112,6 +112,23 @@ impl RedisCluster {
 
     /// The primaries, as `host:port`.
     pub fn primaries(&self) -> Vec<String> {
+        self.listed(|flags| {
+            flags.contains(&"master") && !flags.iter().any(|f| f.starts_with("fail"))
+        })
+    }
+
+    /// Every node that is not failing, replicas included, as `host:port`.
+    pub fn live_nodes(&self) -> Vec<String> {
+        self.listed(|flags| {
+            !flags
+                .iter()
+                .any(|f| matches!(*f, "fail" | "fail?" | "noaddr"))
+        })
+    }
+
+    /// The nodes `CLUSTER NODES` lists (asked of any node that answers) whose flags pass
+    /// `keep`, as `host:port`, sorted.
+    fn listed(&self, keep: impl Fn(&[&str]) -> bool) -> Vec<String> {
         let nodes: String = self
             .nodes
             .iter()
@@ -124,14 +141,17 @@ impl RedisCluster {
                 redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()
             })
             .expect("a cluster node that answers CLUSTER NODES");
-        let mut primaries: Vec<String> = nodes
+        let mut listed: Vec<String> = nodes
             .lines()
-            .filter(|line| line.contains("master") && !line.contains("fail"))
-            .filter_map(|line| line.split_whitespace().nth(1))
-            .map(|addr| addr.split('@').next().unwrap_or(addr).to_owned())
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let address = fields.nth(1)?;
+                let flags: Vec<&str> = fields.next()?.split(',').collect();
+                keep(&flags).then(|| address.split('@').next().unwrap_or(address).to_owned())
+            })
             .collect();
-        primaries.sort();
-        primaries
+        listed.sort();
+        listed
     }
 
     /// Every key of `node` matching `pattern` (`SCAN MATCH`), sorted.

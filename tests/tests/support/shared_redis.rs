@@ -225,33 +225,13 @@ impl SharedRedis {
         };
         match self {
             SharedRedis::Server(server) => kill(&mut server.connection()),
-            SharedRedis::Cluster(cluster) => every_node(cluster)
+            SharedRedis::Cluster(cluster) => cluster
+                .live_nodes()
                 .iter()
                 .map(|node| kill(&mut redis_cluster::connect(node)))
                 .sum(),
         }
     }
-}
-
-/// Every node of `cluster` that is not failing, replicas included (from `CLUSTER NODES`).
-fn every_node(cluster: &RedisCluster) -> Vec<String> {
-    let primary = cluster.primaries().pop().expect("a primary");
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query(&mut redis_cluster::connect(&primary))
-        .unwrap();
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let failing = flags
-                .split(',')
-                .any(|f| matches!(f, "fail" | "fail?" | "noaddr"));
-            (!failing).then(|| address.split('@').next().unwrap_or(address).to_owned())
-        })
-        .collect()
 }
 
 /// `INFO commandstats`, as calls by command name.

@@ -56,43 +56,43 @@ impl Position {
     }
 }
 
+/// `kind␞origin@` and `␞body`: a message, but for its position, which goes between.
+fn around_position(kind: char, origin: &str, body: &str) -> (String, String) {
+    (format!("{kind}{SEP}{origin}@"), format!("{SEP}{body}"))
+}
+
+/// `kind␞origin[@gen:seq]␞body`.
+fn frame(kind: char, origin: &str, at: Option<Position>, body: &str) -> String {
+    match at {
+        Some(Position { generation, seq }) => {
+            let (head, tail) = around_position(kind, origin, body);
+            format!("{head}{generation}:{seq}{tail}")
+        }
+        None => format!("{kind}{SEP}{origin}{SEP}{body}"),
+    }
+}
+
 impl Message {
     /// The message of an invalidation of `tags` by `origin`, as a head and a tail between
     /// which the invalidation script writes its position (`gen:seq`).
     pub(super) fn invalidated_around_position(origin: &str, tags: &[String]) -> (String, String) {
-        (
-            format!("i{SEP}{origin}@"),
-            format!("{SEP}{}", tags.join("\0")),
-        )
+        around_position('i', origin, &tags.join("\0"))
     }
 
     /// The message of a heartbeat of `origin` published by a script, as a head and a tail
     /// between which the script writes the position of the namespace's sequence (`gen:seq`).
     pub(super) fn heartbeat_around_position(origin: &str) -> (String, String) {
-        (format!("h{SEP}{origin}@"), SEP.to_string())
+        around_position('h', origin, "")
     }
 
     pub(super) fn encode(&self) -> String {
         match self {
-            Message::Invalidated { origin, at, tags } => {
-                let tags = tags.join("\0");
-                match at {
-                    Some(Position { generation, seq }) => {
-                        format!("i{SEP}{origin}@{generation}:{seq}{SEP}{tags}")
-                    }
-                    None => format!("i{SEP}{origin}{SEP}{tags}"),
-                }
-            }
+            Message::Invalidated { origin, at, tags } => frame('i', origin, *at, &tags.join("\0")),
             Message::Cleared { origin, generation } => {
                 let generation = generation.map(|g| g.to_string()).unwrap_or_default();
-                format!("c{SEP}{origin}{SEP}{generation}")
+                frame('c', origin, None, &generation)
             }
-            Message::Heartbeat { origin, at } => match at {
-                Some(Position { generation, seq }) => {
-                    format!("h{SEP}{origin}@{generation}:{seq}{SEP}")
-                }
-                None => format!("h{SEP}{origin}{SEP}"),
-            },
+            Message::Heartbeat { origin, at } => frame('h', origin, *at, ""),
         }
     }
 

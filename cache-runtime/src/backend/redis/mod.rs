@@ -450,7 +450,12 @@ impl RedisBackend {
         let [raw, names, generation, checked_at] = parts.as_slice() else {
             return Ok(Some(parts)); // unreadable: decoding reports it
         };
-        let tags: Vec<&[u8]> = names.split(|b| *b == 0).filter(|t| !t.is_empty()).collect();
+        let (Ok(names), Ok(generation)) =
+            (std::str::from_utf8(names), std::str::from_utf8(generation))
+        else {
+            return Ok(Some(parts)); // unreadable: decoding reports it
+        };
+        let tags: Vec<&str> = names.split('\0').filter(|t| !t.is_empty()).collect();
         if trusting_feed {
             if let Some(versions) = self.vouched_versions(raw, &tags, generation, checked_at) {
                 parts.truncate(2);
@@ -460,11 +465,11 @@ impl RedisBackend {
         }
         // The versions read with the entry, when they are those of its tags in its generation.
         if let Some((expected, Ok(Some(early)))) = &early {
-            let of_entry: Option<Vec<Vec<u8>>> = (expected.as_bytes() == generation.as_slice())
+            let of_entry: Option<Vec<Vec<u8>>> = (expected == generation)
                 .then(|| {
                     tags.iter()
                         .map(|tag| {
-                            let at = call_tags.iter().position(|t| t.as_bytes() == *tag)?;
+                            let at = call_tags.iter().position(|t| t == tag)?;
                             early.get(at).cloned()
                         })
                         .collect()
@@ -476,17 +481,11 @@ impl RedisBackend {
                 return Ok(Some(parts));
             }
         }
-        let tag_keys: Vec<Vec<u8>> = tags
-            .iter()
-            .map(|tag| {
-                let prefix = &self.inner.tag_prefix;
-                [prefix.as_bytes(), generation, b":", tag].concat()
-            })
-            .collect();
-        let Some(versions) = self.versions(generation, &tag_keys).await? else {
+        let tag_keys = self.tag_keys(generation, tags.iter().copied());
+        let Some(versions) = self.versions(generation.as_bytes(), &tag_keys).await? else {
             return Ok(None); // of another generation
         };
-        if let Some(current) = parse_u64(generation) {
+        if let Some(current) = parse_u64(generation.as_bytes()) {
             self.inner.generation.store(current, Ordering::Release);
         }
         parts.truncate(2);
@@ -496,10 +495,10 @@ impl RedisBackend {
 
     /// The versions under `keys` (tag keys of `generation`) on the tags' node: `None` when the
     /// namespace is in another generation, `''` for a missing key.
-    async fn versions<K: redis::ToRedisArgs>(
+    async fn versions(
         &self,
         generation: &[u8],
-        keys: &[K],
+        keys: &[String],
     ) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
         self.run(Gate::Breaker, |mut c| {
             let mut invocation = self.invocation(&self.inner.scripts.versions, &c, None);
@@ -567,21 +566,17 @@ impl RedisBackend {
     fn vouched_versions(
         &self,
         raw: &[u8],
-        tags: &[&[u8]],
-        generation: &[u8],
+        tags: &[&str],
+        generation: &str,
         checked_at: &[u8],
     ) -> Option<Vec<u64>> {
-        let (generation, checked_at) = (parse_u64(generation)?, parse_u64(checked_at)?);
+        let (generation, checked_at) = (generation.parse().ok()?, parse_u64(checked_at)?);
         let versions = envelope::read(raw)?.versions;
-        let names: Vec<&str> = tags
-            .iter()
-            .map(|t| std::str::from_utf8(t).ok())
-            .collect::<Option<_>>()?;
-        (names.len() == versions.len()
+        (tags.len() == versions.len()
             && self.inner.known.vouches_for(
                 generation,
                 checked_at,
-                names.iter().copied().zip(versions.iter().copied()),
+                tags.iter().copied().zip(versions.iter().copied()),
             ))
         .then_some(versions)
     }
