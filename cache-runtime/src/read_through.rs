@@ -110,6 +110,14 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             retry = true;
             match self.cache.flights().join(self.key.storage()) {
                 Joined::Leader(guard) => {
+                    // The flight we missed may have landed between our lookup and our join:
+                    // what it stored is served, not loaded a second time. (Its leader stores
+                    // before it lands, so a flight that is gone has stored what it will.)
+                    if let Some(value) = self.fresh_in_process() {
+                        drop(guard);
+                        self.counters.coalesced.incr();
+                        return self.shape.wrap_value(value);
+                    }
                     let position = self.cache.log().position();
                     let lock = if self.site.lock_ms > 0 {
                         match self.lock().await {

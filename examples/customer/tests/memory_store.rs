@@ -18,6 +18,7 @@ fn customer(id: &str, email: &str) -> Customer {
         email: email.to_owned(),
         status: CustomerStatus::Active,
         created_at: 1_700_000_000_000,
+        version: 0,
     }
 }
 
@@ -43,8 +44,8 @@ async fn assert_cache_agrees_with_store(
 #[tokio::test]
 async fn a_customer_saved_in_lower_case_is_found_by_any_case() {
     let repo = repository();
-    let ann = customer("c1", "änn@x.com");
-    repo.save(&ann).await.unwrap();
+    let ann = repo.save(&customer("c1", "änn@x.com")).await.unwrap();
+    assert_eq!(ann.version, 1);
 
     assert_eq!(
         repo.store().get_by_email("ÄNN@x.com").await,
@@ -68,8 +69,7 @@ async fn a_cached_miss_for_one_spelling_never_hides_the_customer_from_another() 
     // Nobody has the address yet: the miss is cached under the key every spelling shares.
     assert_cache_agrees_with_store(&repo, None).await;
 
-    let ann = customer("c1", "änn@x.com");
-    repo.save(&ann).await.unwrap();
+    let ann = repo.save(&customer("c1", "änn@x.com")).await.unwrap();
     assert_cache_agrees_with_store(&repo, Some(&ann)).await;
 
     repo.delete(&ann).await.unwrap();

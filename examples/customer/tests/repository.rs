@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cache_runtime::{observe, Cache, CallOutcome};
-use customer_example::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
+use customer_example::application::{
+    Precondition, UpdateCustomerCommand, UpdateCustomerCommandHandler,
+};
 use customer_example::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
 use customer_example::infrastructure::cache::{CustomerCacheWarmer, MongoCustomerRepository};
 use customer_example::infrastructure::persistence::MongoCustomerStore;
@@ -20,10 +22,20 @@ use support::mongo::{database, MongoServer};
 struct Fixture {
     repo: MongoCustomerRepository,
     finds: Arc<AtomicUsize>,
-    _server: MongoServer,
+    database: String,
+    server: MongoServer,
 }
 
 impl Fixture {
+    /// Another instance of the application: a cache of its own (it hears nothing of this
+    /// one's invalidations) over the same database.
+    async fn other_instance(&self) -> MongoCustomerRepository {
+        let store = MongoCustomerStore::connect(&self.server.uri, &self.database)
+            .await
+            .expect("MongoDB reachable");
+        MongoCustomerRepository::new(store, Cache::in_memory(10_000))
+    }
+
     /// `find` commands on the customers collection so far.
     fn finds(&self) -> usize {
         self.finds.load(Ordering::SeqCst)
@@ -50,7 +62,8 @@ async fn fixture(test: &str) -> Fixture {
     Fixture {
         repo: MongoCustomerRepository::new(store, Cache::in_memory(10_000)),
         finds,
-        _server: server,
+        database: database(test),
+        server,
     }
 }
 
@@ -61,6 +74,15 @@ fn customer(i: u32) -> Customer {
         email: format!("customer{i}@example.com"),
         status: CustomerStatus::Active,
         created_at: 1_700_000_000_000 + i64::from(i) * 1_000,
+        version: 0,
+    }
+}
+
+/// `customer(i)` as [`seed`] saved it: at version 1.
+fn saved(i: u32) -> Customer {
+    Customer {
+        version: 1,
+        ..customer(i)
     }
 }
 
@@ -83,12 +105,12 @@ async fn each_read_method_misses_then_hits() {
 
     let (found, first) = outcome(fx.repo.find_by_id("c001")).await;
     let (_, second) = outcome(fx.repo.find_by_id("c001")).await;
-    assert_eq!(found, Ok(Some(customer(1))));
+    assert_eq!(found, Ok(Some(saved(1))));
     assert_eq!((first, second), (CallOutcome::Miss, CallOutcome::Hit));
 
     let (found, first) = outcome(fx.repo.find_by_email("CUSTOMER2@example.com")).await;
     let (_, second) = outcome(fx.repo.find_by_email("customer2@example.com")).await;
-    assert_eq!(found, Ok(Some(customer(2))));
+    assert_eq!(found, Ok(Some(saved(2))));
     assert_eq!((first, second), (CallOutcome::Miss, CallOutcome::Hit));
 
     let (page, first) = outcome(fx.repo.find_active_customers(1, 20)).await;
@@ -117,10 +139,11 @@ async fn save_drops_the_id_the_lists_and_every_email_lookup() {
         .unwrap();
     fx.repo.find_active_customers(1, 20).await.unwrap();
 
-    let mut moved = customer(1);
+    let mut moved = saved(1);
     moved.name = "Renamed".into();
     moved.email = "moved@example.com".into();
-    fx.repo.save(&moved).await.unwrap();
+    let moved = fx.repo.save(&moved).await.unwrap();
+    assert_eq!(moved.version, 2);
 
     let (by_id, o1) = outcome(fx.repo.find_by_id("c001")).await;
     let (old, o2) = outcome(fx.repo.find_by_email("customer1@example.com")).await;
@@ -143,9 +166,9 @@ async fn a_cached_unknown_email_is_dropped_when_a_customer_takes_the_address() {
     let fx = fixture("new-address").await;
     seed(&fx, 2).await;
     assert_eq!(fx.repo.find_by_email("new@example.com").await, Ok(None)); // cached: nobody
-    let mut moved = customer(1);
+    let mut moved = saved(1);
     moved.email = "new@example.com".into();
-    fx.repo.save(&moved).await.unwrap();
+    let moved = fx.repo.save(&moved).await.unwrap();
     assert_eq!(
         fx.repo.find_by_email("NEW@example.com").await,
         Ok(Some(moved))
@@ -159,7 +182,7 @@ async fn ids_that_need_encoding_are_invalidated_everywhere() {
         id: "acme.42/x".into(),
         ..customer(9)
     };
-    fx.repo.save(&odd).await.unwrap();
+    let odd = fx.repo.save(&odd).await.unwrap();
     fx.repo.find_by_email(&odd.email).await.unwrap();
     let renamed = Customer {
         name: "Renamed".into(),
@@ -178,7 +201,7 @@ async fn ids_that_need_encoding_are_invalidated_everywhere() {
 async fn delete_removes_the_customer_from_every_cached_view() {
     let fx = fixture("delete").await;
     seed(&fx, 3).await;
-    let c = customer(2);
+    let c = saved(2);
     fx.repo.find_by_id(&c.id).await.unwrap();
     fx.repo.find_by_email(&c.email).await.unwrap();
     fx.repo.find_active_customers(1, 20).await.unwrap();
@@ -216,7 +239,7 @@ async fn page_one_with_limit_20_and_with_limit_50_are_different_entries() {
 async fn a_duplicate_email_is_rejected() {
     let fx = fixture("duplicate").await;
     seed(&fx, 2).await;
-    let mut copy = customer(1);
+    let mut copy = saved(1);
     copy.email = "CUSTOMER0@example.com".into();
     assert_eq!(
         fx.repo.save(&copy).await,
@@ -224,7 +247,7 @@ async fn a_duplicate_email_is_rejected() {
     );
     assert_eq!(
         fx.repo.find_by_id("c001").await,
-        Ok(Some(customer(1))),
+        Ok(Some(saved(1))),
         "nothing changed"
     );
 }
@@ -239,6 +262,7 @@ async fn the_handler_updates_through_the_cache_and_reports_unknown_ids() {
         id: "c001".into(),
         name: Some("Anna".into()),
         email: Some("anna@example.com".into()),
+        ..UpdateCustomerCommand::default()
     }))
     .await;
     let updated = updated.unwrap();
@@ -257,20 +281,207 @@ async fn the_handler_updates_through_the_cache_and_reports_unknown_ids() {
         .handle(UpdateCustomerCommand {
             id: "nobody".into(),
             name: Some("X".into()),
-            email: None,
+            ..UpdateCustomerCommand::default()
         })
         .await;
     assert_eq!(missing, Err(RepositoryError::NotFound("nobody".into())));
     let taken = handler
         .handle(UpdateCustomerCommand {
             id: "c000".into(),
-            name: None,
             email: Some("anna@example.com".into()),
+            ..UpdateCustomerCommand::default()
         })
         .await;
     assert_eq!(
         taken,
         Err(RepositoryError::DuplicateEmail("anna@example.com".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_are_conditional_on_the_stored_version() {
+    let fx = fixture("versions").await;
+    seed(&fx, 2).await;
+    let conflict = || Err(RepositoryError::Conflict("c001".into()));
+
+    let mut copy = saved(1);
+    copy.name = "First".into();
+    let first = fx.repo.save(&copy).await.unwrap();
+    assert_eq!((first.name.as_str(), first.version), ("First", 2));
+    copy.name = "Second".into();
+    assert_eq!(
+        fx.repo.save(&copy).await,
+        conflict(),
+        "a copy at version 1 no longer saves"
+    );
+    let created_again = Customer {
+        email: "other@example.com".into(),
+        ..customer(1)
+    };
+    assert_eq!(
+        fx.repo.save(&created_again).await,
+        conflict(),
+        "creating a customer whose id is taken"
+    );
+    assert_eq!(
+        fx.repo.find_by_id_fresh("c001").await,
+        Ok(Some(first)),
+        "nothing changed"
+    );
+    let gone = Customer {
+        id: "c404".into(),
+        version: 3,
+        ..customer(4)
+    };
+    assert_eq!(
+        fx.repo.save(&gone).await,
+        Err(RepositoryError::NotFound("c404".into()))
+    );
+
+    // Two creations of one new customer: one is saved, the other is refused.
+    let rival = Customer {
+        name: "Rival".into(),
+        ..customer(7)
+    };
+    let first = customer(7);
+    let (a, b) = tokio::join!(fx.repo.save(&first), fx.repo.save(&rival));
+    let refused = usize::from(a.is_err()) + usize::from(b.is_err());
+    assert_eq!(refused, 1, "{a:?} / {b:?}");
+    assert!(matches!(
+        a.err().or(b.err()),
+        Some(RepositoryError::Conflict(id)) if id == "c007"
+    ));
+    assert_eq!(
+        fx.repo
+            .find_by_id_fresh("c007")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_stored_before_versions_existed_reads_as_0_and_saves_once_from_it() {
+    let fx = fixture("legacy").await;
+    let client = mongodb::Client::with_uri_str(&fx.server.uri).await.unwrap();
+    client
+        .database(&fx.database)
+        .collection::<mongodb::bson::Document>("customers")
+        .insert_one(mongodb::bson::doc! {
+            "_id": "old", "name": "Old", "email": "old@example.com",
+            "email_lower": "old@example.com", "status": "active", "created_at": 1_i64,
+        })
+        .await
+        .unwrap();
+    let old = fx.repo.find_by_id("old").await.unwrap().expect("readable");
+    assert_eq!((old.name.as_str(), old.version), ("Old", 0));
+    let renamed = Customer {
+        name: "Renamed".into(),
+        ..old.clone()
+    };
+    assert_eq!(fx.repo.save(&renamed).await.unwrap().version, 1);
+    assert_eq!(
+        fx.repo.save(&old).await,
+        Err(RepositoryError::Conflict("old".into())),
+        "version 0 was taken"
+    );
+    assert_eq!(
+        fx.repo.find_by_id("old").await.unwrap().map(|c| c.name),
+        Some("Renamed".into())
+    );
+}
+
+fn rename(id: &str, name: &str, precondition: Precondition) -> UpdateCustomerCommand {
+    UpdateCustomerCommand {
+        id: id.into(),
+        name: Some(name.into()),
+        precondition,
+        ..UpdateCustomerCommand::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_from_a_stale_cached_copy_is_applied_again_to_a_fresh_read() {
+    let fx = fixture("stale-copy").await;
+    seed(&fx, 2).await;
+    let other = fx.other_instance().await;
+    let here = UpdateCustomerCommandHandler::new(fx.repo.clone());
+    assert_eq!(fx.repo.find_by_id("c001").await, Ok(Some(saved(1))));
+
+    let renamed = UpdateCustomerCommandHandler::new(other.clone())
+        .handle(rename("c001", "Renamed", Precondition::Any))
+        .await
+        .unwrap();
+    assert_eq!(renamed.version, 2);
+    let (cached, observed) = observe(fx.repo.find_by_id("c001")).await;
+    assert_eq!(
+        (cached, observed[0].outcome),
+        (Ok(Some(saved(1))), CallOutcome::Hit),
+        "this instance's copy is stale"
+    );
+
+    let moved = here
+        .handle(UpdateCustomerCommand {
+            id: "c001".into(),
+            email: Some("moved@example.com".into()),
+            ..UpdateCustomerCommand::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.name.as_str(), moved.email.as_str(), moved.version),
+        ("Renamed", "moved@example.com", 3),
+        "the other instance's change is kept, not overwritten from the stale copy"
+    );
+    assert_eq!(other.find_by_id_fresh("c001").await, Ok(Some(moved)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_with_a_precondition_applies_only_to_a_version_it_admits() {
+    let fx = fixture("precondition").await;
+    seed(&fx, 2).await;
+    let other = fx.other_instance().await;
+    let here = UpdateCustomerCommandHandler::new(fx.repo.clone());
+    let there = UpdateCustomerCommandHandler::new(other.clone());
+    assert_eq!(other.find_by_id("c001").await, Ok(Some(saved(1)))); // cached there
+
+    let second = here
+        .handle(rename("c001", "Second", Precondition::OneOf(vec![1])))
+        .await
+        .unwrap();
+    assert_eq!(second.version, 2);
+    // There, the cached copy is at version 1, which the precondition admits: the save is
+    // refused, and the fresh read (version 2) is not admitted either. Nothing is retried.
+    assert_eq!(
+        there
+            .handle(rename("c001", "Lost", Precondition::OneOf(vec![1])))
+            .await,
+        Err(RepositoryError::Conflict("c001".into()))
+    );
+    assert_eq!(fx.repo.find_by_id_fresh("c001").await, Ok(Some(second)));
+    // A precondition on the stored version: the cached copy (version 1) is not admitted, so
+    // the handler reads afresh, finds version 2 and saves.
+    let third = there
+        .handle(rename("c001", "Third", Precondition::OneOf(vec![7, 2])))
+        .await
+        .unwrap();
+    assert_eq!((third.name.as_str(), third.version), ("Third", 3));
+    assert_eq!(
+        here.handle(rename("c001", "Never", Precondition::OneOf(vec![])))
+            .await,
+        Err(RepositoryError::Conflict("c001".into())),
+        "an If-Match with no version of ours admits none"
+    );
+    assert_eq!(
+        fx.repo
+            .find_by_id_fresh("c001")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Third"
     );
 }
 
@@ -340,7 +551,7 @@ async fn a_hundred_parallel_reads_of_a_cold_key_reach_mongodb_once() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), Ok(Some(customer(1))));
+        assert_eq!(task.await.unwrap(), Ok(Some(saved(1))));
     }
     assert_eq!(fx.finds() - before, 1, "MongoDB received one find");
 }

@@ -2,4 +2,6 @@
 
 mod update_customer;
 
-pub use update_customer::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
+pub use update_customer::{
+    Precondition, UpdateCustomerCommand, UpdateCustomerCommandHandler, ATTEMPTS,
+};

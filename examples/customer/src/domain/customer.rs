@@ -36,6 +36,12 @@ pub struct Customer {
     pub status: CustomerStatus,
     /// Creation time, milliseconds since the Unix epoch; the active list is newest first.
     pub created_at: i64,
+    /// How many times it has been saved: 0 for a customer never saved. A save succeeds only
+    /// while the stored customer is still at this version, and stores the next one
+    /// (optimistic concurrency); the HTTP API gives it as the `ETag`. Customers stored or
+    /// cached before versions existed read as 0.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Customer {
@@ -74,6 +80,7 @@ mod tests {
             email: "ann@example.com".into(),
             status: CustomerStatus::Active,
             created_at: 0,
+            version: 0,
         }
     }
 

@@ -17,6 +17,10 @@ pub enum RepositoryError {
     /// also given as its [`source`](std::error::Error::source).
     #[error("invalid input: {0}")]
     Invalid(InvalidCustomer),
+    /// The stored customer is not at the version a change started from (or was required to
+    /// start from): another change was saved in between.
+    #[error("customer {0} is not at the version the change started from")]
+    Conflict(String),
     /// The database could not be reached or failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -46,10 +50,20 @@ pub trait CustomerRepository: Clone + Send + Sync + 'static {
         page: u32,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Customer>, RepositoryError>> + Send;
-    /// Creates or replaces a customer. Fails with `DuplicateEmail` when another customer has
-    /// its e-mail address.
-    fn save(&self, customer: &Customer)
-        -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// The customer with this id as the store has it now, never a cached copy: the read that
+    /// a change retries from after a [`Conflict`](RepositoryError::Conflict).
+    fn find_by_id_fresh(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// Saves a customer if the stored one is still at `customer.version` (none is stored, for
+    /// version 0), and returns it as saved, at the next version. Fails with `Conflict` when
+    /// the stored version differs, `NotFound` when a customer that had been saved is gone, and
+    /// `DuplicateEmail` when another customer has its e-mail address.
+    fn save(
+        &self,
+        customer: &Customer,
+    ) -> impl Future<Output = Result<Customer, RepositoryError>> + Send;
     /// Deletes a customer. Fails with `NotFound` when there is none.
     fn delete(
         &self,

@@ -1,9 +1,16 @@
 //! The HTTP JSON API of one instance (axum). Each response says whether it came from the
 //! cache, in `X-Cache` (`hit`, `stale`, `miss`, `bypass`).
+//!
+//! A customer's version is its `ETag` (`"3"`). `PUT` honours `If-Match`: the change applies
+//! only to one of the versions given, and otherwise answers 412 Precondition Failed, also
+//! when a concurrent change is saved first. Without `If-Match`, a change that loses a race is
+//! applied again to the customer as now stored (up to
+//! [`ATTEMPTS`](crate::application::ATTEMPTS) times), and 409 Conflict says that concurrent
+//! changes kept winning.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,8 +20,8 @@ use serde_json::json;
 
 use super::cache::{first_outcome, outcome_name, CachedCustomerRepository};
 use super::persistence::CustomerStore;
-use crate::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
-use crate::domain::{CustomerRepository, RepositoryError};
+use crate::application::{Precondition, UpdateCustomerCommand, UpdateCustomerCommandHandler};
+use crate::domain::{Customer, CustomerRepository, RepositoryError};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -59,7 +66,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn from_repository(e: RepositoryError) -> Response {
     let status = match &e {
         RepositoryError::NotFound(_) => StatusCode::NOT_FOUND,
-        RepositoryError::DuplicateEmail(_) => StatusCode::CONFLICT,
+        RepositoryError::DuplicateEmail(_) | RepositoryError::Conflict(_) => StatusCode::CONFLICT,
         RepositoryError::Invalid(_) => StatusCode::BAD_REQUEST,
         RepositoryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
@@ -73,6 +80,37 @@ fn with_cache_header(mut response: Response, observed: &[Observed]) -> Response 
     response
 }
 
+/// A customer as JSON, with its version as a strong `ETag`.
+fn with_etag(customer: Customer) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", customer.version))
+        .expect("digits in quotes are a header value");
+    let mut response = Json(customer).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    response
+}
+
+/// The versions `If-Match` admits: any, for `*` or no header; none, for tags that are not
+/// versions of ours (weak tags never match, as RFC 9110 compares `If-Match` strongly).
+fn precondition(headers: &HeaderMap) -> Precondition {
+    if !headers.contains_key(header::IF_MATCH) {
+        return Precondition::Any;
+    }
+    let tags: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .collect();
+    if tags.contains(&"*") {
+        return Precondition::Any;
+    }
+    Precondition::OneOf(
+        tags.iter()
+            .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+            .collect(),
+    )
+}
+
 async fn health() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
@@ -83,7 +121,7 @@ async fn by_id<S: CustomerStore>(
 ) -> Response {
     let (result, observed) = observe(app.repository.find_by_id(&id)).await;
     let response = match result {
-        Ok(Some(customer)) => Json(customer).into_response(),
+        Ok(Some(customer)) => with_etag(customer),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("customer {id} not found")),
         Err(e) => from_repository(e),
     };
@@ -96,7 +134,7 @@ async fn by_email<S: CustomerStore>(
 ) -> Response {
     let (result, observed) = observe(app.repository.find_by_email(&email)).await;
     let response = match result {
-        Ok(Some(customer)) => Json(customer).into_response(),
+        Ok(Some(customer)) => with_etag(customer),
         Ok(None) => error(StatusCode::NOT_FOUND, "no customer has this e-mail address"),
         Err(e) => from_repository(e),
     };
@@ -137,6 +175,7 @@ async fn list<S: CustomerStore>(
 async fn update<S: CustomerStore>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Json<UpdateCustomerCommand>, JsonRejection>,
 ) -> Response {
     let Json(mut command) = match body {
@@ -149,8 +188,13 @@ async fn update<S: CustomerStore>(
         }
     };
     command.id = id;
+    command.precondition = precondition(&headers);
+    let conditional = command.precondition != Precondition::Any;
     match app.handler.handle(command).await {
-        Ok(customer) => Json(customer).into_response(),
+        Ok(customer) => with_etag(customer),
+        Err(e @ RepositoryError::Conflict(_)) if conditional => {
+            error(StatusCode::PRECONDITION_FAILED, e.to_string())
+        }
         Err(e) => from_repository(e),
     }
 }

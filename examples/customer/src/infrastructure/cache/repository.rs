@@ -48,15 +48,24 @@ impl<S: CustomerStore> CachedCustomerRepository<S> {
     }
 }
 
+// `version = 2`: the cached values' schema. Version 2 added `Customer::version`; a build that
+// changes the cached types' fields bumps it, so that during a rolling deploy each build keeps
+// its own entries in a shared Redis while both builds' saves invalidate both (the tags are
+// shared).
 impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
     #[cached(
         key = "customer.{id}",
         ttl = 600,
         swr = 60,
         tags = ["customer", "customer.{id}"],
-        name = "CustomerRepository::find_by_id"
+        name = "CustomerRepository::find_by_id",
+        version = 2
     )]
     async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
+        self.store.get(id).await
+    }
+
+    async fn find_by_id_fresh(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
         self.store.get(id).await
     }
 
@@ -65,7 +74,8 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         ttl = 300,
         tags = ["customer", "customer.email", "customer.email.{email | trim | lower | sha256}"],
         result_tags,
-        name = "CustomerRepository::find_by_email"
+        name = "CustomerRepository::find_by_email",
+        version = 2
     )]
     async fn find_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
         self.store.get_by_email(email.trim()).await
@@ -76,7 +86,8 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         ttl = 300,
         tags = ["customer.list", "customer.list.active"],
         result_tags,
-        name = "CustomerRepository::find_active_customers"
+        name = "CustomerRepository::find_active_customers",
+        version = 2
     )]
     async fn find_active_customers(
         &self,
@@ -97,8 +108,8 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         ],
         name = "CustomerRepository::save"
     )]
-    async fn save(&self, customer: &Customer) -> Result<(), RepositoryError> {
-        self.store.upsert(customer).await
+    async fn save(&self, customer: &Customer) -> Result<Customer, RepositoryError> {
+        self.store.save(customer).await
     }
 
     #[invalidates(

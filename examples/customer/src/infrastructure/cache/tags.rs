@@ -29,6 +29,7 @@ mod tests {
             email: "ann@example.com".into(),
             status: CustomerStatus::Active,
             created_at: 0,
+            version: 0,
         };
         let mut sink = TagSink::default();
         Some(vec![customer]).cache_tags(&mut sink);

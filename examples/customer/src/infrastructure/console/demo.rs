@@ -42,6 +42,7 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), RepositoryError> {
         email: format!("{id}@example.com"),
         status: CustomerStatus::Active,
         created_at: now,
+        version: 0,
     };
     step(
         "save(ann)                   invalidate",
@@ -72,6 +73,7 @@ pub async fn run<S: CustomerStore>(store: S) -> Result<(), RepositoryError> {
         id: id.clone(),
         name: Some("Anna".into()),
         email: Some(new_email.clone()),
+        ..UpdateCustomerCommand::default()
     };
     let updated = step(
         "update (name, e-mail)       invalidate",

@@ -400,6 +400,26 @@ fn print_stats(stats: &PublishedStats, instances: usize) {
     }
 }
 
+/// Saves `customer`, over the stored one if there is one (seeding again resets the fields).
+async fn reseed<S: CustomerStore>(
+    repository: &CachedCustomerRepository<S>,
+    mut customer: Customer,
+) -> Result<(), ConsoleError> {
+    let failed = |source| ConsoleError::Seed {
+        id: customer.id.clone(),
+        source,
+    };
+    loop {
+        match repository.save(&customer).await {
+            Err(RepositoryError::Conflict(_)) => {
+                let stored = repository.find_by_id_fresh(&customer.id).await;
+                customer.version = stored.map_err(failed)?.map_or(0, |c| c.version);
+            }
+            saved => return saved.map(drop).map_err(failed),
+        }
+    }
+}
+
 async fn seed<S: CustomerStore>(
     repository: &CachedCustomerRepository<S>,
     config: &Config,
@@ -417,14 +437,9 @@ async fn seed<S: CustomerStore>(
                 CustomerStatus::Active
             },
             created_at: now - i64::from(i) * 1_000,
+            version: 0,
         };
-        repository
-            .save(&customer)
-            .await
-            .map_err(|source| ConsoleError::Seed {
-                id: customer.id.clone(),
-                source,
-            })?;
+        reseed(repository, customer).await?;
     }
     if config.mongodb_uri.is_none() {
         eprintln!(concat!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::RwLock;
 
-use super::{offset, CustomerStore};
+use super::{next_version, offset, refusal, CustomerStore};
 use crate::domain::{Customer, CustomerStatus, RepositoryError};
 
 /// Customers in a map, lost when the process ends.
@@ -57,8 +57,12 @@ impl CustomerStore for InMemoryCustomerStore {
             .collect())
     }
 
-    async fn upsert(&self, customer: &Customer) -> Result<(), RepositoryError> {
+    async fn save(&self, customer: &Customer) -> Result<Customer, RepositoryError> {
         let mut rows = self.rows.write().await;
+        let stored = rows.get(&customer.id);
+        if stored.map_or(0, |c| c.version) != customer.version {
+            return Err(refusal(customer, stored));
+        }
         let email = customer.email.to_lowercase();
         if rows
             .values()
@@ -66,8 +70,9 @@ impl CustomerStore for InMemoryCustomerStore {
         {
             return Err(RepositoryError::DuplicateEmail(customer.email.clone()));
         }
-        rows.insert(customer.id.clone(), customer.clone());
-        Ok(())
+        let saved = next_version(customer);
+        rows.insert(saved.id.clone(), saved.clone());
+        Ok(saved)
     }
 
     async fn remove(&self, id: &str) -> Result<(), RepositoryError> {

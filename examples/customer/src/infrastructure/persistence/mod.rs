@@ -29,15 +29,34 @@ pub trait CustomerStore: Clone + Send + Sync + 'static {
         page: u32,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Customer>, RepositoryError>> + Send;
-    /// Creates or replaces a customer; `DuplicateEmail` when another has its address.
-    fn upsert(
+    /// Stores `customer` at `customer.version + 1` if the stored one is at `customer.version`
+    /// (none is stored, for 0), in one atomic conditional write, and returns it as stored.
+    /// `Conflict` when the stored version differs, `NotFound` when a customer saved before is
+    /// gone, `DuplicateEmail` when another customer has its address.
+    fn save(
         &self,
         customer: &Customer,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Customer, RepositoryError>> + Send;
     /// Deletes a customer; `NotFound` when there is none.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
     /// How many customers there are.
     fn count(&self) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+}
+
+/// `customer` at the version after its own.
+pub(crate) fn next_version(customer: &Customer) -> Customer {
+    Customer {
+        version: customer.version + 1,
+        ..customer.clone()
+    }
+}
+
+/// Why a conditional save of `customer` matched nothing, given what is stored under its id.
+pub(crate) fn refusal(customer: &Customer, stored: Option<&Customer>) -> RepositoryError {
+    match stored {
+        None if customer.version > 0 => RepositoryError::NotFound(customer.id.clone()),
+        _ => RepositoryError::Conflict(customer.id.clone()),
+    }
 }
 
 /// Where a page starts.

@@ -1,5 +1,6 @@
 //! The MongoDB store, on the official driver: a unique index on the lower-cased e-mail, the
-//! active list sorted by `created_at` descending, pagination with skip/limit.
+//! active list sorted by `created_at` descending, pagination with skip/limit, and saves
+//! conditional on the stored version (one `replaceOne` filtered on id and version).
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -8,7 +9,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::{offset, CustomerStore};
+use super::{next_version, offset, refusal, CustomerStore};
 use crate::domain::{Customer, CustomerStatus, RepositoryError};
 
 /// A customer as stored.
@@ -21,6 +22,9 @@ struct CustomerDocument {
     email_lower: String,
     status: CustomerStatus,
     created_at: i64,
+    /// Absent from documents stored before versions existed, which read as version 0.
+    #[serde(default)]
+    version: u64,
 }
 
 impl From<&Customer> for CustomerDocument {
@@ -32,6 +36,7 @@ impl From<&Customer> for CustomerDocument {
             email_lower: c.email.to_lowercase(),
             status: c.status,
             created_at: c.created_at,
+            version: c.version,
         }
     }
 }
@@ -44,6 +49,7 @@ impl From<CustomerDocument> for Customer {
             email: d.email,
             status: d.status,
             created_at: d.created_at,
+            version: d.version,
         }
     }
 }
@@ -147,18 +153,32 @@ impl CustomerStore for MongoCustomerStore {
         Ok(documents.into_iter().map(Customer::from).collect())
     }
 
-    async fn upsert(&self, customer: &Customer) -> Result<(), RepositoryError> {
-        let document = CustomerDocument::from(customer);
-        match self
+    async fn save(&self, customer: &Customer) -> Result<Customer, RepositoryError> {
+        let saved = next_version(customer);
+        let never_saved = customer.version == 0;
+        let stored_at = if never_saved {
+            // None stored (the upsert inserts), or one stored before versions existed.
+            doc! { "_id": &customer.id, "version": { "$exists": false } }
+        } else {
+            let version = i64::try_from(customer.version).unwrap_or(i64::MAX);
+            doc! { "_id": &customer.id, "version": version }
+        };
+        let outcome = self
             .collection
-            .replace_one(doc! { "_id": &customer.id }, &document)
-            .upsert(true)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => {
-                Err(RepositoryError::DuplicateEmail(customer.email.clone()))
-            }
+            .replace_one(stored_at, CustomerDocument::from(&saved))
+            .upsert(never_saved)
+            .await;
+        match outcome {
+            Ok(written) if written.matched_count == 1 || written.upserted_id.is_some() => Ok(saved),
+            Ok(_) => Err(refusal(customer, self.get(&customer.id).await?.as_ref())),
+            // On the address, or on `_id` when another save created the customer first (the
+            // server's message does not always tell which: the stored version does).
+            Err(e) if is_duplicate_key(&e) => match self.get(&customer.id).await? {
+                Some(stored) if stored.version != customer.version => {
+                    Err(refusal(customer, Some(&stored)))
+                }
+                _ => Err(RepositoryError::DuplicateEmail(customer.email.clone())),
+            },
             Err(e) => Err(unavailable(e)),
         }
     }
