@@ -1,8 +1,8 @@
 //! The transaction scope against a real transactional database: PostgreSQL (the project's
 //! machines run one on 127.0.0.1:5432, trust auth, database `test`; `CACHE_TEST_POSTGRES`
-//! names another, as a `tokio-postgres` connection string). The MongoDB-wire server of the
-//! example (secantusdb 0.7.0b3) has no multi-document transactions (its `secantus/sessions.py`
-//! says it does not implement them yet), so this test uses PostgreSQL.
+//! names another, as a `tokio-postgres` connection string). The same race against the
+//! MongoDB-wire server's multi-document transactions is
+//! `examples/customer/tests/transaction.rs`.
 //!
 //! A write runs in a transaction; a reader, autocommit on another connection, reads the row
 //! between the write and the commit (the committed, old row) and is held on a gate until the

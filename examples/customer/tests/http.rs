@@ -2,9 +2,12 @@
 
 mod support;
 
-use support::app::Env;
-use support::http::request;
+use std::collections::BTreeSet;
+
+use support::app::{Env, Server};
+use support::http::{request, request_with, Response};
 use support::mongo::{database, MongoServer};
+use support::redis_server::RedisServer;
 
 #[test]
 fn the_api_reports_cache_use_and_maps_errors() {
@@ -25,6 +28,11 @@ fn the_api_reports_cache_use_and_maps_errors() {
     let first = call("GET", "/customers/c00001", None);
     assert_eq!((first.status, first.header("x-cache")), (200, Some("miss")));
     assert_eq!(first.json()["email"], "customer1@example.com");
+    assert_eq!(
+        (first.header("etag"), &first.json()["version"]),
+        (Some("\"1\""), &serde_json::json!(1)),
+        "the version, as the ETag"
+    );
     assert_eq!(
         call("GET", "/customers/c00001", None).header("x-cache"),
         Some("hit")
@@ -61,6 +69,7 @@ fn the_api_reports_cache_use_and_maps_errors() {
         Some(r#"{"name": "Anna", "email": "anna@example.com"}"#),
     );
     assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.header("etag"), Some("\"2\""));
     let after = call("GET", "/customers/c00001", None);
     assert_eq!(
         (after.header("x-cache"), after.json()["name"].as_str()),
@@ -176,4 +185,158 @@ fn the_api_reports_cache_use_and_maps_errors() {
             }
         }
     }
+}
+
+/// A PUT of `{"name": name}` with `If-Match: if_match`.
+fn rename(server: &Server, id: &str, name: &str, if_match: Option<&str>) -> Response {
+    let body = serde_json::json!({ "name": name }).to_string();
+    let headers: Vec<(&str, &str)> = if_match.map(|tag| ("If-Match", tag)).into_iter().collect();
+    request_with(
+        &server.addr,
+        "PUT",
+        &format!("/customers/{id}"),
+        &headers,
+        Some(&body),
+    )
+}
+
+#[test]
+fn put_honours_if_match_and_answers_with_the_new_etag() {
+    let mongo = MongoServer::start();
+    let env = Env {
+        mongodb_uri: Some(mongo.uri.clone()),
+        database: database("if-match"),
+        ..Env::default()
+    };
+    assert!(env.run(&["seed", "--count", "3"]).status.success());
+    let server = env.serve();
+    let etag_of = |r: &Response| r.header("etag").map(str::to_owned);
+    let get = request(&server.addr, "GET", "/customers/c00002", None);
+    assert_eq!(etag_of(&get).as_deref(), Some("\"1\""));
+
+    let bea = rename(&server, "c00002", "Bea", Some("\"1\""));
+    assert_eq!(
+        (bea.status, etag_of(&bea).as_deref()),
+        (200, Some("\"2\"")),
+        "{}",
+        bea.body
+    );
+    assert_eq!(bea.json()["version"], 2);
+    for stale in ["\"1\"", "W/\"2\"", "\"two\"", "2"] {
+        let refused = rename(&server, "c00002", "Lost", Some(stale));
+        assert_eq!(refused.status, 412, "If-Match: {stale}: {}", refused.body);
+    }
+    let now = request(&server.addr, "GET", "/customers/c00002", None);
+    assert_eq!(
+        (now.json()["name"].as_str(), etag_of(&now).as_deref()),
+        (Some("Bea"), Some("\"2\"")),
+        "no refused change was applied"
+    );
+    for (if_match, name, version) in [
+        (Some("\"5\", \"2\""), "Cleo", "\"3\""),
+        (Some("*"), "Dee", "\"4\""),
+        (None, "Eve", "\"5\""),
+    ] {
+        let saved = rename(&server, "c00002", name, if_match);
+        assert_eq!(
+            (saved.status, etag_of(&saved).as_deref()),
+            (200, Some(version)),
+            "If-Match: {if_match:?}: {}",
+            saved.body
+        );
+    }
+    assert_eq!(rename(&server, "nobody", "X", Some("\"1\"")).status, 404);
+}
+
+/// The customer's name and `ETag` as `server` answers them.
+fn read(server: &Server, id: &str) -> (String, String) {
+    let got = request(&server.addr, "GET", &format!("/customers/{id}"), None);
+    assert_eq!(got.status, 200, "{}", got.body);
+    let name = got.json()["name"].as_str().expect("a name").to_owned();
+    (name, got.header("etag").expect("an ETag").to_owned())
+}
+
+#[test]
+fn concurrent_read_modify_writes_over_two_instances_lose_no_change() {
+    let mongo = MongoServer::start();
+    let redis = RedisServer::shared();
+    let env = Env {
+        mongodb_uri: Some(mongo.uri.clone()),
+        database: database("increments"),
+        redis_url: Some(redis.url.clone()),
+        redis_cluster_nodes: None,
+    };
+    assert!(env.run(&["seed", "--count", "3"]).status.success());
+    let servers = [env.serve(), env.serve()];
+    let (start, _) = read(&servers[0], "c00001");
+
+    // 50 clients, each: GET, then PUT of the name plus one character with If-Match, again
+    // after a 412. Reads and writes go to either instance; each caches what it reads.
+    let outcomes: Vec<(usize, Vec<u16>)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..50)
+            .map(|i| {
+                let (reads, writes) = (&servers[i % 2], &servers[(i / 2) % 2]);
+                scope.spawn(move || {
+                    let mut statuses = Vec::new();
+                    for _ in 0..500 {
+                        let (name, etag) = read(reads, "c00001");
+                        let put = rename(writes, "c00001", &format!("{name}x"), Some(&etag));
+                        statuses.push(put.status);
+                        match put.status {
+                            200 => return (i, statuses),
+                            412 => continue,
+                            other => panic!("client {i}: {other}: {}", put.body),
+                        }
+                    }
+                    panic!("client {i} never saved its change: {statuses:?}")
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.len(), 50);
+    let expected = format!("{start}{}", "x".repeat(50));
+    for server in &servers {
+        assert_eq!(
+            read(server, "c00001"),
+            (expected.clone(), "\"51\"".to_owned()),
+            "every one of the 50 changes is in, once, as both instances answer"
+        );
+    }
+    let refused: usize = outcomes
+        .iter()
+        .map(|(_, s)| s.iter().filter(|&&s| s == 412).count())
+        .sum();
+    eprintln!("50 changes saved after {refused} refusals (412)");
+
+    // Without If-Match, the server applies each change to what is stored: a change that
+    // loses a race is applied again to a fresh read, and 409 says concurrent changes kept
+    // winning. Every 200 is one version, none is lost, no response is a 5xx.
+    let answers: Vec<Response> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..20)
+            .map(|i| {
+                let server = &servers[i % 2];
+                scope.spawn(move || rename(server, "c00001", &format!("Writer {i}"), None))
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let mut versions = BTreeSet::new();
+    for answer in &answers {
+        match answer.status {
+            200 => assert!(versions.insert(answer.header("etag").unwrap().to_owned())),
+            409 => {}
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    let saved = versions.len() as u64;
+    assert!(saved > 0);
+    let (_, etag) = read(&servers[1], "c00001");
+    assert_eq!(
+        etag,
+        format!("\"{}\"", 51 + saved),
+        "one version per change saved, no other"
+    );
+    let expected: BTreeSet<String> = (52..=51 + saved).map(|v| format!("\"{v}\"")).collect();
+    assert_eq!(versions, expected);
 }

@@ -3,6 +3,7 @@
 //! cache never answers one spelling differently from the store.
 
 use cache_runtime::{observe, Cache, CallOutcome};
+use customer_example::application::{UpdateCustomerCommand, UpdateCustomerCommandHandler};
 use customer_example::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
 use customer_example::infrastructure::cache::InMemoryCustomerRepository;
 use customer_example::infrastructure::persistence::{CustomerStore, InMemoryCustomerStore};
@@ -86,4 +87,55 @@ async fn an_address_differing_only_in_non_ascii_case_is_taken() {
         Err(RepositoryError::DuplicateEmail("ÄNN@x.com".into()))
     );
     assert_eq!(repo.find_by_id("c2").await, Ok(None));
+}
+
+#[tokio::test]
+async fn saves_are_conditional_on_the_stored_version_here_too() {
+    let store = InMemoryCustomerStore::default();
+    let here = InMemoryCustomerRepository::new(store.clone(), Cache::in_memory(100));
+    let there = InMemoryCustomerRepository::new(store.clone(), Cache::in_memory(100));
+    let ann = here.save(&customer("c1", "ann@x.com")).await.unwrap();
+    assert_eq!(ann.version, 1);
+    assert_eq!(
+        here.save(&customer("c1", "other@x.com")).await,
+        Err(RepositoryError::Conflict("c1".into())),
+        "creating a customer whose id is taken"
+    );
+    assert_eq!(there.find_by_id("c1").await, Ok(Some(ann.clone()))); // cached there
+
+    let renamed = UpdateCustomerCommandHandler::new(here.clone())
+        .handle(UpdateCustomerCommand {
+            id: "c1".into(),
+            name: Some("Renamed".into()),
+            ..UpdateCustomerCommand::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(renamed.version, 2);
+    assert_eq!(
+        there.save(&ann).await,
+        Err(RepositoryError::Conflict("c1".into())),
+        "the stale copy cached there no longer saves"
+    );
+    let moved = UpdateCustomerCommandHandler::new(there.clone())
+        .handle(UpdateCustomerCommand {
+            id: "c1".into(),
+            email: Some("moved@x.com".into()),
+            ..UpdateCustomerCommand::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.name.as_str(), moved.email.as_str(), moved.version),
+        ("Renamed", "moved@x.com", 3),
+        "applied again to a fresh read: the rename is kept"
+    );
+    assert_eq!(store.get("c1").await, Ok(Some(moved.clone())));
+
+    here.delete(&moved).await.unwrap();
+    assert_eq!(
+        there.save(&moved).await,
+        Err(RepositoryError::NotFound("c1".into())),
+        "a customer saved before and deleted since"
+    );
 }
