@@ -369,12 +369,22 @@ async fn a_customer_stored_before_versions_existed_reads_as_0_and_saves_once_fro
     client
         .database(&fx.database)
         .collection::<mongodb::bson::Document>("customers")
-        .insert_one(mongodb::bson::doc! {
-            "_id": "old", "name": "Old", "email": "old@example.com",
-            "email_lower": "old@example.com", "status": "active", "created_at": 1_i64,
-        })
+        .insert_many([
+            mongodb::bson::doc! {
+                "_id": "old", "name": "Old", "email": "old@example.com",
+                "email_lower": "old@example.com", "status": "active", "created_at": 1_i64,
+            },
+            mongodb::bson::doc! {
+                "_id": "null", "name": "Null", "email": "null@example.com",
+                "email_lower": "null@example.com", "status": "active", "created_at": 1_i64,
+                "version": null,
+            },
+        ])
         .await
         .unwrap();
+    let null = fx.repo.find_by_id("null").await.unwrap().expect("readable");
+    assert_eq!(null.version, 0, "a null version is version 0");
+    assert_eq!(fx.repo.save(&null).await.unwrap().version, 1);
     let old = fx.repo.find_by_id("old").await.unwrap().expect("readable");
     assert_eq!((old.name.as_str(), old.version), ("Old", 0));
     let renamed = Customer {
@@ -435,7 +445,16 @@ async fn a_change_from_a_stale_cached_copy_is_applied_again_to_a_fresh_read() {
         ("Renamed", "moved@example.com", 3),
         "the other instance's change is kept, not overwritten from the stale copy"
     );
-    assert_eq!(other.find_by_id_fresh("c001").await, Ok(Some(moved)));
+    assert_eq!(
+        other.find_by_id_fresh("c001").await,
+        Ok(Some(moved.clone()))
+    );
+    let (cached, observed) = observe(fx.repo.find_by_id("c001")).await;
+    assert_eq!(
+        (cached, observed[0].outcome),
+        (Ok(Some(moved)), CallOutcome::Miss),
+        "the stale copy was dropped with the fresh read"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,14 +479,26 @@ async fn a_change_with_a_precondition_applies_only_to_a_version_it_admits() {
             .await,
         Err(RepositoryError::Conflict("c001".into()))
     );
-    assert_eq!(fx.repo.find_by_id_fresh("c001").await, Ok(Some(second)));
-    // A precondition on the stored version: the cached copy (version 1) is not admitted, so
-    // the handler reads afresh, finds version 2 and saves.
-    let third = there
-        .handle(rename("c001", "Third", Precondition::OneOf(vec![7, 2])))
+    assert_eq!(
+        fx.repo.find_by_id_fresh("c001").await,
+        Ok(Some(second.clone()))
+    );
+    assert_eq!(
+        other.find_by_id("c001").await,
+        Ok(Some(second)),
+        "after the refusal, a client re-reading there is not served the stale copy"
+    );
+    // Cached there at version 2 now; saved here at 3.
+    here.handle(rename("c001", "Between", Precondition::OneOf(vec![2])))
         .await
         .unwrap();
-    assert_eq!((third.name.as_str(), third.version), ("Third", 3));
+    // A precondition on the stored version: the cached copy (version 2) is not admitted, so
+    // the handler reads afresh, finds version 3 and saves.
+    let third = there
+        .handle(rename("c001", "Third", Precondition::OneOf(vec![7, 3])))
+        .await
+        .unwrap();
+    assert_eq!((third.name.as_str(), third.version), ("Third", 4));
     assert_eq!(
         here.handle(rename("c001", "Never", Precondition::OneOf(vec![])))
             .await,

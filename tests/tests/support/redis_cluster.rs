@@ -476,42 +476,47 @@ impl Drop for RedisCluster {
 
 /// What `MONITOR` on a node showed, line by line, until it was stopped.
 pub struct Monitor {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    node: String,
+    /// Sent as `ECHO` by [`stop`](Self::stop): the last line the watcher waits for.
+    end: String,
     lines: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Monitor {
     /// Starts watching `node`; returns once `MONITOR` is on.
     pub fn start(node: &str) -> Monitor {
-        use std::sync::atomic::{AtomicBool, Ordering};
         let mut conn = connect(node);
         let _: redis::Value = redis::cmd("MONITOR").query(&mut conn).unwrap();
-        conn.set_read_timeout(Some(Duration::from_millis(100)))
+        // Whole lines only: a read that timed out mid-line would lose the rest of it (and
+        // with an `EVALSHA` line, which keys its script declared). The watcher stops at the
+        // end marker instead; the timeout only bounds a watcher that never sees it.
+        conn.set_read_timeout(Some(Duration::from_secs(120)))
             .unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let end = format!("monitor-end-{}", fastrand_port_salt());
+        let marker = end.clone();
         let lines = std::thread::spawn(move || {
             let mut lines = Vec::new();
-            while !stopped.load(Ordering::Acquire) {
+            loop {
                 match conn.recv_response() {
+                    Ok(redis::Value::SimpleString(line)) if line.contains(&marker) => return lines,
                     Ok(redis::Value::SimpleString(line)) => lines.push(line),
                     Ok(_) => {}
-                    Err(e) if e.is_timeout() => {}
-                    Err(e) => panic!("MONITOR stopped: {e}"),
+                    Err(e) => panic!("MONITOR stopped before its end marker: {e}"),
                 }
             }
-            lines
         });
         Monitor {
-            stop,
+            node: node.to_owned(),
+            end,
             lines: Some(lines),
         }
     }
 
-    /// Stops watching (after what was already sent has arrived) and returns the lines.
+    /// Stops watching once every command the node ran before this call has arrived, and
+    /// returns the lines.
     pub fn stop(mut self) -> Vec<String> {
-        std::thread::sleep(Duration::from_millis(300));
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let mut conn = connect(&self.node);
+        let _: String = redis::cmd("ECHO").arg(&self.end).query(&mut conn).unwrap();
         self.lines
             .take()
             .unwrap()

@@ -125,7 +125,14 @@ impl<R: CustomerRepository> UpdateCustomerCommandHandler<R> {
             } else {
                 self.repository.find_by_id(&command.id).await?
             };
-            let mut customer = read.ok_or_else(|| RepositoryError::NotFound(command.id.clone()))?;
+            let Some(mut customer) = read else {
+                if fresh {
+                    return Err(RepositoryError::NotFound(command.id.clone()));
+                }
+                // A cached "not found" may predate the customer's creation elsewhere.
+                fresh = true;
+                continue;
+            };
             if !command.precondition.admits(customer.version) {
                 if fresh {
                     return Err(RepositoryError::Conflict(command.id.clone()));

@@ -51,7 +51,8 @@ pub trait CustomerRepository: Clone + Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Customer>, RepositoryError>> + Send;
     /// The customer with this id as the store has it now, never a cached copy: the read that
-    /// a change retries from after a [`Conflict`](RepositoryError::Conflict).
+    /// a change retries from after a [`Conflict`](RepositoryError::Conflict). A cached
+    /// repository also drops its cached views of the customer, which proved stale.
     fn find_by_id_fresh(
         &self,
         id: &str,

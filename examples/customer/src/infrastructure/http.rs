@@ -1,12 +1,12 @@
 //! The HTTP JSON API of one instance (axum). Each response says whether it came from the
 //! cache, in `X-Cache` (`hit`, `stale`, `miss`, `bypass`).
 //!
-//! A customer's version is its `ETag` (`"3"`). `PUT` honours `If-Match`: the change applies
-//! only to one of the versions given, and otherwise answers 412 Precondition Failed, also
-//! when a concurrent change is saved first. Without `If-Match`, a change that loses a race is
-//! applied again to the customer as now stored (up to
-//! [`ATTEMPTS`](crate::application::ATTEMPTS) times), and 409 Conflict says that concurrent
-//! changes kept winning.
+//! A customer's version is its `ETag` (`"3"`) on `GET`, and `version` in every body. `PUT`
+//! honours `If-Match`: the change applies only to one of the versions given, and otherwise
+//! answers 412 Precondition Failed, also when a concurrent change is saved first. Without
+//! `If-Match` (or with `*`), a change that loses a race is applied again to the customer as
+//! now stored (up to [`ATTEMPTS`](crate::application::ATTEMPTS) saves), and 409 Conflict says
+//! that concurrent changes kept winning.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -104,11 +104,15 @@ fn precondition(headers: &HeaderMap) -> Precondition {
     if tags.contains(&"*") {
         return Precondition::Any;
     }
-    Precondition::OneOf(
-        tags.iter()
-            .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-            .collect(),
-    )
+    // Strong comparison is of the characters: `"02"` is not `"2"`.
+    let version = |tag: &str| -> Option<u64> {
+        let digits = tag.strip_prefix('"')?.strip_suffix('"')?;
+        digits
+            .parse()
+            .ok()
+            .filter(|v: &u64| v.to_string() == digits)
+    };
+    Precondition::OneOf(tags.iter().filter_map(|tag| version(tag)).collect())
 }
 
 async fn health() -> Response {
@@ -191,7 +195,9 @@ async fn update<S: CustomerStore>(
     command.precondition = precondition(&headers);
     let conditional = command.precondition != Precondition::Any;
     match app.handler.handle(command).await {
-        Ok(customer) => with_etag(customer),
+        // The body carries the new version; no `ETag`: RFC 9110 (9.3.4) allows one in a PUT's
+        // response only when the body sent was stored as sent, and this PUT merges fields.
+        Ok(customer) => Json(customer).into_response(),
         Err(e @ RepositoryError::Conflict(_)) if conditional => {
             error(StatusCode::PRECONDITION_FAILED, e.to_string())
         }

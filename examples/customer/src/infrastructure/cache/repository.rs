@@ -65,6 +65,13 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         self.store.get(id).await
     }
 
+    // A change reads afresh only when its cached copy proved stale (or did not pass its
+    // precondition): the cached views of the customer go with it, so that the next reader, and
+    // the client's next GET before a retried If-Match, is not served that copy again.
+    #[invalidates(
+        tags = ["customer.{id}"],
+        name = "CustomerRepository::find_by_id_fresh"
+    )]
     async fn find_by_id_fresh(&self, id: &str) -> Result<Option<Customer>, RepositoryError> {
         self.store.get(id).await
     }

@@ -20,6 +20,7 @@ use super::cache::{
 };
 use super::config::{Config, ConfigError, SharedRedis};
 use super::persistence::{CustomerStore, InMemoryCustomerStore, MongoCustomerStore};
+use crate::application::ATTEMPTS;
 use crate::domain::{Customer, CustomerRepository, CustomerStatus, RepositoryError};
 
 /// The customer application and its cache console.
@@ -409,15 +410,17 @@ async fn reseed<S: CustomerStore>(
         id: customer.id.clone(),
         source,
     };
-    loop {
+    for _ in 1..ATTEMPTS {
         match repository.save(&customer).await {
-            Err(RepositoryError::Conflict(_)) => {
+            // Another writer got in first (or deleted it): over what is stored now.
+            Err(RepositoryError::Conflict(_) | RepositoryError::NotFound(_)) => {
                 let stored = repository.find_by_id_fresh(&customer.id).await;
                 customer.version = stored.map_err(failed)?.map_or(0, |c| c.version);
             }
             saved => return saved.map(drop).map_err(failed),
         }
     }
+    repository.save(&customer).await.map(drop).map_err(failed)
 }
 
 async fn seed<S: CustomerStore>(

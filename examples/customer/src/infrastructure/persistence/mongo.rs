@@ -22,9 +22,9 @@ struct CustomerDocument {
     email_lower: String,
     status: CustomerStatus,
     created_at: i64,
-    /// Absent from documents stored before versions existed, which read as version 0.
+    /// Absent (or null) in documents stored before versions existed: version 0.
     #[serde(default)]
-    version: u64,
+    version: Option<u64>,
 }
 
 impl From<&Customer> for CustomerDocument {
@@ -36,7 +36,7 @@ impl From<&Customer> for CustomerDocument {
             email_lower: c.email.to_lowercase(),
             status: c.status,
             created_at: c.created_at,
-            version: c.version,
+            version: Some(c.version),
         }
     }
 }
@@ -49,7 +49,7 @@ impl From<CustomerDocument> for Customer {
             email: d.email,
             status: d.status,
             created_at: d.created_at,
-            version: d.version,
+            version: d.version.unwrap_or(0),
         }
     }
 }
@@ -157,8 +157,9 @@ impl CustomerStore for MongoCustomerStore {
         let saved = next_version(customer);
         let never_saved = customer.version == 0;
         let stored_at = if never_saved {
-            // None stored (the upsert inserts), or one stored before versions existed.
-            doc! { "_id": &customer.id, "version": { "$exists": false } }
+            // None stored (the upsert inserts), or one stored before versions existed (no
+            // version, or a null one: `null` matches both).
+            doc! { "_id": &customer.id, "version": { "$in": [null, 0_i64] } }
         } else {
             let version = i64::try_from(customer.version).unwrap_or(i64::MAX);
             doc! { "_id": &customer.id, "version": version }
@@ -171,13 +172,13 @@ impl CustomerStore for MongoCustomerStore {
         match outcome {
             Ok(written) if written.matched_count == 1 || written.upserted_id.is_some() => Ok(saved),
             Ok(_) => Err(refusal(customer, self.get(&customer.id).await?.as_ref())),
-            // On the address, or on `_id` when another save created the customer first (the
-            // server's message does not always tell which: the stored version does).
-            Err(e) if is_duplicate_key(&e) => match self.get(&customer.id).await? {
-                Some(stored) if stored.version != customer.version => {
-                    Err(refusal(customer, Some(&stored)))
+            // On the address, or on `_id` when another save created the customer first; the
+            // server's message does not always say which index, so the stored rows do.
+            Err(e) if is_duplicate_key(&e) => match self.get_by_email(&customer.email).await? {
+                Some(other) if other.id != customer.id => {
+                    Err(RepositoryError::DuplicateEmail(customer.email.clone()))
                 }
-                _ => Err(RepositoryError::DuplicateEmail(customer.email.clone())),
+                _ => Err(refusal(customer, self.get(&customer.id).await?.as_ref())),
             },
             Err(e) => Err(unavailable(e)),
         }
