@@ -85,9 +85,22 @@ async fn tag_bookkeeping_does_not_grow_as_ids_come_and_go() {
         repo.find_by_id(&i.to_string()).await.unwrap();
     }
     let memory = repo.cache.in_process_tier().unwrap();
-    assert!(memory.entry_count() <= 100);
+    // Each call runs moka's pending maintenance, which stops after 100 ms of work (moka's
+    // fixed budget): on a loaded machine, evictions may take a few passes to be applied.
+    let settled = |measure: &dyn Fn() -> usize, bound: usize| -> usize {
+        let mut last = measure();
+        for _ in 0..50 {
+            if last <= bound {
+                break;
+            }
+            last = measure();
+        }
+        last
+    };
+    let entries = settled(&|| memory.entry_count() as usize, 100);
+    assert!(entries <= 100, "{entries} entries");
     // Each live entry carries `customer`, `customer.<id>` and its key tag.
-    let tracked = memory.tracked_tags();
+    let tracked = settled(&|| memory.tracked_tags(), 1 + 2 * 100);
     assert!(
         tracked <= 1 + 2 * 100,
         "{tracked} tags tracked for at most 100 entries"
