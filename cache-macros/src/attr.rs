@@ -19,13 +19,16 @@ options! {
     /// The arguments of `#[cached(...)]`.
     pub(crate) struct CachedArgs for cached {
         key: LitStr = "`key = \"customer.{id}\"`",
-        ttl: Millis = "`ttl = 600` (seconds) or `ttl = \"10m\"`",
-        tags: Vec<LitStr> = "`tags = [\"customer\", \"customer.{id}\"]`",
-        swr: Swr = concat!(
-            "`swr = 60` (seconds), `swr = \"1m\"`, or a bare `swr` for a window as long as ",
-            "the TTL",
+        ttl: Duration = concat!(
+            "`ttl = 600` (seconds), `ttl = \"10m\"`, or an expression over the value, ",
+            "`ttl = if result.is_none() { 30 } else { 600 }`",
         ),
-        lock: Swr = concat!(
+        tags: Vec<LitStr> = "`tags = [\"customer\", \"customer.{id}\"]`",
+        swr: Stale = concat!(
+            "`swr = 60` (seconds), `swr = \"1m\"`, an expression over the value, or a bare ",
+            "`swr` for a window as long as the TTL",
+        ),
+        lock: Wait = concat!(
             "a bare `lock` (5 s), or `lock = \"2s\"`: how long another instance waits for this ",
             "one's load",
         ),
@@ -189,8 +192,22 @@ macro_rules! options {
 }
 use options;
 
-/// `swr` or `swr = N`; `lock` or `lock = N`.
-pub(crate) struct Swr {
+/// `ttl = 600`, `ttl = "10m"`, or `ttl = <expr over result>`.
+pub(crate) enum Duration {
+    /// Written as a literal.
+    Fixed(Millis),
+    /// Computed from the loaded value (`result`) when it is stored.
+    FromResult(Expr),
+}
+
+/// `swr` or `swr = <duration>`.
+pub(crate) struct Stale {
+    pub(crate) span: Span,
+    pub(crate) window: Option<Duration>,
+}
+
+/// `lock` or `lock = N`.
+pub(crate) struct Wait {
     pub(crate) span: Span,
     pub(crate) window: Option<Millis>,
 }
@@ -275,14 +292,50 @@ impl Value for Vec<Ident> {
 }
 
 /// A bare option (`swr`), or one with a duration (`swr = "1m"`).
-impl Value for Swr {
+/// A literal is a fixed duration (checked here); any other expression is computed from the
+/// value when it is stored.
+impl Value for Duration {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        let expr: Expr = option.value(input)?;
+        let literal = match &expr {
+            Expr::Lit(_) => true,
+            Expr::Unary(syn::ExprUnary {
+                op: syn::UnOp::Neg(_),
+                expr,
+                ..
+            }) => matches!(**expr, Expr::Lit(_)),
+            _ => false,
+        };
+        if literal {
+            Ok(Duration::Fixed(duration::parse(&expr, &option.name())?))
+        } else {
+            Ok(Duration::FromResult(expr))
+        }
+    }
+}
+
+impl Value for Stale {
+    fn read(option: &Written, input: ParseStream, errors: &mut Errors) -> syn::Result<Self> {
+        let window = if input.peek(Token![=]) {
+            Some(Duration::read(option, input, errors)?)
+        } else {
+            None
+        };
+        Ok(Stale {
+            span: option.ident.span(),
+            window,
+        })
+    }
+}
+
+impl Value for Wait {
     fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
         let window = if input.peek(Token![=]) {
             Some(duration::parse(&option.value(input)?, &option.name())?)
         } else {
             None
         };
-        Ok(Swr {
+        Ok(Wait {
             span: option.ident.span(),
             window,
         })

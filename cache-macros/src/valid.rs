@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::{Expr, ItemFn, LitStr, Type};
 
-use crate::attr::{Attr, CachedArgs, InvalidatesArgs, ResultTags};
+use crate::attr::{Attr, CachedArgs, Duration, InvalidatesArgs, ResultTags};
 use crate::errors::Errors;
 use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
@@ -31,9 +31,10 @@ pub(crate) struct CachedPlan {
     pub(crate) key: Template,
     pub(crate) tags: Vec<Template>,
     pub(crate) args: TemplateArgs,
-    pub(crate) ttl_ms: u64,
+    pub(crate) ttl: Length,
     pub(crate) jitter_ms: u64,
-    pub(crate) swr_ms: Option<(u64, Span)>,
+    /// The stale window, and where `swr` is written.
+    pub(crate) swr: Option<(Length, Span)>,
     pub(crate) lock_ms: u64,
     pub(crate) beta: f64,
     pub(crate) skip_none: Option<Span>,
@@ -43,6 +44,15 @@ pub(crate) struct CachedPlan {
     pub(crate) result_tags: Option<ResultTags>,
     /// The value layout's version (0: not given, the cache's default applies).
     pub(crate) version: u32,
+}
+
+/// A TTL or stale window: fixed, or computed from the value when it is stored.
+#[derive(Clone)]
+pub(crate) enum Length {
+    /// In milliseconds.
+    Fixed(u64),
+    /// An expression over `result`, giving seconds or a `Duration`.
+    FromResult(Expr),
 }
 
 pub(crate) struct InvalidatesPlan {
@@ -197,11 +207,11 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     check_args_are_named(&sig, errors);
     let key = check_key_given(&args, errors);
     let tags = parse_templates(&args.tags, "tag", errors);
-    let ttl_ms = check_ttl(&args, errors);
-    let jitter_ms = check_jitter_below_ttl(&args, ttl_ms, errors);
+    let ttl = check_ttl(&args, errors);
+    let jitter_ms = check_jitter_below_ttl(&args, &ttl, errors);
     let lock_ms = check_lock(&args, errors);
-    let swr_ms = check_swr(&args, ttl_ms, errors);
-    check_swr_can_detach(swr_ms, &sig, errors);
+    let swr = check_swr(&args, &ttl, errors);
+    check_swr_can_detach(swr.as_ref().map(|(_, span)| *span), &sig, errors);
     let resolved = key
         .as_ref()
         .map(|key| check_key_covers_args(key, &tags, &args, &sig, errors));
@@ -216,9 +226,9 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         key: key?,
         tags,
         args: resolved?,
-        ttl_ms,
+        ttl,
         jitter_ms,
-        swr_ms,
+        swr,
         lock_ms,
         beta: args.beta.value.map_or(0.0, |beta| beta.0),
         skip_none,
@@ -296,42 +306,44 @@ fn check_key_given(args: &CachedArgs, errors: &mut Errors) -> Option<Template> {
     }
 }
 
-/// `ttl` is given and greater than zero; in milliseconds, 0 when reported.
-fn check_ttl(args: &CachedArgs, errors: &mut Errors) -> u64 {
+/// `ttl` is given, and greater than zero when written as a literal (0 when reported).
+fn check_ttl(args: &CachedArgs, errors: &mut Errors) -> Length {
     errors.at(args.ttl.position());
-    match args.ttl.value {
-        None if args.ttl.given() => 0,
+    match &args.ttl.value {
+        None if args.ttl.given() => Length::Fixed(0),
         None => {
             errors.error_at(
                 Span::call_site(),
                 format!("#[cached] needs `ttl`, e.g. {}", args.ttl.example),
             );
-            0
+            Length::Fixed(0)
         }
-        Some(ttl) if ttl.value == 0 => {
+        Some(Duration::Fixed(ttl)) if ttl.value == 0 => {
             errors.error_at(
                 ttl.span,
                 "`ttl` must be greater than zero: an entry that expires at once caches nothing",
             );
-            0
+            Length::Fixed(0)
         }
-        Some(ttl) => ttl.value,
+        Some(Duration::Fixed(ttl)) => Length::Fixed(ttl.value),
+        Some(Duration::FromResult(expr)) => Length::FromResult(expr.clone()),
     }
 }
 
-/// `jitter` is taken off the TTL, so it is smaller than the TTL; in milliseconds.
-fn check_jitter_below_ttl(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> u64 {
+/// `jitter` is taken off a literal TTL, so it is smaller than the TTL; in milliseconds. (Of a
+/// computed TTL, the runtime takes at most half.)
+fn check_jitter_below_ttl(args: &CachedArgs, ttl: &Length, errors: &mut Errors) -> u64 {
     errors.at(args.jitter.position());
-    match args.jitter.value {
-        Some(j) if ttl_ms > 0 && j.value >= ttl_ms => {
+    match (args.jitter.value, ttl) {
+        (Some(j), Length::Fixed(ttl_ms)) if *ttl_ms > 0 && j.value >= *ttl_ms => {
             errors.error_at(
                 j.span,
                 "`jitter` must be smaller than `ttl`: it is taken off the TTL at random",
             );
             0
         }
-        Some(j) => j.value,
-        None => 0,
+        (Some(j), _) => j.value,
+        (None, _) => 0,
     }
 }
 
@@ -342,17 +354,30 @@ fn check_lock(args: &CachedArgs, errors: &mut Errors) -> u64 {
     window(&args.lock.value, 5_000, zero, errors).map_or(0, |(ms, _)| ms)
 }
 
-/// `swr` serves stale values for a while: as long as the TTL when bare, never 0.
-fn check_swr(args: &CachedArgs, ttl_ms: u64, errors: &mut Errors) -> Option<(u64, Span)> {
+/// `swr` serves stale values for a while: as long as the TTL when bare (computed with it when
+/// the TTL is), never a literal 0.
+fn check_swr(args: &CachedArgs, ttl: &Length, errors: &mut Errors) -> Option<(Length, Span)> {
     errors.at(args.swr.position());
-    let zero = "`swr = 0` serves nothing stale; remove `swr` instead";
-    window(&args.swr.value, ttl_ms, zero, errors)
+    let stale = args.swr.value.as_ref()?;
+    let window = match &stale.window {
+        Some(Duration::Fixed(w)) if w.value == 0 => {
+            errors.error_at(
+                w.span,
+                "`swr = 0` serves nothing stale; remove `swr` instead",
+            );
+            return None;
+        }
+        Some(Duration::Fixed(w)) => Length::Fixed(w.value),
+        Some(Duration::FromResult(expr)) => Length::FromResult(expr.clone()),
+        None => ttl.clone(),
+    };
+    Some((window, stale.span))
 }
 
 /// An `swr` refresh runs after the call returned, so it holds no `&mut`: not `&mut self`, not
 /// a `&mut` argument. Reported at the position of `swr` (after [`check_swr`]).
-fn check_swr_can_detach(swr: Option<(u64, Span)>, sig: &Signature, errors: &mut Errors) {
-    let Some((_, span)) = swr else {
+fn check_swr_can_detach(swr: Option<Span>, sig: &Signature, errors: &mut Errors) {
+    let Some(span) = swr else {
         return;
     };
     if sig.receiver.is(Receiver::RefMut) {
@@ -500,7 +525,7 @@ fn check_placeholders_name_args(
 /// A bare or valued duration option: `(milliseconds, span of the option)`, `default` when bare;
 /// zero is reported with `zero`.
 fn window(
-    option: &Option<crate::attr::Swr>,
+    option: &Option<crate::attr::Wait>,
     default: u64,
     zero: &str,
     errors: &mut Errors,

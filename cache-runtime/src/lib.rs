@@ -67,6 +67,7 @@ mod exported;
 mod flight;
 mod invalidate;
 mod key;
+mod lifetime;
 mod load;
 mod lookup;
 mod read_through;
@@ -85,6 +86,7 @@ pub(crate) const LOG_TARGET: &str = "cache_runtime";
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
 pub use key::{decode_value, encode_value};
+pub use lifetime::{TtlValue, COMPUTED_TTL_FALLBACK, MAX_COMPUTED};
 pub use report::{observe, CallOutcome, Observed};
 pub use result_tags::{CacheTags, TagSink};
 pub use returns::CacheValue;
@@ -121,6 +123,10 @@ pub mod __private_0_1_0 {
 
     pub use crate::invalidate::{invalidates, render as render_invalidation};
     pub use crate::key::{fnv1a, is_separator_start, Segment, Template, FILTERS};
+    pub use crate::lifetime::{swr as computed_swr, ttl as computed_ttl, Computed};
+
+    /// The TTL, in milliseconds, of an entry whose computed TTL was refused.
+    pub const COMPUTED_TTL_FALLBACK_MS: u64 = crate::COMPUTED_TTL_FALLBACK.as_millis() as u64;
     pub use crate::load::{Borrowed, Detachable, Options};
     pub use crate::result_tags::TagSink;
     pub use crate::returns::{MaybeNone, Whole};

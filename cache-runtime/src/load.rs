@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::lifetime::Computed;
 use crate::result_tags::TagSink;
 
 /// The body of a `#[cached]` method.
@@ -60,6 +61,11 @@ pub struct Options<V> {
     pub skip_none: Option<fn(&V) -> bool>,
     /// `result_tags`: tags computed from the value.
     pub result_tags: Option<fn(&V, &mut TagSink)>,
+    /// `ttl = <expr over result>`: the value's TTL, checked.
+    pub ttl: Option<fn(&V) -> Computed>,
+    /// `swr = <expr over result>` (or a bare `swr` with a computed TTL): the value's stale
+    /// window, checked.
+    pub swr: Option<fn(&V) -> Computed>,
 }
 
 impl<V> Clone for Options<V> {

@@ -298,7 +298,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                     generation: stamp.generation,
                     tags: tags.clone(),
                 });
-                let meta = self.meta(load_micros);
+                let meta = self.meta(value, load_micros);
                 self.store(value, stamp, meta).await;
             }
         }

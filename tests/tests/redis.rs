@@ -68,6 +68,7 @@ on_both_deployments! {
     a_result_tag_invalidated_elsewhere_during_a_load_keeps_the_value_out_of_redis(Shared),
     builds_with_different_value_versions_keep_their_own_entries(Shared),
     a_transaction_scope_reaches_the_shared_tier_when_it_ends(Shared),
+    a_ttl_from_the_result_is_the_entrys_lifetime_in_redis(Shared),
 }
 
 /// An application instance: its own L1, the shared Redis as L2.
@@ -584,6 +585,45 @@ async fn clear_drops_only_this_namespace_and_entries_expire_in_redis(redis: &Sha
     let other = l2_only(redis, &ns2, &store);
     assert_eq!(other.find_by_id("2").await, Ok(Some(bob())));
     assert_eq!(store.loads(), loads + 1);
+}
+
+struct Lookups {
+    cache: Cache,
+}
+
+impl Lookups {
+    /// "Nobody" for 30 s, somebody for 10 minutes.
+    #[cached(key = "who.{id}", ttl = if result.is_none() { 30 } else { 600 })]
+    async fn who(&self, id: u32) -> Option<String> {
+        (id == 1).then(|| "ann".to_owned())
+    }
+}
+
+async fn a_ttl_from_the_result_is_the_entrys_lifetime_in_redis(redis: &SharedRedis) {
+    let ns = namespace("computed-ttl");
+    let lookups = Lookups {
+        cache: Cache::builder()
+            .backend(redis.backend(&ns))
+            .in_process_tier(false)
+            .build(),
+    };
+    assert_eq!(lookups.who(1).await, Some("ann".into()));
+    assert_eq!(lookups.who(2).await, None);
+    let pttl = |id: &str| -> i64 {
+        let keys = redis.keys(&format!("{ns}:e:*who.{id}"));
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        redis.query_on_key_node(&keys[0], redis::cmd("PTTL").arg(&keys[0]))
+    };
+    // Redis keeps an entry about a second past its stale window.
+    let (found, nobody) = (pttl("1"), pttl("2"));
+    assert!(
+        (590_000..=602_000).contains(&found),
+        "found: 600 s in Redis, {found} ms"
+    );
+    assert!(
+        (20_000..=32_000).contains(&nobody),
+        "nobody: 30 s in Redis, {nobody} ms"
+    );
 }
 
 struct Long {

@@ -2,6 +2,7 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Type};
 
 use super::self_rewrite::{rename_self, SELF_CLONE};
@@ -12,7 +13,7 @@ use super::{
 use crate::attr::ResultTags;
 use crate::private::PRIVATE;
 use crate::signature::Receiver;
-use crate::valid::CachedPlan;
+use crate::valid::{CachedPlan, Length};
 
 pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let ItemFn {
@@ -24,8 +25,21 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let name = method_name(&plan.name, item);
     let key = plan.key.to_runtime();
     let tags = plan.tags.iter().map(|t| t.to_runtime());
-    let (ttl, jitter, beta) = (plan.ttl_ms, plan.jitter_ms, plan.beta);
-    let swr = plan.swr_ms.map_or(0, |(ms, _)| ms);
+    let (jitter, beta) = (plan.jitter_ms, plan.beta);
+    // A computed TTL's fallback, and no stale window when a computed one is refused.
+    let ttl = match &plan.ttl {
+        Length::Fixed(ms) => quote!(#ms),
+        Length::FromResult(_) => quote!(#PRIVATE::COMPUTED_TTL_FALLBACK_MS),
+    };
+    let swr = match &plan.swr {
+        Some((Length::Fixed(ms), _)) => *ms,
+        _ => 0,
+    };
+    let ttl_of = computed(Some(&plan.ttl), quote!(computed_ttl));
+    let swr_of = computed(
+        plan.swr.as_ref().map(|(length, _)| length),
+        quote!(computed_swr),
+    );
     let lock = plan.lock_ms;
     let cache_none = plan.skip_none.is_none();
     let version = plan.version;
@@ -78,7 +92,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
     let step = quote!(#PRIVATE::autoref::Step);
     let fake = fake_return(&Some(plan.ret.clone()));
-    let load = match plan.swr_ms {
+    let load = match plan.swr {
         None => quote! {
             #PRIVATE::Borrowed(async move {
                 #fake
@@ -131,11 +145,30 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                         unless: #unless,
                         skip_none: #skip_none,
                         result_tags: #result_tags,
+                        ttl: #ttl_of,
+                        swr: #swr_of,
                     },
                     #load,
                 )
                 .await
         }
+    }
+}
+
+/// The runtime's check of a TTL or stale window computed from the value (`check` names it),
+/// as an `Options` field; `None` for a fixed one. Type errors in the expression are reported
+/// on it.
+fn computed(length: Option<&Length>, check: TokenStream) -> TokenStream {
+    let Some(Length::FromResult(expr)) = length else {
+        return quote!(::core::option::Option::None);
+    };
+    let span = expr.span();
+    let check = quote_spanned!(span=> #PRIVATE::#check(#expr));
+    quote! {
+        ::core::option::Option::Some(|result: &_| -> #PRIVATE::Computed {
+            let _ = &result;
+            #check
+        })
     }
 }
 

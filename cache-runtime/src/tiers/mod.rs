@@ -17,7 +17,7 @@ use self::in_process::LocalStamp;
 pub(crate) use self::shared::{Current, Locked, SharedLookup};
 use crate::backend::{Backend, EntryMeta, StoredEntry};
 use crate::call::Call;
-use crate::site::CachedSite;
+use crate::lifetime::{self, Computed};
 
 /// Tag versions taken before a load, per tier. A tier whose part is `None` is not written.
 pub(crate) struct Stamp {
@@ -107,9 +107,42 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         }
     }
 
-    /// The expiry of a value loaded now in `load_micros`.
-    pub(crate) fn meta(&self, load_micros: u64) -> EntryMeta {
-        entry_meta(self.site, self.cache.now_millis(), load_micros)
+    /// The expiry of `value`, loaded now in `load_micros`: the site's TTL and `swr`, or what
+    /// the method's `ttl = <expr>` and `swr = <expr>` give for it, checked.
+    pub(crate) fn meta(&self, value: &V, load_micros: u64) -> EntryMeta {
+        let site = self.site;
+        let mut lifetime = Lifetime {
+            ttl_ms: site.ttl_ms,
+            jitter_ms: site.jitter_ms,
+            swr_ms: site.swr_ms,
+        };
+        if let Some(ttl_of) = self.options.ttl {
+            lifetime.ttl_ms = self.computed("ttl", ttl_of(value), site.ttl_ms);
+            // A jitter written beside a computed TTL takes at most half of it.
+            lifetime.jitter_ms = site.jitter_ms.min(lifetime.ttl_ms / 2);
+        }
+        if let Some(swr_of) = self.options.swr {
+            lifetime.swr_ms = self.computed("swr", swr_of(value), site.swr_ms);
+        }
+        entry_meta(lifetime, self.cache.now_millis(), load_micros)
+    }
+
+    /// The milliseconds a computed `ttl` or `swr` stands for; `fallback`, logged, when it
+    /// cannot be used.
+    fn computed(&self, what: &'static str, computed: Computed, fallback: u64) -> u64 {
+        let resolved = lifetime::resolve(computed, fallback);
+        if let Some(refused) = resolved.refused {
+            let why = match refused {
+                Computed::TooLong(_) => "longer than 10 years",
+                _ if what == "ttl" => "not positive",
+                _ => "negative",
+            };
+            let message = format!(
+                "`{what}` from the result is {why} ({refused:?} ms): {fallback} ms used instead"
+            );
+            self.log(Level::WARN, what, None, &message);
+        }
+        resolved.ms
     }
 
     /// Stores `value` in each tier the stamp covers.
@@ -144,19 +177,26 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
     }
 }
 
-/// The expiry of a value of `site` loaded at `now` in `load_micros`: fresh for the site's TTL
-/// (less its jitter), then stale for its `swr`.
-fn entry_meta(site: &CachedSite, now: u64, load_micros: u64) -> EntryMeta {
-    let jitter = if site.jitter_ms > 0 {
-        fastrand::u64(0..=site.jitter_ms)
+/// How long one value is kept, in milliseconds.
+struct Lifetime {
+    ttl_ms: u64,
+    jitter_ms: u64,
+    swr_ms: u64,
+}
+
+/// The expiry of a value loaded at `now` in `load_micros`: fresh for the TTL (less a random
+/// part of the jitter), then stale for the `swr` window.
+fn entry_meta(lifetime: Lifetime, now: u64, load_micros: u64) -> EntryMeta {
+    let jitter = if lifetime.jitter_ms > 0 {
+        fastrand::u64(0..=lifetime.jitter_ms)
     } else {
         0
     };
     // Saturating: a duration near u64::MAX means "never expires", not a wrapped past.
-    let fresh_until = now.saturating_add(site.ttl_ms.saturating_sub(jitter).max(1));
+    let fresh_until = now.saturating_add(lifetime.ttl_ms.saturating_sub(jitter).max(1));
     EntryMeta {
         fresh_until,
-        stale_until: fresh_until.saturating_add(site.swr_ms),
+        stale_until: fresh_until.saturating_add(lifetime.swr_ms),
         load_micros,
     }
 }
@@ -166,7 +206,7 @@ mod tests {
     use super::*;
     use crate::entry::{classify, Found};
     use crate::key::Template;
-    use crate::site::CountersSlot;
+    use crate::site::{CachedSite, CountersSlot};
     use crate::Cache;
 
     static FOREVER: CachedSite = CachedSite {
@@ -191,7 +231,12 @@ mod tests {
     fn absurd_durations_saturate_instead_of_overflowing() {
         let cache = Cache::in_memory(10);
         let now = cache.now_millis();
-        let meta = entry_meta(&FOREVER, now, 0);
+        let forever = Lifetime {
+            ttl_ms: FOREVER.ttl_ms,
+            jitter_ms: FOREVER.jitter_ms,
+            swr_ms: FOREVER.swr_ms,
+        };
+        let meta = entry_meta(forever, now, 0);
         assert_eq!((meta.fresh_until, meta.stale_until), (u64::MAX, u64::MAX));
         let local = cache.local().expect("in-process tier");
         local.insert(
