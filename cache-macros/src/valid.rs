@@ -44,6 +44,8 @@ pub(crate) struct CachedPlan {
     pub(crate) result_tags: Option<ResultTags>,
     /// The value layout's version (0: not given, the cache's default applies).
     pub(crate) version: u32,
+    /// A plain `fn`: the in-process tier only, driven on the calling thread.
+    pub(crate) blocking: bool,
 }
 
 /// A TTL or stale window: fixed, or computed from the value when it is stored.
@@ -63,17 +65,26 @@ pub(crate) struct InvalidatesPlan {
     pub(crate) keys: Vec<Template>,
     pub(crate) args: TemplateArgs,
     pub(crate) cache: Option<Expr>,
+    /// A plain `fn`: invalidates in process at once, the shared backend in the background.
+    pub(crate) blocking: bool,
 }
 
-fn check_async(item: &ItemFn, attribute: &str, errors: &mut Errors) {
-    if item.sig.asyncness.is_none() {
-        errors.error(
-            item.sig.fn_token,
-            format!(
-                "#[{attribute}] works on `async fn` only: the cache is asynchronous. Write \
-                 `async fn {}`",
-                item.sig.ident
-            ),
+/// A plain `fn` is a blocking function: cached in process only (see `blocking.rs` in the
+/// runtime).
+fn is_blocking(item: &ItemFn) -> bool {
+    item.sig.asyncness.is_none()
+}
+
+/// `lock` coordinates instances through a shared backend, which a blocking function never
+/// awaits.
+fn check_lock_is_async(args: &CachedArgs, blocking: bool, errors: &mut Errors) {
+    errors.at(args.lock.position());
+    if let (true, Some(lock)) = (blocking, &args.lock.value) {
+        errors.error_at(
+            lock.span,
+            "`lock` waits on other instances through the shared backend, which a blocking \
+             function does not use (it caches in process only); remove `lock`, or make the \
+             function `async`",
         );
     }
 }
@@ -201,7 +212,7 @@ fn resolve_one(
 /// The checks of `#[cached]`; the plan to expand when none fails.
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
     let sig = Signature::of(item);
-    check_async(item, "cached", errors);
+    let blocking = is_blocking(item);
     check_receiver(&sig, &args.cache.value, "cached", errors);
     let ret = check_return(item, &sig, errors);
     check_args_are_named(&sig, errors);
@@ -210,6 +221,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     let ttl = check_ttl(&args, errors);
     let jitter_ms = check_jitter_below_ttl(&args, &ttl, errors);
     let lock_ms = check_lock(&args, errors);
+    check_lock_is_async(&args, blocking, errors);
     let swr = check_swr(&args, &ttl, errors);
     check_swr_can_detach(swr.as_ref().map(|(_, span)| *span), &sig, errors);
     let resolved = key
@@ -237,6 +249,7 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         unless: args.unless.value,
         result_tags: args.result_tags.value,
         version: args.version.value.map_or(0, |version| version.0),
+        blocking,
     })
 }
 
@@ -479,7 +492,6 @@ pub(crate) fn invalidates(
     errors: &mut Errors,
 ) -> Option<InvalidatesPlan> {
     let sig = Signature::of(item);
-    check_async(item, "invalidates", errors);
     check_receiver(&sig, &args.cache.value, "invalidates", errors);
     check_something_to_invalidate(&args, errors);
     let tags = parse_templates(&args.tags, "tag", errors);
@@ -494,6 +506,7 @@ pub(crate) fn invalidates(
         keys,
         args: resolved,
         cache: args.cache.value,
+        blocking: is_blocking(item),
     })
 }
 

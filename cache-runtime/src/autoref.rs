@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::key::KeyArg;
 use crate::load::{Load, Options};
-use crate::lookup::{lookup, Lookup, Pending};
+use crate::lookup::{lookup, lookup_blocking, Lookup, Pending};
 use crate::returns::{ResultOwnError, ResultSharedError, ReturnShape, Serde, Whole};
 use crate::site::CachedSite;
 use crate::{Cache, CacheValue};
@@ -232,6 +232,22 @@ impl Real {
         }
     }
 
+    /// The first half of a blocking function's call.
+    #[inline(always)]
+    pub fn __cache_lookup_blocking<R, S: ReturnShape<R>>(
+        &self,
+        site: &'static CachedSite,
+        cache: &Cache,
+        args: &[&(dyn KeyArg + Sync)],
+        shape: S,
+        enabled: bool,
+    ) -> Step<R, Pending<S::Value>> {
+        match lookup_blocking(site, cache, args, shape, enabled) {
+            Lookup::Hit(value) => Step::Hit(value),
+            Lookup::Miss(pending) => Step::Miss(pending),
+        }
+    }
+
     /// The second half of a call.
     #[inline(always)]
     pub fn __cache_load<R, S, V, L>(
@@ -262,6 +278,19 @@ impl Fallback {
     /// Stands in for [`Real::__cache_lookup`].
     #[inline(always)]
     pub fn __cache_lookup<R, S>(
+        &self,
+        _: &'static CachedSite,
+        _: &Cache,
+        _: &[&(dyn KeyArg + Sync)],
+        _: S,
+        _: bool,
+    ) -> Step<R, Uncached> {
+        Step::Miss(Uncached)
+    }
+
+    /// Stands in for [`Real::__cache_lookup_blocking`].
+    #[inline(always)]
+    pub fn __cache_lookup_blocking<R, S>(
         &self,
         _: &'static CachedSite,
         _: &Cache,

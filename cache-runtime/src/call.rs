@@ -34,6 +34,8 @@ pub(crate) struct Call<S, V> {
     /// How to turn the value into bytes, when its type can be: the shape's, taken once.
     pub(crate) serde: Option<&'static SerdeVTable>,
     pub(crate) options: Options<V>,
+    /// A blocking function's call: the in-process tier only, refreshed on a thread.
+    pub(crate) blocking: bool,
 }
 
 impl<S, V> Call<S, V> {

@@ -57,6 +57,28 @@ pub fn render(site: &InvalidatesSite, args: &[&(dyn KeyArg + Sync)]) -> Vec<Stri
     out
 }
 
+/// The blocking `#[invalidates]`: runs the body, then, if it succeeded, invalidates in
+/// process at once and queues the invalidation for the shared backend, which it reaches in
+/// the background (`blocking.rs`).
+pub fn invalidates_blocking<R, S, F>(
+    site: &'static InvalidatesSite,
+    cache: &Cache,
+    tags: Vec<String>,
+    shape: S,
+    body: F,
+) -> R
+where
+    S: Succeeded<R>,
+    F: FnOnce() -> R,
+{
+    let result = body();
+    if shape.succeeded(&result) {
+        let counters = site.counters.get(cache, site.name);
+        cache.invalidate_blocking(&tags, &counters, site.name);
+    }
+    result
+}
+
 /// Runs an `#[invalidates]` method: the body, then, if it succeeded, the invalidation.
 ///
 /// The in-process invalidation happens in the same poll as the body's completion, so dropping

@@ -58,6 +58,7 @@
 
 mod autoref;
 pub mod backend;
+mod blocking;
 mod cache;
 mod call;
 mod clock;
@@ -121,7 +122,8 @@ pub mod __private_0_1_0 {
     #[cfg(test)]
     pub(crate) const PATH: &str = module_path!();
 
-    pub use crate::invalidate::{invalidates, render as render_invalidation};
+    pub use crate::blocking::block_on;
+    pub use crate::invalidate::{invalidates, invalidates_blocking, render as render_invalidation};
     pub use crate::key::{fnv1a, is_separator_start, Segment, Template, FILTERS};
     pub use crate::lifetime::{swr as computed_swr, ttl as computed_ttl, Computed};
 

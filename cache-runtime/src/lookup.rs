@@ -31,6 +31,8 @@ pub struct Pending<V> {
     pub(crate) site: &'static CachedSite,
     pub(crate) counters: Arc<MethodCounters>,
     pub(crate) state: PendingState<V>,
+    /// A blocking function's call: the in-process tier only (`blocking.rs`).
+    pub(crate) blocking: bool,
 }
 
 pub(crate) enum PendingState<V> {
@@ -80,6 +82,30 @@ pub fn lookup<R, S: ReturnShape<R>>(
     shape: S,
     enabled: bool,
 ) -> Lookup<R, S::Value> {
+    look_up(site, cache, args, shape, enabled, false)
+}
+
+/// The first half of a blocking function's `#[cached]` call: over the in-process tier only.
+#[inline]
+pub fn lookup_blocking<R, S: ReturnShape<R>>(
+    site: &'static CachedSite,
+    cache: &Cache,
+    args: &[&(dyn KeyArg + Sync)],
+    shape: S,
+    enabled: bool,
+) -> Lookup<R, S::Value> {
+    look_up(site, cache, args, shape, enabled, true)
+}
+
+#[inline]
+fn look_up<R, S: ReturnShape<R>>(
+    site: &'static CachedSite,
+    cache: &Cache,
+    args: &[&(dyn KeyArg + Sync)],
+    shape: S,
+    enabled: bool,
+    blocking: bool,
+) -> Lookup<R, S::Value> {
     let counters = site.counters.get(cache, site.name);
     if !enabled {
         counters.bypassed.incr();
@@ -88,9 +114,21 @@ pub fn lookup<R, S: ReturnShape<R>>(
             site,
             counters: counters.to_arc(),
             state: PendingState::Bypass,
+            blocking,
         });
     }
     let Some(local) = cache.trusted_local() else {
+        if blocking {
+            // No in-process tier to trust, and a blocking call never awaits the shared one:
+            // the body runs, uncached.
+            return Lookup::Miss(Pending {
+                cache: cache.clone(),
+                site,
+                counters: counters.to_arc(),
+                state: PendingState::Bypass,
+                blocking,
+            });
+        }
         let mut buf = Vec::new();
         render_key(site, args, &mut buf);
         let key = OwnedKey::new(buf.into_boxed_slice());
@@ -105,6 +143,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
             site,
             counters: counters.to_arc(),
             state,
+            blocking,
         });
     };
     let started = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Instant::now);
@@ -142,9 +181,9 @@ pub fn lookup<R, S: ReturnShape<R>>(
         }
         let key = OwnedKey::new(buf.as_slice().into());
         let tags = render_tags(site, args, &key);
-        // An L1 miss in front of a shared backend goes on to L2.
+        // An L1 miss in front of a shared backend goes on to L2 (not for a blocking call).
         let found = match found {
-            Found::Miss if cache.shared().is_some() => None,
+            Found::Miss if cache.shared().is_some() && !blocking => None,
             found => Some(found),
         };
         let state = PendingState::Keyed { key, tags, found };
@@ -153,6 +192,7 @@ pub fn lookup<R, S: ReturnShape<R>>(
             site,
             counters: counters.to_arc(),
             state,
+            blocking,
         })
     })
 }

@@ -34,6 +34,7 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             site,
             counters,
             state,
+            blocking,
         } = self;
         let PendingState::Keyed { key, tags, found } = state else {
             call::record(&counters, site, None, CallOutcome::Bypass);
@@ -48,6 +49,7 @@ impl<V: Clone + Send + Sync + 'static> Pending<V> {
             shape,
             serde: shape.serde(),
             options,
+            blocking,
         };
         let found = match found {
             Some(found) => found,
@@ -119,7 +121,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                         return self.shape.wrap_value(value);
                     }
                     let position = self.cache.log().position();
-                    let lock = if self.site.lock_ms > 0 {
+                    let lock = if self.site.lock_ms > 0 && !self.blocking {
                         match self.lock().await {
                             Locked::Load(lock) => lock,
                             Locked::LoadedElsewhere {
@@ -339,8 +341,11 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         if self.cache.refresh_failed_recently(storage) || self.cache.flights().running(storage) {
             return Ok(());
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(load);
+        // A blocking body refreshes on a thread of its own, never on a runtime's worker.
+        let runtime = match tokio::runtime::Handle::try_current() {
+            _ if self.blocking => None,
+            Ok(runtime) => Some(runtime),
+            Err(_) => return Err(load),
         };
         let Joined::Leader(guard) = self.cache.flights().join(storage) else {
             return Ok(());
@@ -353,12 +358,14 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             cache.method = self.site.name,
             cache.key = self.key.rendered()
         );
-        runtime.spawn(
-            async move {
-                call.run_load(body, guard, true).await;
-            }
-            .instrument(span),
-        );
+        let refresh = async move {
+            call.run_load(body, guard, true).await;
+        }
+        .instrument(span);
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(refresh)),
+            None => crate::blocking::spawn_refresh(refresh),
+        }
         Ok(())
     }
 }

@@ -89,6 +89,15 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         },
     };
 
+    // A blocking function drives the same core on its own thread, over the in-process tier.
+    let (lookup, finish) = if plan.blocking {
+        (
+            quote!(__cache_lookup_blocking),
+            quote!(#PRIVATE::block_on(__cache_loaded)),
+        )
+    } else {
+        (quote!(__cache_lookup), quote!(__cache_loaded.await))
+    };
     let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
     let step = quote!(#PRIVATE::autoref::Step);
     let fake = fake_return(&Some(plan.ret.clone()));
@@ -126,7 +135,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                 .__cache_return_check()
                 .__cache_return_type_must_be_send_and_static(#return_type);
             let __cache_tag = (&&#select::new(&__cache_shape)).__cache_select();
-            let __cache_pending = match __cache_tag.__cache_lookup(
+            let __cache_pending = match __cache_tag.#lookup(
                 &__CACHE_SITE,
                 #cache,
                 &[#(#values),*],
@@ -136,7 +145,7 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                 #step::Hit(__cache_value) => return __cache_value,
                 #step::Miss(__cache_pending) => __cache_pending,
             };
-            __cache_tag
+            let __cache_loaded = __cache_tag
                 .__cache_load(
                     __cache_value_type,
                     __cache_pending,
@@ -149,8 +158,8 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
                         swr: #swr_of,
                     },
                     #load,
-                )
-                .await
+                );
+            #finish
         }
     }
 }

@@ -36,6 +36,34 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     } else {
         fake_return(&plan.ret)
     };
+    let call = if plan.blocking {
+        quote! {
+            #PRIVATE::invalidates_blocking(
+                &__CACHE_SITE,
+                #cache,
+                __cache_tags,
+                #shape,
+                || {
+                    #fake
+                    #block
+                },
+            )
+        }
+    } else {
+        quote! {
+            #PRIVATE::invalidates(
+                &__CACHE_SITE,
+                #cache,
+                __cache_tags,
+                #shape,
+                async move {
+                    #fake
+                    #block
+                },
+            )
+            .await
+        }
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -48,17 +76,7 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
                 };
             let __cache_tags =
                 #PRIVATE::render_invalidation(&__CACHE_SITE, &[#(#values),*]);
-            #PRIVATE::invalidates(
-                &__CACHE_SITE,
-                #cache,
-                __cache_tags,
-                #shape,
-                async move {
-                    #fake
-                    #block
-                },
-            )
-            .await
+            #call
         }
     }
 }

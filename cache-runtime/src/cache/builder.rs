@@ -131,6 +131,7 @@ impl CacheBuilder {
                 .build(),
             trusted: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             feed_events: AtomicU64::new(0),
             value_version: self.value_version,
             _stop_feed: feed.is_some().then_some(stop_tx),

@@ -71,6 +71,9 @@ struct Inner {
     /// backend's feed is connected, so that in-process entries can be trusted.
     trusted: AtomicBool,
     replaying: AtomicBool,
+    /// The runtime the cache was built in, if any: where queued invalidations are sent from
+    /// when the caller is not on a runtime (a blocking function's thread).
+    runtime: Option<tokio::runtime::Handle>,
     feed_events: AtomicU64,
     value_version: u32,
     _stop_feed: Option<tokio::sync::oneshot::Sender<()>>,
@@ -419,6 +422,22 @@ impl Cache {
             return Ok(());
         }
         self.invalidate_now(tags, counters, method).await
+    }
+
+    /// The invalidation of a blocking function: held by a transaction scope the calling task
+    /// is in; otherwise applied here at once and sent to the shared backend in the
+    /// background, without waiting for it.
+    pub(crate) fn invalidate_blocking(
+        &self,
+        tags: &[String],
+        counters: &MethodCounters,
+        method: &'static str,
+    ) {
+        counters.invalidations.incr();
+        if transaction::current(self).is_some_and(|held| held.hold(tags, false)) {
+            return;
+        }
+        self.invalidate_without_waiting(tags, method);
     }
 
     /// Invalidates `tags` here at once, and queues them for the shared backend (delivered in

@@ -17,7 +17,10 @@ pub(super) fn start(inner: &Arc<Inner>) {
     if inner.replaying.swap(true, Ordering::AcqRel) {
         return;
     }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let Some(runtime) = runtime.or_else(|| inner.runtime.clone()) else {
+        // Off any runtime: the next invalidation made on one sends what is queued, and
+        // until then this instance does not read the shared backend.
         inner.replaying.store(false, Ordering::Release);
         return;
     };

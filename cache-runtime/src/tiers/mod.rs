@@ -30,8 +30,11 @@ pub(crate) struct Stamp {
 }
 
 impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
-    /// The shared backend, if it can hold this method's values.
+    /// The shared backend, if it can hold this method's values (never a blocking call's).
     pub(crate) fn shared_tier(&self) -> Option<&dyn Backend> {
+        if self.blocking {
+            return None;
+        }
         self.cache
             .shared()
             .filter(|shared| self.serde.is_some() || !shared.stores_bytes())
