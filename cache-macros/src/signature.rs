@@ -208,3 +208,21 @@ pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
     syn::visit::Visit::visit_type(&mut finder, ty);
     finder.0
 }
+
+/// Whether `ty` names a future: `impl Future<...>`, `dyn Future<...>`, `Pin<Box<dyn Future>>`
+/// or any path ending in `Future` (`BoxFuture`, `LocalBoxFuture`): the return type of an
+/// asynchronous function written without `async`.
+pub(crate) fn mentions_future(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_path_segment(&mut self, segment: &'ast syn::PathSegment) {
+            if segment.ident.to_string().ends_with("Future") {
+                self.0 = true;
+            }
+            syn::visit::visit_path_segment(self, segment);
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}

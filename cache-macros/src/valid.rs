@@ -6,7 +6,7 @@ use syn::{Expr, ItemFn, LitStr, Type};
 
 use crate::attr::{Attr, CachedArgs, Duration, InvalidatesArgs, ResultTags};
 use crate::errors::Errors;
-use crate::signature::{borrowed_part, mentions_impl_trait, Receiver, Signature};
+use crate::signature::{borrowed_part, mentions_future, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
 
 /// Where a placeholder's value comes from: the `slot`-th templated argument, then `fields`.
@@ -73,6 +73,25 @@ pub(crate) struct InvalidatesPlan {
 /// runtime).
 fn is_blocking(item: &ItemFn) -> bool {
     item.sig.asyncness.is_none()
+}
+
+/// A plain `fn` that returns a future is asynchronous without `async` (`#[async_trait]`,
+/// `-> impl Future`): the attribute would act when the future is made, not when it has run.
+fn check_blocking_returns_no_future(item: &ItemFn, attribute: &str, errors: &mut Errors) {
+    let syn::ReturnType::Type(_, ty) = &item.sig.output else {
+        return;
+    };
+    if is_blocking(item) && mentions_future(ty) {
+        errors.error(
+            ty,
+            format!(
+                "#[{attribute}] on a plain `fn` caches a blocking function, but this one returns \
+                 a future, which would be cached or invalidated before it runs; write \
+                 `async fn {}` (without `#[async_trait]`: `async fn` in traits works)",
+                item.sig.ident
+            ),
+        );
+    }
 }
 
 /// `lock` coordinates instances through a shared backend, which a blocking function never
@@ -213,6 +232,7 @@ fn resolve_one(
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
     let sig = Signature::of(item);
     let blocking = is_blocking(item);
+    check_blocking_returns_no_future(item, "cached", errors);
     check_receiver(&sig, &args.cache.value, "cached", errors);
     let ret = check_return(item, &sig, errors);
     check_args_are_named(&sig, errors);
@@ -492,6 +512,7 @@ pub(crate) fn invalidates(
     errors: &mut Errors,
 ) -> Option<InvalidatesPlan> {
     let sig = Signature::of(item);
+    check_blocking_returns_no_future(item, "invalidates", errors);
     check_receiver(&sig, &args.cache.value, "invalidates", errors);
     check_something_to_invalidate(&args, errors);
     let tags = parse_templates(&args.tags, "tag", errors);

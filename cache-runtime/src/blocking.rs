@@ -9,12 +9,14 @@
 //! - Its values are kept in process, also when the cache has a shared backend (they are not
 //!   written there). With a shared backend, the in-process tier is used while the
 //!   invalidation feed vouches for it; otherwise the body runs, uncached.
-//! - Its `swr` refreshes run on a thread of their own, never on an async runtime's worker.
+//! - Its `swr` refreshes run on a thread of their own (at most [`MAX_REFRESH_THREADS`] at
+//!   once), never on an async runtime's worker.
 //! - Its invalidations apply in process at once and are queued for the shared backend, which
 //!   they reach in the background (`Cache::invalidate_tags` from async code waits for it).
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -46,11 +48,48 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Runs a blocking function's background refresh on a thread of its own.
-pub(crate) fn spawn_refresh(refresh: impl Future<Output = ()> + Send + 'static) {
+/// The most refresh threads of blocking functions running at once, in the process; past it,
+/// a stale value is refreshed in the foreground, by the caller that found it.
+pub const MAX_REFRESH_THREADS: usize = 16;
+
+static REFRESH_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A refresh thread's place among the [`MAX_REFRESH_THREADS`], held until it ends.
+pub(crate) struct RefreshThread(());
+
+impl RefreshThread {
+    /// Takes a place, if one is free.
+    pub(crate) fn reserve() -> Option<Self> {
+        REFRESH_THREADS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < MAX_REFRESH_THREADS).then_some(running + 1)
+            })
+            .ok()
+            .map(|_| RefreshThread(()))
+    }
+}
+
+impl Drop for RefreshThread {
+    fn drop(&mut self) {
+        REFRESH_THREADS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs a blocking function's background refresh on a thread of its own, inside `runtime`
+/// (the cache's, if it was built in one) so that a body that reaches for the runtime finds
+/// it.
+pub(crate) fn spawn_refresh(
+    refresh: impl Future<Output = ()> + Send + 'static,
+    running: RefreshThread,
+    runtime: Option<tokio::runtime::Handle>,
+) {
     let spawned = thread::Builder::new()
         .name("cache-refresh".into())
-        .spawn(move || block_on(refresh));
+        .spawn(move || {
+            let _running = running;
+            let _inside = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            block_on(refresh)
+        });
     if let Err(error) = spawned {
         tracing::event!(
             target: crate::LOG_TARGET,

@@ -84,6 +84,7 @@ mod tiers;
 /// `cache_runtime`.
 pub(crate) const LOG_TARGET: &str = "cache_runtime";
 
+pub use blocking::MAX_REFRESH_THREADS;
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
 pub use key::{decode_value, encode_value};

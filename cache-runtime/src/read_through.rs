@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tracing::{Instrument, Level};
 
+use crate::blocking::{self, RefreshThread};
 use crate::call::{self, Call};
 use crate::entry::{classify, Found};
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome, SharedStamp};
@@ -110,7 +111,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                 }
             }
             retry = true;
-            match self.cache.flights().join(self.key.storage()) {
+            match self.cache.flights(self.blocking).join(self.key.storage()) {
                 Joined::Leader(guard) => {
                     // The flight we missed may have landed between our lookup and our join:
                     // what it stored is served, not loaded a second time. (Its leader stores
@@ -338,16 +339,25 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             return Err(load);
         }
         let storage = self.key.storage();
-        if self.cache.refresh_failed_recently(storage) || self.cache.flights().running(storage) {
+        if self.cache.refresh_failed_recently(storage)
+            || self.cache.flights(self.blocking).running(storage)
+        {
             return Ok(());
         }
-        // A blocking body refreshes on a thread of its own, never on a runtime's worker.
-        let runtime = match tokio::runtime::Handle::try_current() {
-            _ if self.blocking => None,
-            Ok(runtime) => Some(runtime),
-            Err(_) => return Err(load),
+        // A blocking body refreshes on a thread of its own, never on a runtime's worker; when
+        // too many already run, in the foreground.
+        let spawn = if self.blocking {
+            match RefreshThread::reserve() {
+                Some(thread) => Spawn::Thread(thread),
+                None => return Err(load),
+            }
+        } else {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => Spawn::Task(runtime),
+                Err(_) => return Err(load),
+            }
         };
-        let Joined::Leader(guard) = self.cache.flights().join(storage) else {
+        let Joined::Leader(guard) = self.cache.flights(self.blocking).join(storage) else {
             return Ok(());
         };
         let body = load.detach()?;
@@ -362,12 +372,22 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             call.run_load(body, guard, true).await;
         }
         .instrument(span);
-        match runtime {
-            Some(runtime) => drop(runtime.spawn(refresh)),
-            None => crate::blocking::spawn_refresh(refresh),
+        match spawn {
+            Spawn::Task(runtime) => drop(runtime.spawn(refresh)),
+            Spawn::Thread(thread) => {
+                blocking::spawn_refresh(refresh, thread, self.cache.runtime().cloned())
+            }
         }
         Ok(())
     }
+}
+
+/// Where a background refresh runs.
+enum Spawn {
+    /// A task of the caller's runtime.
+    Task(tokio::runtime::Handle),
+    /// A thread of its own (a blocking function's).
+    Thread(RefreshThread),
 }
 
 /// Counts a background refresh whose body panicked (the task unwinds through it).

@@ -60,6 +60,13 @@ impl Rates {
         table.get(&name).copied().unwrap_or(0) + table[currency]
     }
 
+    /// A short negative cache, from the result.
+    #[cached(key = "known.{currency}", ttl = if result.is_none() { 1 } else { 60 })]
+    fn known(&self, currency: &str) -> Option<u32> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.table.lock().get(currency).copied()
+    }
+
     #[invalidates(tags = ["rate.{currency}"])]
     fn set(&self, currency: &str, rate: u32) -> Result<(), String> {
         self.table.lock().insert(currency.to_owned(), rate);
@@ -122,6 +129,19 @@ fn a_blocking_function_misses_then_hits_until_its_ttl_and_tags_invalidate_it() {
         .find(|m| m.method.ends_with("rate"))
         .unwrap();
     assert_eq!((rate.hits, rate.misses, rate.loads), (3, 3, 3));
+}
+
+#[test]
+fn a_ttl_from_the_result_holds_for_blocking_functions() {
+    let (r, hand) = manual();
+    assert_eq!((r.known("eur"), r.known("xyz")), (Some(100), None));
+    hand.advance(Duration::from_secs(1));
+    assert_eq!((r.known("eur"), r.known("xyz")), (Some(100), None));
+    assert_eq!(
+        r.loads(),
+        3,
+        "the unknown one expired after 1 s, the known one did not"
+    );
 }
 
 #[test]
@@ -225,13 +245,56 @@ fn swr_refreshes_on_a_thread_of_its_own() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn called_inside_a_single_threaded_runtime_it_does_not_deadlock() {
-    let r = rates(Cache::in_memory(100));
+async fn called_on_a_single_threaded_runtime_over_redis_it_never_waits_on_that_runtime() {
+    // The runtime's only thread runs the Redis connections and the feed: a blocking call on
+    // it that awaited the network would wait forever.
+    let redis = RedisServer::shared();
+    let ns = namespace("blocking-current-thread");
+    let backend = cache_runtime::backend::RedisBackend::builder(&redis.url)
+        .namespace(&ns)
+        .build()
+        .unwrap();
+    let r = rates(Cache::builder().backend(backend).build());
+    support::until(|| r.cache.feed_connected()).await;
     assert_eq!(r.rate("eur"), Ok(Some(100)));
     assert_eq!(r.rate("eur"), Ok(Some(100)));
+    assert_eq!(r.loads(), 1, "a hit in process");
     r.set("eur", 1).unwrap();
     assert_eq!(r.rate("eur"), Ok(Some(1)));
     assert_eq!(r.loads(), 2);
+    // The invalidation is sent once the runtime runs again: the namespace's sequence moves.
+    let seq = || -> Option<u64> {
+        redis::cmd("HGET")
+            .arg(format!("{ns}:m"))
+            .arg("seq")
+            .query(&mut redis.connection())
+            .unwrap()
+    };
+    let before = seq().unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seq().unwrap_or(0) <= before {
+        assert!(std::time::Instant::now() < deadline, "never reached Redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_blocking_invalidation_is_delivered_after_the_caches_runtime_has_ended() {
+    let backend = support::recording::RecordingBackend::default();
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let cache = first.block_on(async { Cache::builder().backend(backend.clone()).build() });
+    drop(first);
+    let r = rates(cache);
+    // Off any runtime, and the cache's is gone: queued, not sent.
+    r.set("eur", 1).unwrap();
+    assert_eq!(backend.ops.invalidations.load(Ordering::SeqCst), 0);
+    // From a live runtime, the next one is sent, with what was queued.
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        r.set("usd", 2).unwrap();
+        support::until(|| backend.version("rate.eur") == 1 && backend.version("rate.usd") == 1)
+            .await;
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,8 +333,9 @@ async fn over_redis_it_caches_in_process_and_its_invalidations_reach_redis() {
         redis.scan(&format!("{ns}:e:*rate.usd")).is_empty(),
         "a blocking function's values stay in process"
     );
-    // Called on the runtime's own thread too (it never awaits the network).
+    // Called on the runtime's own thread too (it never awaits the network): a hit.
     assert_eq!(blocking.rate("usd"), Ok(Some(90)));
+    assert_eq!(blocking.loads(), 1);
 
     // Its invalidation reaches Redis in the background: the other instance reloads.
     blocking.set("eur", 120).unwrap();

@@ -100,12 +100,11 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     };
     let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
     let step = quote!(#PRIVATE::autoref::Step);
-    let fake = fake_return(&Some(plan.ret.clone()));
+    let body = body(plan, block);
     let load = match plan.swr {
         None => quote! {
             #PRIVATE::Borrowed(async move {
-                #fake
-                #block
+                #body
             })
         },
         Some((_, swr_span)) => detachable(item, plan, swr_span),
@@ -231,7 +230,7 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
             });
         }
     }
-    let fake = fake_return(&Some(plan.ret.clone()));
+    let body = body(plan, &block);
     quote! {
         #PRIVATE::Detachable(move || {
             #clone_self
@@ -239,10 +238,29 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
             async move {
                 #borrow_self
                 #(#reborrow)*
-                #fake
-                #block
+                #body
             }
         })
+    }
+}
+
+/// The method's block as the load's async block runs it. A blocking function's runs in a
+/// closure, so that `.await` in it is an error, as in any `fn`, instead of a future the
+/// calling thread would have to drive.
+fn body(plan: &CachedPlan, block: &syn::Block) -> TokenStream {
+    let fake = fake_return(&Some(plan.ret.clone()));
+    if plan.blocking {
+        quote! {
+            (|| {
+                #fake
+                #block
+            })()
+        }
+    } else {
+        quote! {
+            #fake
+            #block
+        }
     }
 }
 

@@ -121,6 +121,7 @@ impl CacheBuilder {
             local,
             shared: self.shared,
             flights: Flights::new(),
+            blocking_flights: Flights::new(),
             stats: StatsRegistry::default(),
             clock: self.clock,
             log: InvalidationLog::new(),

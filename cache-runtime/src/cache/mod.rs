@@ -61,6 +61,7 @@ struct Inner {
     local: Option<InProcessTier>,
     shared: Option<Arc<dyn Backend>>,
     flights: Flights,
+    blocking_flights: Flights,
     stats: StatsRegistry,
     clock: Clock,
     log: InvalidationLog,
@@ -128,10 +129,21 @@ impl Cache {
         self.inner.shared.as_deref()
     }
 
-    /// The running loads, for single flight.
+    /// The running loads, for single flight: of `async` calls, or of blocking ones (apart, so
+    /// that a blocking caller never waits on a load that awaits the network, even under a
+    /// method name an `async` method shares).
     #[inline]
-    pub(crate) fn flights(&self) -> &Flights {
-        &self.inner.flights
+    pub(crate) fn flights(&self, blocking: bool) -> &Flights {
+        if blocking {
+            &self.inner.blocking_flights
+        } else {
+            &self.inner.flights
+        }
+    }
+
+    /// The runtime the cache was built in, if any.
+    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.inner.runtime.as_ref()
     }
 
     /// The invalidation log: which tags were invalidated since a load started.

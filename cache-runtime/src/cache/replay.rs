@@ -25,7 +25,12 @@ pub(super) fn start(inner: &Arc<Inner>) {
         return;
     };
     let weak = Arc::downgrade(inner);
+    // A task the runtime drops, unpolled or mid-way (it is shutting down, or gone: the
+    // cache's own runtime, reached from a thread off any), must not leave `replaying` set for
+    // good. (Cleared again after a normal end: at worst a second replay runs for a while.)
+    let running = Running(weak.clone());
     runtime.spawn(async move {
+        let _running = running;
         loop {
             tokio::time::sleep(REPLAY_PERIOD).await;
             let Some(inner) = weak.upgrade() else { return };
@@ -44,4 +49,15 @@ pub(super) fn start(inner: &Arc<Inner>) {
             }
         }
     });
+}
+
+/// Clears `replaying` when the replay task is dropped, however it ends.
+struct Running(std::sync::Weak<Inner>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.replaying.store(false, Ordering::Release);
+        }
+    }
 }

@@ -82,7 +82,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         if let (Some(local), Some(local_stamp)) = (self.cache.local(), &mut stamp.local) {
             local.extend_stamp(local_stamp, &tags);
         }
-        let (Some(shared), Some(pairs)) = (self.cache.shared(), &mut stamp.shared) else {
+        let (Some(shared), Some(pairs)) = (self.shared_tier(), &mut stamp.shared) else {
             return;
         };
         match crate::exported::backend_call("stamp", shared.stamp_versions(&tags)).await {

@@ -161,6 +161,14 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
     /// again from the backend: an invalidation that returned on another instance before the
     /// waiter joined has changed one of them.
     pub(crate) async fn still_current(&self, landing: &Landing) -> Current {
+        if self.blocking {
+            // The log is all a blocking call consults (it never reads the backend).
+            return if self.cache.trusted_local().is_some() {
+                Current::Yes
+            } else {
+                Current::Unknown
+            };
+        }
         let Some(backend) = self.cache.shared() else {
             return Current::Yes;
         };
