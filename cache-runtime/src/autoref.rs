@@ -212,6 +212,16 @@ pub enum Step<R, P> {
     Miss(P),
 }
 
+impl<R, V> From<Lookup<R, V>> for Step<R, Pending<V>> {
+    #[inline(always)]
+    fn from(found: Lookup<R, V>) -> Self {
+        match found {
+            Lookup::Hit(value) => Step::Hit(value),
+            Lookup::Miss(pending) => Step::Miss(pending),
+        }
+    }
+}
+
 /// Routes to `lookup` and `Pending::load`.
 pub struct Real;
 
@@ -226,10 +236,7 @@ impl Real {
         shape: S,
         enabled: bool,
     ) -> Step<R, Pending<S::Value>> {
-        match lookup(site, cache, args, shape, enabled) {
-            Lookup::Hit(value) => Step::Hit(value),
-            Lookup::Miss(pending) => Step::Miss(pending),
-        }
+        lookup(site, cache, args, shape, enabled).into()
     }
 
     /// The first half of a blocking function's call.
@@ -242,10 +249,7 @@ impl Real {
         shape: S,
         enabled: bool,
     ) -> Step<R, Pending<S::Value>> {
-        match lookup_blocking(site, cache, args, shape, enabled) {
-            Lookup::Hit(value) => Step::Hit(value),
-            Lookup::Miss(pending) => Step::Miss(pending),
-        }
+        lookup_blocking(site, cache, args, shape, enabled).into()
     }
 
     /// The second half of a call.

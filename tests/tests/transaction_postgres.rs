@@ -10,11 +10,14 @@
 //! read caches the old row and keeps serving it after the commit. With the scope, the
 //! invalidation is applied at the commit, after the read began, so its value is not kept.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+#[path = "support/read_gate.rs"]
+mod read_gate;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cache_runtime::{cached, invalidates, Cache};
-use tokio::sync::Semaphore;
+use read_gate::ReadGate;
 use tokio_postgres::{Client, NoTls, Transaction};
 
 fn url() -> String {
@@ -36,36 +39,12 @@ async fn connect() -> Client {
     client
 }
 
-/// Stops reads after they read, while held.
-struct Gate {
-    held: AtomicBool,
-    reached: Semaphore,
-    release: Semaphore,
-}
-
-impl Gate {
-    fn new() -> Self {
-        Gate {
-            held: AtomicBool::new(false),
-            reached: Semaphore::new(0),
-            release: Semaphore::new(0),
-        }
-    }
-
-    async fn pass(&self) {
-        if self.held.load(Ordering::SeqCst) {
-            self.reached.add_permits(1);
-            self.release.acquire().await.unwrap().forget();
-        }
-    }
-}
-
 struct Repo {
     cache: Cache,
     /// The reader's own connection, autocommit.
     reads: Client,
     table: String,
-    gate: Gate,
+    gate: ReadGate,
 }
 
 impl Repo {
@@ -108,7 +87,7 @@ async fn read_after_commit(scoped: bool) -> (Option<String>, u64) {
         cache: Cache::in_memory(1_000),
         reads: connect().await,
         table: table.clone(),
-        gate: Gate::new(),
+        gate: ReadGate::new(),
     });
 
     let tx = writes.transaction().await.unwrap();

@@ -8,45 +8,24 @@
 //! caches the old name and keeps serving it after the commit. With the scope, the
 //! invalidation is applied when the scope ends, after the commit: the read's value is not kept.
 
+#[path = "../../../tests/tests/support/read_gate.rs"]
+mod read_gate;
+
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use cache_runtime::{cached, invalidates, Cache};
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, ClientSession, Collection};
+use read_gate::ReadGate;
 use support::mongo::{database, MongoServer};
-use tokio::sync::Semaphore;
-
-/// Stops reads after they read, while held.
-struct Gate {
-    held: AtomicBool,
-    reached: Semaphore,
-    release: Semaphore,
-}
-
-impl Gate {
-    fn new() -> Self {
-        Gate {
-            held: AtomicBool::new(false),
-            reached: Semaphore::new(0),
-            release: Semaphore::new(0),
-        }
-    }
-
-    async fn pass(&self) {
-        if self.held.load(Ordering::SeqCst) {
-            self.reached.add_permits(1);
-            self.release.acquire().await.unwrap().forget();
-        }
-    }
-}
 
 struct Repo {
     cache: Cache,
     customers: Collection<Document>,
-    gate: Gate,
+    gate: ReadGate,
 }
 
 impl Repo {
@@ -93,7 +72,7 @@ async fn read_after_commit(scoped: bool, test: &str) -> (Option<String>, u64) {
     let repo = Arc::new(Repo {
         cache: Cache::in_memory(1_000),
         customers,
-        gate: Gate::new(),
+        gate: ReadGate::new(),
     });
 
     let mut session = client.start_session().await.unwrap();
