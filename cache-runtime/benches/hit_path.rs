@@ -1,5 +1,5 @@
 //! The hit path of `#[cached]` against a raw `moka::future::Cache::get` (with the same
-//! rendered key and the same value) and against the `cached` crate's `#[cached]`, measured in
+//! rendered key and the same value) and against the `cached` crate's `#[cached]` (4.1), measured in
 //! the same run; the miss path; concurrent hits from two threads.
 //!
 //! `cargo bench -p cache-runtime`; the README records the ratios.
@@ -44,10 +44,9 @@ impl Clone for Repo {
 }
 
 #[cached::proc_macro::cached(
-    time = 600,
+    ttl_secs = 600,
     key = "String",
-    convert = r#"{ format!("customer.{}", id) }"#,
-    result = true
+    convert = r#"{ format!("customer.{}", id) }"#
 )]
 async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
     Ok(customer(id))
