@@ -28,6 +28,12 @@ impl Repo {
         Ok(customer(id))
     }
 
+    /// A value shared by `Arc`: a hit is a reference-count increment, not a deep clone.
+    #[cache_runtime::cached(key = "customer.{id}", ttl = 600, name = "bench::shared")]
+    pub async fn shared(&self, id: &str) -> Result<Arc<Customer>, Infallible> {
+        Ok(Arc::new(customer(id)))
+    }
+
     /// The same lookup without tags.
     #[cache_runtime::cached(key = "customer.{id}", ttl = 600, name = "bench::untagged")]
     pub async fn untagged(&self, id: &str) -> Result<Customer, Infallible> {
@@ -68,6 +74,7 @@ fn hits(c: &mut Criterion) {
     rt.block_on(async {
         repo.find_by_id("42").await.unwrap();
         repo.untagged("42").await.unwrap();
+        repo.shared("42").await.unwrap();
         raw.insert("customer.42".to_owned(), customer("42")).await;
         cached_crate_find("42").await.unwrap();
     });
@@ -102,6 +109,28 @@ fn hits(c: &mut Criterion) {
     let value = customer("42");
     group.bench_function("floor_value_clone", |b| {
         b.iter(|| black_box(black_box(&value).clone()))
+    });
+    // The floor of any cache: a `HashMap` get with the key `format!`ed, and a clone of the
+    // value, deep or of an `Arc`.
+    let map: std::collections::HashMap<String, Customer> =
+        [("customer.42".to_owned(), customer("42"))].into();
+    group.bench_function("floor_hashmap_get_clone", |b| {
+        b.iter(|| {
+            let key = format!("customer.{id}");
+            black_box(map.get(&key).cloned())
+        })
+    });
+    let shared: std::collections::HashMap<String, Arc<Customer>> =
+        [("customer.42".to_owned(), Arc::new(customer("42")))].into();
+    group.bench_function("floor_hashmap_get_arc_clone", |b| {
+        b.iter(|| {
+            let key = format!("customer.{id}");
+            black_box(shared.get(&key).cloned())
+        })
+    });
+    group.bench_function("cached_macro_arc", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(repo.shared(id).await.unwrap()) })
     });
     group.finish();
 }
