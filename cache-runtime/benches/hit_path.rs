@@ -240,6 +240,46 @@ fn concurrent(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Misses from two threads at once, a new key each time: what the miss path shares.
+    let repo = Repo {
+        cache: Cache::in_memory(10_000_000),
+    };
+    let raw: moka::future::Cache<String, Customer> = moka::future::Cache::new(10_000_000);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group("miss_2_threads");
+    group.bench_function("raw_moka_future_get_insert", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let (raw, next) = (raw.clone(), next.clone());
+                move |iters| async move {
+                    for _ in 0..iters {
+                        let id = next.fetch_add(1, Ordering::Relaxed).to_string();
+                        let key = format!("customer.{id}");
+                        if raw.get(&key).await.is_none() {
+                            let value = customer(&id);
+                            raw.insert(key, value.clone()).await;
+                            black_box(value);
+                        }
+                    }
+                }
+            })
+        })
+    });
+    group.bench_function("cached_macro_find_by_id", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || {
+                let (repo, next) = (repo.clone(), next.clone());
+                move |iters| async move {
+                    for _ in 0..iters {
+                        let id = next.fetch_add(1, Ordering::Relaxed).to_string();
+                        black_box(repo.find_by_id(&id).await.unwrap());
+                    }
+                }
+            })
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -60,7 +61,34 @@ impl Counter {
     }
 }
 
-/// The most-read keys of a method: a space-saving sketch (Metwally et al.) of bounded size,
+/// The most-read keys of a method, in [`HOT_SHARDS`] shards by key hash, so that misses on
+/// different keys seldom take the same lock and a full shard's replacement scans
+/// [`HOT_CAPACITY`] / [`HOT_SHARDS`] keys, not all of them.
+#[derive(Default)]
+pub(crate) struct HotKeyShards {
+    shards: [parking_lot::Mutex<HotKeys>; HOT_SHARDS],
+    hasher: foldhash::fast::FixedState,
+}
+
+impl HotKeyShards {
+    fn record(&self, key: &str, weight: u64) {
+        let shard = self.hasher.hash_one(key) as usize % HOT_SHARDS;
+        self.shards[shard].lock().record(key, weight);
+    }
+
+    fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| shard.lock().top(n))
+            .collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+/// The most-read keys of one shard: a space-saving sketch (Metwally et al.) of bounded size,
 /// fed by every miss and one hit in [`HOT_SAMPLE`] per thread. Counts are estimates, ranks
 /// of clearly hot keys are reliable.
 #[derive(Default)]
@@ -69,6 +97,7 @@ pub(crate) struct HotKeys {
 }
 
 const HOT_CAPACITY: usize = 512;
+const HOT_SHARDS: usize = 8;
 const HOT_SAMPLE: u32 = 16;
 
 thread_local! {
@@ -81,7 +110,7 @@ impl HotKeys {
             *count += weight;
             return;
         }
-        if self.counts.len() < HOT_CAPACITY {
+        if self.counts.len() < HOT_CAPACITY / HOT_SHARDS {
             self.counts.insert(key.into(), weight);
             return;
         }
@@ -112,7 +141,7 @@ impl HotKeys {
 /// The live counters of one method.
 #[derive(Default)]
 pub(crate) struct MethodCounters {
-    pub(crate) hot: parking_lot::Mutex<HotKeys>,
+    pub(crate) hot: HotKeyShards,
     pub(crate) hits: Counter,
     pub(crate) l2_hits: Counter,
     pub(crate) misses: Counter,
@@ -157,7 +186,7 @@ impl MethodCounters {
 
     /// Counts a read of `key` (a miss).
     pub(crate) fn record_key(&self, key: &str) {
-        self.hot.lock().record(key, 1);
+        self.hot.record(key, 1);
     }
 
     /// Counts one in [`HOT_SAMPLE`] hits, weighted accordingly.
@@ -170,13 +199,13 @@ impl MethodCounters {
         });
         if sampled {
             if let Ok(key) = std::str::from_utf8(key) {
-                self.hot.lock().record(key, HOT_SAMPLE as u64);
+                self.hot.record(key, HOT_SAMPLE as u64);
             }
         }
     }
 
     pub(crate) fn hot_keys(&self, n: usize) -> Vec<(String, u64)> {
-        self.hot.lock().top(n)
+        self.hot.top(n)
     }
 
     fn snapshot(&self, method: &'static str) -> MethodStats {
@@ -323,5 +352,41 @@ impl fmt::Display for Stats {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_keys_outrank_a_flood_of_cold_ones_across_shards() {
+        let hot = HotKeyShards::default();
+        for round in 0..20_000u32 {
+            hot.record(&format!("cold.{round}"), 1);
+            if round % 20 == 0 {
+                hot.record("hot.a", 3);
+                hot.record("hot.b", 2);
+                hot.record("hot.c", 1);
+            }
+        }
+        let top: Vec<String> = hot.top(3).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(top, ["hot.a", "hot.b", "hot.c"]);
+        let kept: usize = hot.shards.iter().map(|s| s.lock().counts.len()).sum();
+        assert!(kept <= HOT_CAPACITY, "bounded: {kept}");
+    }
+
+    #[test]
+    fn a_few_keys_are_counted_exactly() {
+        let hot = HotKeyShards::default();
+        for (key, reads) in [("c007", 9), ("c003", 6), ("c005", 3), ("c001", 1)] {
+            for _ in 0..reads {
+                hot.record(key, 1);
+            }
+        }
+        assert_eq!(
+            hot.top(3),
+            [("c007".into(), 9), ("c003".into(), 6), ("c005".into(), 3)]
+        );
     }
 }
