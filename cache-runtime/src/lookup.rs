@@ -107,43 +107,33 @@ fn look_up<R, S: ReturnShape<R>>(
     blocking: bool,
 ) -> Lookup<R, S::Value> {
     let counters = site.counters.get(cache, site.name);
-    if !enabled {
-        counters.bypassed.incr();
-        return Lookup::Miss(Pending {
-            cache: cache.clone(),
-            site,
-            counters: counters.to_arc(),
-            state: PendingState::Bypass,
-            blocking,
-        });
-    }
-    let Some(local) = cache.trusted_local() else {
-        if blocking {
-            // No in-process tier to trust, and a blocking call never awaits the shared one:
-            // the body runs, uncached.
-            return Lookup::Miss(Pending {
-                cache: cache.clone(),
-                site,
-                counters: counters.to_arc(),
-                state: PendingState::Bypass,
-                blocking,
-            });
-        }
-        let mut buf = Vec::new();
-        render_key(site, args, &mut buf);
-        let key = OwnedKey::new(buf.into_boxed_slice());
-        let tags = render_tags(site, args, &key);
-        let state = PendingState::Keyed {
-            key,
-            tags,
-            found: None,
-        };
-        return Lookup::Miss(Pending {
+    let miss = |state| {
+        Lookup::Miss(Pending {
             cache: cache.clone(),
             site,
             counters: counters.to_arc(),
             state,
             blocking,
+        })
+    };
+    if !enabled {
+        counters.bypassed.incr();
+        return miss(PendingState::Bypass);
+    }
+    let Some(local) = cache.trusted_local() else {
+        if blocking {
+            // No in-process tier to trust, and a blocking call never awaits the shared one:
+            // the body runs, uncached.
+            return miss(PendingState::Bypass);
+        }
+        let mut buf = Vec::new();
+        render_key(site, args, &mut buf);
+        let key = OwnedKey::new(buf.into_boxed_slice());
+        let tags = render_tags(site, args, &key);
+        return miss(PendingState::Keyed {
+            key,
+            tags,
+            found: None,
         });
     };
     let started = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Instant::now);
@@ -186,13 +176,6 @@ fn look_up<R, S: ReturnShape<R>>(
             Found::Miss if cache.shared().is_some() && !blocking => None,
             found => Some(found),
         };
-        let state = PendingState::Keyed { key, tags, found };
-        Lookup::Miss(Pending {
-            cache: cache.clone(),
-            site,
-            counters: counters.to_arc(),
-            state,
-            blocking,
-        })
+        miss(PendingState::Keyed { key, tags, found })
     })
 }

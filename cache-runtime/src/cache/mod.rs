@@ -421,8 +421,23 @@ impl Cache {
         counters: &MethodCounters,
         method: &'static str,
     ) -> Result<(), BackendError> {
+        if self.counted_and_held(tags, counters, method) {
+            return Ok(());
+        }
+        self.invalidate_now(tags, counters, method).await
+    }
+
+    /// Counts an invalidation of `method`, and whether a transaction scope the calling task is
+    /// in holds it until the scope ends.
+    fn counted_and_held(
+        &self,
+        tags: &[String],
+        counters: &MethodCounters,
+        method: &'static str,
+    ) -> bool {
         counters.invalidations.incr();
-        if transaction::current(self).is_some_and(|held| held.hold(tags, false)) {
+        let held = transaction::current(self).is_some_and(|held| held.hold(tags, false));
+        if held {
             tracing::event!(
                 target: LOG_TARGET,
                 tracing::Level::DEBUG,
@@ -431,9 +446,8 @@ impl Cache {
                 cache.tags = ?tags,
                 "held until the transaction scope ends"
             );
-            return Ok(());
         }
-        self.invalidate_now(tags, counters, method).await
+        held
     }
 
     /// The invalidation of a blocking function: held by a transaction scope the calling task
@@ -445,11 +459,9 @@ impl Cache {
         counters: &MethodCounters,
         method: &'static str,
     ) {
-        counters.invalidations.incr();
-        if transaction::current(self).is_some_and(|held| held.hold(tags, false)) {
-            return;
+        if !self.counted_and_held(tags, counters, method) {
+            self.invalidate_without_waiting(tags, method);
         }
-        self.invalidate_without_waiting(tags, method);
     }
 
     /// Invalidates `tags` here at once, and queues them for the shared backend (delivered in

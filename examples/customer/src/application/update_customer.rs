@@ -149,18 +149,18 @@ impl<R: CustomerRepository> UpdateCustomerCommandHandler<R> {
             }
             *attempts += 1;
             match self.repository.save(&customer).await {
-                Err(RepositoryError::Conflict(_)) if self.may_retry(command, fresh, *attempts) => {
+                Err(RepositoryError::Conflict(_)) if may_retry(command, fresh, *attempts) => {
                     fresh = true;
                 }
                 saved => return saved,
             }
         }
     }
+}
 
-    /// Whether a save refused with `Conflict` is tried again from a fresh read: always when
-    /// the change started from a cached copy, which may have been stale; otherwise only
-    /// without a precondition, up to [`ATTEMPTS`] saves.
-    fn may_retry(&self, command: &UpdateCustomerCommand, fresh: bool, attempts: usize) -> bool {
-        !fresh || (command.precondition == Precondition::Any && attempts < ATTEMPTS)
-    }
+/// Whether a save refused with `Conflict` is tried again from a fresh read: always when the
+/// change started from a cached copy, which may have been stale; otherwise only without a
+/// precondition, up to [`ATTEMPTS`] saves.
+fn may_retry(command: &UpdateCustomerCommand, fresh: bool, attempts: usize) -> bool {
+    !fresh || (command.precondition == Precondition::Any && attempts < ATTEMPTS)
 }
