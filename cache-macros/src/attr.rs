@@ -48,6 +48,14 @@ options! {
             "`version = 2`: the version of the value's layout; builds with different versions ",
             "keep their own entries in a shared backend",
         ),
+        batch: Batch = concat!(
+            "`batch = id in ids`: the method takes many ids (`ids: &[String]`) and caches one ",
+            "entry per id (`key = \"customer.{id}\"`)",
+        ),
+        shares: Shares = concat!(
+            "`shares = find_by_id` (a method of this module) or `shares = \"customer.by_id\"` ",
+            "(its `name`): keep entries in that method's key space",
+        ),
     }
 }
 
@@ -221,6 +229,22 @@ pub(crate) enum ResultTags {
     Expr(Expr),
 }
 
+/// `batch = id in ids`: the batch argument (`ids`) and the name each of its items has in the
+/// templates (`id`).
+pub(crate) struct Batch {
+    pub(crate) item: Ident,
+    pub(crate) arg: Ident,
+}
+
+/// `shares = find_by_id` or `shares = "customer.by_id"`: whose key space a method's entries
+/// are in.
+pub(crate) enum Shares {
+    /// A method of the same module, named by its default name.
+    Method(Ident),
+    /// A method's `name = "..."`.
+    Name(LitStr),
+}
+
 /// An option as written, for the errors about its value.
 pub(crate) struct Written<'a> {
     ident: &'a Ident,
@@ -368,6 +392,44 @@ impl Value for Beta {
             errors.error(&expr, message);
         }
         Ok(Beta(beta))
+    }
+}
+
+impl Value for Batch {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        let (name, example) = (option.ident, option.example);
+        let expected =
+            || format!("`{name}` names each id and the argument holding them: {example}");
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(name.span(), expected()));
+        }
+        input.parse::<Token![=]>()?;
+        let parse = |input: ParseStream| -> syn::Result<Batch> {
+            let item: Ident = input.parse()?;
+            input.parse::<Token![in]>()?;
+            let arg: Ident = input.parse()?;
+            Ok(Batch { item, arg })
+        };
+        parse(input).map_err(|e| syn::Error::new(e.span(), expected()))
+    }
+}
+
+impl Value for Shares {
+    fn read(option: &Written, input: ParseStream, _: &mut Errors) -> syn::Result<Self> {
+        match option.value::<Expr>(input)? {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(name),
+                ..
+            }) => Ok(Shares::Name(name)),
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                Ok(Shares::Method(p.path.get_ident().expect("checked").clone()))
+            }
+            other => {
+                let (name, example) = (option.ident, option.example);
+                let message = format!("`{name}` takes a method's name or a string: {example}");
+                Err(syn::Error::new_spanned(other, message))
+            }
+        }
     }
 }
 

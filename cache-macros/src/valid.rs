@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::{Expr, ItemFn, LitStr, Type};
 
-use crate::attr::{Attr, CachedArgs, Duration, InvalidatesArgs, ResultTags};
+use crate::attr::{Attr, CachedArgs, Duration, InvalidatesArgs, ResultTags, Shares};
 use crate::errors::Errors;
 use crate::signature::{borrowed_part, mentions_future, mentions_impl_trait, Receiver, Signature};
 use crate::template::{Placeholder, Template};
@@ -46,6 +46,21 @@ pub(crate) struct CachedPlan {
     pub(crate) version: u32,
     /// A plain `fn`: the in-process tier only, driven on the calling thread.
     pub(crate) blocking: bool,
+    /// `batch = id in ids`: one entry per id.
+    pub(crate) batch: Option<BatchPlan>,
+    /// `shares = ...`: the key space of another method.
+    pub(crate) shares: Option<Shares>,
+}
+
+/// A batch method's argument of ids, as `batch = id in ids` names it.
+pub(crate) struct BatchPlan {
+    /// The name of one id in the templates (`id`).
+    pub(crate) item: syn::Ident,
+    /// The argument (`ids`) and its declared type (`&[String]`).
+    pub(crate) arg: syn::Ident,
+    pub(crate) arg_ty: Type,
+    /// The type of one id (`String`).
+    pub(crate) id_ty: Type,
 }
 
 /// A TTL or stale window: fixed, or computed from the value when it is stored.
@@ -230,8 +245,13 @@ fn resolve_one(
 
 /// The checks of `#[cached]`; the plan to expand when none fails.
 pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Option<CachedPlan> {
-    let sig = Signature::of(item);
+    let mut sig = Signature::of(item);
     let blocking = is_blocking(item);
+    let batch = check_batch(&args, &mut sig, errors);
+    if batch.is_some() {
+        check_batch_is_async(&args, blocking, errors);
+        check_batch_options(&args, errors);
+    }
     check_blocking_returns_no_future(item, "cached", errors);
     check_receiver(&sig, &args.cache.value, "cached", errors);
     let ret = check_return(item, &sig, errors);
@@ -270,7 +290,119 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
         result_tags: args.result_tags.value,
         version: args.version.value.map_or(0, |version| version.0),
         blocking,
+        batch,
+        shares: args.shares.value,
     })
+}
+
+/// `batch = id in ids` names an argument of type `&[Id]`, `Vec<Id>` or `&Vec<Id>`. In the
+/// templates, that argument stands as one id of it, named `id`: `sig` gets it in its place.
+fn check_batch(args: &CachedArgs, sig: &mut Signature, errors: &mut Errors) -> Option<BatchPlan> {
+    errors.at(args.batch.position());
+    let batch = args.batch.value.as_ref()?;
+    let Some(index) = sig.position(&batch.arg.to_string()) else {
+        let (_, hint) = sig.unknown_arg_hint(&batch.arg.to_string());
+        errors.error(
+            &batch.arg,
+            format!(
+                "`batch` names `{}`, which is not an argument of this function; {hint}",
+                batch.arg
+            ),
+        );
+        return None;
+    };
+    let arg_ty = sig.args[index].ty.clone();
+    let Some(id_ty) = ids_item(&arg_ty) else {
+        let ty = quote::ToTokens::to_token_stream(&arg_ty);
+        errors.error(
+            &arg_ty,
+            format!(
+                "a batch method takes its ids as `&[Id]`, `Vec<Id>` or `&Vec<Id>`, and `{}` is \
+                 `{ty}`",
+                batch.arg
+            ),
+        );
+        return None;
+    };
+    let arg = &mut sig.args[index];
+    arg.ident = Some(batch.item.clone());
+    arg.ty = id_ty.clone();
+    Some(BatchPlan {
+        item: batch.item.clone(),
+        arg: batch.arg.clone(),
+        arg_ty,
+        id_ty,
+    })
+}
+
+/// `Id` of `&[Id]`, `Vec<Id>` or `&Vec<Id>`.
+fn ids_item(ty: &Type) -> Option<Type> {
+    let vec_item = |ty: &Type| -> Option<Type> {
+        let Type::Path(path) = ty else { return None };
+        let last = path.path.segments.last()?;
+        if last.ident != "Vec" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        match args.args.first()? {
+            syn::GenericArgument::Type(item) => Some(item.clone()),
+            _ => None,
+        }
+    };
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => match &*r.elem {
+            Type::Slice(slice) => Some((*slice.elem).clone()),
+            elem => vec_item(elem),
+        },
+        ty => vec_item(ty),
+    }
+}
+
+/// A batch waits for other calls' loads of its ids, which a blocking function does not do.
+fn check_batch_is_async(args: &CachedArgs, blocking: bool, errors: &mut Errors) {
+    errors.at(args.batch.position());
+    if let (true, Some(batch)) = (blocking, &args.batch.value) {
+        errors.error(
+            &batch.arg,
+            "`batch` caches an `async fn` only: make the function `async`",
+        );
+    }
+}
+
+/// `swr`, `lock` and `beta` act on one key's refresh; a batch loads stale and expiring
+/// entries with its misses instead.
+fn check_batch_options(args: &CachedArgs, errors: &mut Errors) {
+    let refused = [
+        (
+            "swr",
+            args.swr.position(),
+            args.swr.value.as_ref().map(|s| s.span),
+        ),
+        (
+            "lock",
+            args.lock.position(),
+            args.lock.value.as_ref().map(|l| l.span),
+        ),
+        (
+            "beta",
+            args.beta.position(),
+            args.beta.given().then(Span::call_site),
+        ),
+    ];
+    for (name, position, span) in refused {
+        let Some(span) = span else { continue };
+        errors.at(position);
+        errors.error_at(
+            span,
+            format!(
+                "`{name}` is not supported with `batch`: a batch loads stale entries with its \
+                 misses, in one run of its body; remove `{name}` here (the single-id method \
+                 sharing the entries may keep it)"
+            ),
+        );
+    }
 }
 
 /// The return type is stored beyond the call: it is not `()`, it can be named, and it does

@@ -14,6 +14,8 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::batch::BatchReturn;
+use crate::codec::{SerdeOf, SerdeVTable};
 use crate::key::KeyArg;
 use crate::load::{Load, Options};
 use crate::lookup::{lookup, lookup_blocking, Lookup, Pending};
@@ -319,12 +321,48 @@ impl Fallback {
     }
 }
 
+/// The probe of a batch method's return type `R`, for the codec of one id's value.
+pub struct BatchProbe<R>(PhantomData<fn() -> R>);
+
+impl<R> BatchProbe<R> {
+    /// The probe.
+    pub const NEW: Self = BatchProbe(PhantomData);
+}
+
+/// A batch whose values are serializable: one id's value, `Option<Item>`, can be stored as
+/// bytes.
+pub trait BatchSerde {
+    /// The codec of `Option<Item>`.
+    fn __cache_batch_serde(&self) -> Option<&'static SerdeVTable>;
+}
+impl<R> BatchSerde for &BatchProbe<R>
+where
+    R: BatchReturn,
+    R::Value: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    #[inline(always)]
+    fn __cache_batch_serde(&self) -> Option<&'static SerdeVTable> {
+        Some(&SerdeOf::<Option<R::Value>>::VTABLE)
+    }
+}
+
+/// Any other batch: kept in process only.
+pub trait BatchNoSerde {
+    /// No codec.
+    #[inline(always)]
+    fn __cache_batch_serde(&self) -> Option<&'static SerdeVTable> {
+        None
+    }
+}
+impl<R> BatchNoSerde for BatchProbe<R> {}
+
 /// Every trait above, imported anonymously: the expansion glob-imports this module, which
 /// brings the methods into scope without binding a single name in the user's function.
 pub mod traits {
     pub use super::{
-        OwnErrorSerdeShape as _, OwnErrorShape as _, ResultValue as _, ReturnCheckOff as _,
-        ReturnCheckOn as _, SelectFallback as _, SelectReal as _, SharedErrorSerdeShape as _,
-        SharedErrorShape as _, WholeSerdeShape as _, WholeShape as _, WholeValue as _,
+        BatchNoSerde as _, BatchSerde as _, OwnErrorSerdeShape as _, OwnErrorShape as _,
+        ResultValue as _, ReturnCheckOff as _, ReturnCheckOn as _, SelectFallback as _,
+        SelectReal as _, SharedErrorSerdeShape as _, SharedErrorShape as _, WholeSerdeShape as _,
+        WholeShape as _, WholeValue as _,
     };
 }

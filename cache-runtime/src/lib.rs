@@ -58,6 +58,7 @@
 
 mod autoref;
 pub mod backend;
+mod batch;
 mod blocking;
 mod cache;
 mod call;
@@ -84,6 +85,7 @@ mod tiers;
 /// `cache_runtime`.
 pub(crate) const LOG_TARGET: &str = "cache_runtime";
 
+pub use batch::{BatchMap, BatchReturn};
 pub use blocking::MAX_REFRESH_THREADS;
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock};
@@ -123,6 +125,7 @@ pub mod __private_0_1_0 {
     #[cfg(test)]
     pub(crate) const PATH: &str = module_path!();
 
+    pub use crate::batch::{lookup_batch, BatchLookup, BatchPending};
     pub use crate::blocking::block_on;
     pub use crate::invalidate::{invalidates, invalidates_blocking, render as render_invalidation};
     pub use crate::key::{fnv1a, is_separator_start, Segment, Template, FILTERS};

@@ -57,7 +57,11 @@ fn render_key(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], buf: &mut Vec<u8
 }
 
 /// The tags a load stamps before it starts: the site's tags and the key's implicit tag.
-fn render_tags(site: &CachedSite, args: &[&(dyn KeyArg + Sync)], key: &OwnedKey) -> Vec<String> {
+pub(crate) fn render_tags(
+    site: &CachedSite,
+    args: &[&(dyn KeyArg + Sync)],
+    key: &OwnedKey,
+) -> Vec<String> {
     let mut rest = &args[site.key.placeholders().min(args.len())..];
     let mut tags = Vec::with_capacity(site.tags.len() + 1);
     for template in site.tags {

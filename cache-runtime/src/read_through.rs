@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tracing::{Instrument, Level};
 
+use crate::backend::StoredEntry;
 use crate::blocking::{self, RefreshThread};
 use crate::call::{self, Call};
 use crate::entry::{classify, Found};
@@ -19,7 +20,7 @@ use crate::lookup::{Pending, PendingState};
 use crate::report::CallOutcome;
 use crate::result_tags::TagSink;
 use crate::returns::ReturnShape;
-use crate::tiers::{Current, Locked, SharedLookup};
+use crate::tiers::{Current, Locked, SharedLookup, Stamp};
 use crate::LOG_TARGET;
 
 impl<V: Clone + Send + Sync + 'static> Pending<V> {
@@ -198,7 +199,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
     }
 
     /// A fresh value of the key in the in-process tier, if it may be served.
-    fn fresh_in_process(&self) -> Option<V> {
+    pub(crate) fn fresh_in_process(&self) -> Option<V> {
         let local = self.cache.trusted_local()?;
         let now = self.cache.now_millis();
         let found = local.with_entry(self.key.storage(), now, |entry| {
@@ -243,8 +244,8 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
     {
         let log = self.cache.log();
         let started_at = log.position();
-        let mut tag_hashes: Vec<u64> = tags.iter().map(|t| log.hash(t)).collect();
-        let mut stamp = self.stamp(tags).await;
+        let tag_hashes: Vec<u64> = tags.iter().map(|t| log.hash(t)).collect();
+        let stamp = self.stamp(tags).await;
         if background {
             self.counters.refreshes.incr();
         } else {
@@ -278,7 +279,30 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             return result;
         };
         self.log_load(op, load_micros, true);
+        let (landing, shared_entry) = self
+            .settle(value, started_at, tag_hashes, stamp, load_micros)
+            .await;
+        if let Some(entry) = shared_entry {
+            self.put_shared(entry).await;
+        }
+        guard.land(landing);
+        result
+    }
 
+    /// What a load that began at log position `started_at` (with `tag_hashes` and `stamp`
+    /// taken then) comes to once it produced `value`: stored in process unless an
+    /// invalidation overtook it, the entry to write to the shared tier, and the landing for
+    /// waiters. The caller writes the entry before it lands the flight, so that a flight that
+    /// is gone has stored what it will.
+    pub(crate) async fn settle(
+        &self,
+        value: &V,
+        started_at: u64,
+        mut tag_hashes: Vec<u64>,
+        mut stamp: Stamp,
+        load_micros: u64,
+    ) -> (Landing, Option<StoredEntry>) {
+        let log = self.cache.log();
         // Result tags count for waiters whether or not the value is stored: an invalidation
         // of one of them during the load outdates the value for them too.
         let mut result_tags = Vec::new();
@@ -289,6 +313,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         }
         tag_hashes.extend(result_tags.iter().map(|t| log.hash(t)));
         let mut shared = None;
+        let mut shared_entry = None;
         if self.options.should_store(value) {
             // Stamp result tags first, then consult the log: an invalidation is either in the
             // log or after the stamp, so it cannot slip between them.
@@ -302,16 +327,16 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                     tags: tags.clone(),
                 });
                 let meta = self.meta(value, load_micros);
-                self.store(value, stamp, meta).await;
+                shared_entry = self.store_local(value, stamp, meta);
             }
         }
-        guard.land(Landing {
+        let landing = Landing {
             outcome: Outcome::Value(Arc::new(value.clone())),
             started_at,
             tag_hashes,
             shared,
-        });
-        result
+        };
+        (landing, shared_entry)
     }
 
     fn log_load(&self, op: &'static str, load_micros: u64, ok: bool) {

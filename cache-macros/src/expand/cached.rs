@@ -10,7 +10,7 @@ use super::{
     cache_ref, fake_return, method_name, placeholder_values, ranged, shape_probe, shape_traits,
     span_range,
 };
-use crate::attr::ResultTags;
+use crate::attr::{ResultTags, Shares};
 use crate::private::PRIVATE;
 use crate::signature::Receiver;
 use crate::valid::{CachedPlan, Length};
@@ -22,7 +22,90 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         sig,
         block,
     } = item;
+    let site = site(item, plan);
+    let options = options(plan);
+    if let Some(batch) = &plan.batch {
+        return super::batch::cached(item, plan, batch, site, options);
+    }
+    let cache = cache_ref(&plan.cache, plan.sig.receiver);
+    let ret = &plan.ret;
+    let ret_tokens = quote!(#ret);
+    let shape = shape_probe(&ret_tokens, span_range(ret));
+    let shape_traits = shape_traits();
+    let dispatch = dispatch(&ret_tokens, span_range(ret));
+    let return_type = ranged(
+        span_range(ret),
+        quote!(::core::marker::PhantomData::<#ret_tokens>),
+    );
+    let values = placeholder_values(&plan.args, &plan.sig);
+    let enabled = enabled(plan);
+
+    // A blocking function drives the same core on its own thread, over the in-process tier.
+    let (lookup, finish) = if plan.blocking {
+        (
+            quote!(__cache_lookup_blocking),
+            quote!(#PRIVATE::block_on(__cache_loaded)),
+        )
+    } else {
+        (quote!(__cache_lookup), quote!(__cache_loaded.await))
+    };
+    let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
+    let step = quote!(#PRIVATE::autoref::Step);
+    let body = body(plan, block);
+    let load = match plan.swr {
+        None => quote! {
+            #PRIVATE::Borrowed(async move {
+                #body
+            })
+        },
+        Some((_, swr_span)) => detachable(item, plan, swr_span),
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #site
+            #shape_traits
+            #dispatch
+            let __cache_shape = #shape;
+            (&&#select::new(&__cache_shape))
+                .__cache_return_check()
+                .__cache_return_type_must_be_send_and_static(#return_type);
+            let __cache_tag = (&&#select::new(&__cache_shape)).__cache_select();
+            let __cache_pending = match __cache_tag.#lookup(
+                &__CACHE_SITE,
+                #cache,
+                &[#(#values),*],
+                __cache_shape,
+                #enabled
+            ) {
+                #step::Hit(__cache_value) => return __cache_value,
+                #step::Miss(__cache_pending) => __cache_pending,
+            };
+            let __cache_loaded = __cache_tag
+                .__cache_load(
+                    __cache_value_type,
+                    __cache_pending,
+                    __cache_shape,
+                    #options,
+                    #load,
+                );
+            #finish
+        }
+    }
+}
+
+/// The static descriptor of the call site, `__CACHE_SITE`.
+fn site(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
     let name = method_name(&plan.name, item);
+    // The key space: the method's own, or the one it shares.
+    let space = match &plan.shares {
+        None => name.clone(),
+        Some(Shares::Name(lit)) => quote!(#lit),
+        Some(Shares::Method(method)) => {
+            let method = method.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #method))
+        }
+    };
     let key = plan.key.to_runtime();
     let tags = plan.tags.iter().map(|t| t.to_runtime());
     let (jitter, beta) = (plan.jitter_ms, plan.beta);
@@ -35,30 +118,44 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
         Some((Length::Fixed(ms), _)) => *ms,
         _ => 0,
     };
+    let lock = plan.lock_ms;
+    let cache_none = plan.skip_none.is_none();
+    let version = plan.version;
+    quote! {
+        static __CACHE_SITE: #PRIVATE::CachedSite =
+            #PRIVATE::CachedSite {
+                name: #name,
+                scope: #PRIVATE::fnv1a(#space.as_bytes()),
+                key: #key,
+                tags: &[#(#tags),*],
+                ttl_ms: #ttl,
+                jitter_ms: #jitter,
+                swr_ms: #swr,
+                lock_ms: #lock,
+                beta: #beta,
+                cache_none: #cache_none,
+                version: #version,
+                counters: #PRIVATE::CountersSlot::NEW,
+            };
+    }
+}
+
+/// `condition`, as a `bool` expression.
+pub(super) fn enabled(plan: &CachedPlan) -> TokenStream {
+    match &plan.condition {
+        // An `if`, so that a non-`bool` condition is reported on it alone.
+        Some(cond) => quote!(if #cond { true } else { false }),
+        None => quote!(true),
+    }
+}
+
+/// The per-call options that depend on the value type, as a `#PRIVATE::Options`.
+fn options(plan: &CachedPlan) -> TokenStream {
     let ttl_of = computed(Some(&plan.ttl), quote!(computed_ttl));
     let swr_of = computed(
         plan.swr.as_ref().map(|(length, _)| length),
         quote!(computed_swr),
     );
-    let lock = plan.lock_ms;
-    let cache_none = plan.skip_none.is_none();
-    let version = plan.version;
-    let cache = cache_ref(&plan.cache, plan.sig.receiver);
-    let ret = &plan.ret;
-    let ret_tokens = quote!(#ret);
-    let shape = shape_probe(&ret_tokens, span_range(ret));
-    let shape_traits = shape_traits();
-    let dispatch = dispatch(&ret_tokens, span_range(ret));
-    let return_type = ranged(
-        span_range(ret),
-        quote!(::core::marker::PhantomData::<#ret_tokens>),
-    );
-    let values = placeholder_values(&plan.args, &plan.sig);
-    let enabled = match &plan.condition {
-        // An `if`, so that a non-`bool` condition is reported on it alone.
-        Some(cond) => quote!(if #cond { true } else { false }),
-        None => quote!(true),
-    };
     let unless = match &plan.unless {
         Some(expr) => quote!(::core::option::Option::Some(|result: &_| -> bool { #expr })),
         None => quote!(::core::option::Option::None),
@@ -88,77 +185,13 @@ pub(crate) fn cached(item: &ItemFn, plan: &CachedPlan) -> TokenStream {
             )
         },
     };
-
-    // A blocking function drives the same core on its own thread, over the in-process tier.
-    let (lookup, finish) = if plan.blocking {
-        (
-            quote!(__cache_lookup_blocking),
-            quote!(#PRIVATE::block_on(__cache_loaded)),
-        )
-    } else {
-        (quote!(__cache_lookup), quote!(__cache_loaded.await))
-    };
-    let select = quote!(#PRIVATE::autoref::Select::<#ret_tokens, _>);
-    let step = quote!(#PRIVATE::autoref::Step);
-    let body = body(plan, block);
-    let load = match plan.swr {
-        None => quote! {
-            #PRIVATE::Borrowed(async move {
-                #body
-            })
-        },
-        Some((_, swr_span)) => detachable(item, plan, swr_span),
-    };
     quote! {
-        #(#attrs)*
-        #vis #sig {
-            static __CACHE_SITE: #PRIVATE::CachedSite =
-                #PRIVATE::CachedSite {
-                    name: #name,
-                    scope: #PRIVATE::fnv1a(#name.as_bytes()),
-                    key: #key,
-                    tags: &[#(#tags),*],
-                    ttl_ms: #ttl,
-                    jitter_ms: #jitter,
-                    swr_ms: #swr,
-                    lock_ms: #lock,
-                    beta: #beta,
-                    cache_none: #cache_none,
-                    version: #version,
-                    counters: #PRIVATE::CountersSlot::NEW,
-                };
-            #shape_traits
-            #dispatch
-            let __cache_shape = #shape;
-            (&&#select::new(&__cache_shape))
-                .__cache_return_check()
-                .__cache_return_type_must_be_send_and_static(#return_type);
-            let __cache_tag = (&&#select::new(&__cache_shape)).__cache_select();
-            let __cache_pending = match __cache_tag.#lookup(
-                &__CACHE_SITE,
-                #cache,
-                &[#(#values),*],
-                __cache_shape,
-                #enabled
-            ) {
-                #step::Hit(__cache_value) => return __cache_value,
-                #step::Miss(__cache_pending) => __cache_pending,
-            };
-            let __cache_loaded = __cache_tag
-                .__cache_load(
-                    __cache_value_type,
-                    __cache_pending,
-                    __cache_shape,
-                    #PRIVATE::Options {
-                        unless: #unless,
-                        skip_none: #skip_none,
-                        result_tags: #result_tags,
-                        ttl: #ttl_of,
-                        swr: #swr_of,
-                    },
-                    #load,
-                );
-            #finish
+        #PRIVATE::Options {
+            unless: #unless,
+            skip_none: #skip_none,
+            result_tags: #result_tags,
+            ttl: #ttl_of,
+            swr: #swr_of,
         }
     }
 }
@@ -247,7 +280,7 @@ fn detachable(item: &ItemFn, plan: &CachedPlan, swr_span: Span) -> TokenStream {
 /// The method's block as the load's async block runs it. A blocking function's runs in a
 /// closure, so that `.await` in it is an error, as in any `fn`, instead of a future the
 /// calling thread would have to drive.
-fn body(plan: &CachedPlan, block: &syn::Block) -> TokenStream {
+pub(super) fn body(plan: &CachedPlan, block: &syn::Block) -> TokenStream {
     let fake = fake_return(&Some(plan.ret.clone()));
     if plan.blocking {
         quote! {

@@ -3,6 +3,7 @@
 //! type error lands on the user's tokens (the return type, a template, an option's value), not
 //! on the attribute: see `span_range`, `ranged` and `cached::dispatch`.
 
+mod batch;
 mod cached;
 mod invalidates;
 mod self_rewrite;

@@ -239,6 +239,24 @@ pub trait Backend: Send + Sync + 'static {
     fn get_trusting_feed<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
         self.get(key)
     }
+    /// Reads several entries, each as [`get`](Backend::get) (or, with `trusting_feed`, as
+    /// [`get_trusting_feed`](Backend::get_trusting_feed)) would, answering in the order of
+    /// `keys`: a batch method's misses. A backend that can should make it one round trip (the
+    /// Redis backend sends one pipeline to a single server). The default reads them
+    /// concurrently, one `get` each.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [EntryKey<'a>],
+        trusting_feed: bool,
+    ) -> BackendFuture<'a, Vec<Result<Option<Fetched>, BackendError>>> {
+        Box::pin(async move {
+            let reads = keys.iter().map(|key| match trusting_feed {
+                true => self.get_trusting_feed(*key),
+                false => self.get(*key),
+            });
+            Ok(futures_util::future::join_all(reads).await)
+        })
+    }
     /// The current versions of `tags`, in order. Called before a load starts.
     fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>>;
     /// Like [`tag_versions`](Backend::tag_versions), with the backend's watermark and
@@ -255,6 +273,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores an entry, replacing any previous one under the same key. A backend may decline
     /// to store an entry whose versions are no longer current (it would be outdated anyway).
     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()>;
+    /// Stores several entries, each as [`put`](Backend::put) would: a batch method's loads. A
+    /// backend that can should make it one round trip (the Redis backend sends one pipeline
+    /// to a single server). Returns the first failure. The default writes them concurrently,
+    /// one `put` each.
+    fn put_many<'a>(&'a self, entries: Vec<(EntryKey<'a>, StoredEntry)>) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let puts = entries.into_iter().map(|(key, entry)| self.put(key, entry));
+            futures_util::future::join_all(puts)
+                .await
+                .into_iter()
+                .collect()
+        })
+    }
     /// Gives each of `tags` a new version, so that every entry carrying one becomes invalid.
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()>;
     /// Drops every entry of this cache, and outdates every stamp taken before: a load that

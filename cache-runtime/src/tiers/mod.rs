@@ -13,9 +13,9 @@ use std::sync::Arc;
 use tracing::Level;
 
 pub use self::in_process::InProcessTier;
-use self::in_process::LocalStamp;
-pub(crate) use self::shared::{Current, Locked, SharedLookup};
-use crate::backend::{Backend, EntryMeta, StoredEntry};
+pub(crate) use self::in_process::LocalStamp;
+pub(crate) use self::shared::{Current, Locked, SharedLookup, SharedRead};
+use crate::backend::{Backend, EntryKey, EntryMeta, StoredEntry};
 use crate::call::Call;
 use crate::lifetime::{self, Computed};
 
@@ -148,36 +148,102 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         resolved.ms
     }
 
-    /// Stores `value` in each tier the stamp covers.
-    pub(crate) async fn store(&self, value: &V, stamp: Stamp, meta: EntryMeta) {
+    /// Stores `value` in the in-process tier, if the stamp covers it; gives back the entry to
+    /// write to the shared tier, if the stamp covers that.
+    pub(crate) fn store_local(
+        &self,
+        value: &V,
+        stamp: Stamp,
+        meta: EntryMeta,
+    ) -> Option<StoredEntry> {
         if let (Some(local), Some(local_stamp)) = (self.cache.local(), stamp.local) {
             let now = self.cache.now_millis();
             let key = self.key.storage().into();
             local.insert(key, Box::new(value.clone()), meta, local_stamp, now);
         }
-        let (Some(shared), Some(tags)) = (self.shared_tier(), stamp.shared) else {
-            return;
-        };
-        let entry = StoredEntry {
+        self.shared_tier()?;
+        Some(StoredEntry {
             value: Arc::new(value.clone()),
             meta,
-            tags,
+            tags: stamp.shared?,
             generation: stamp.generation,
+        })
+    }
+
+    /// Writes `entry` of this call's key to the shared tier.
+    pub(crate) async fn put_shared(&self, entry: StoredEntry) {
+        let Some(shared) = self.shared_tier() else {
+            return;
         };
-        let put = shared.put(
-            self.key.entry_key(
-                self.site,
-                self.cache.value_version(),
-                self.serde,
-                &self.tags,
-            ),
-            entry,
-        );
+        let put = shared.put(self.entry_key(), entry);
         if let Err(error) = crate::exported::backend_call("put", put).await {
             self.counters.backend_errors.incr();
             self.log(Level::WARN, "error", Some(&error), "backend write failed");
         }
     }
+
+    /// This call's key in the shared tier.
+    pub(crate) fn entry_key(&self) -> EntryKey<'_> {
+        self.key.entry_key(
+            self.site,
+            self.cache.value_version(),
+            self.serde,
+            &self.tags,
+        )
+    }
+}
+
+/// Takes the versions of the tags of several calls (a batch's ids) before their load: in
+/// process for each, in the shared tier in one round trip for all their tags.
+pub(crate) async fn stamp_all<S, V: Clone + Send + Sync + 'static>(
+    calls: &[&Call<S, V>],
+) -> Vec<Stamp> {
+    let mut stamps: Vec<Stamp> = calls
+        .iter()
+        .map(|call| Stamp {
+            local: call
+                .cache
+                .trusted_local()
+                .map(|local| local.stamp(&call.tags)),
+            shared: None,
+            watermark: None,
+            generation: 0,
+        })
+        .collect();
+    let Some(first) = calls.first() else {
+        return stamps;
+    };
+    let Some(shared) = first.shared_tier() else {
+        return stamps;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let all: Vec<String> = calls
+        .iter()
+        .flat_map(|call| call.tags.iter())
+        .filter(|tag| seen.insert(tag.as_str()))
+        .cloned()
+        .collect();
+    match crate::exported::backend_call("stamp", shared.stamp_versions(&all)).await {
+        Ok(versions) if versions.tags.len() == all.len() => {
+            let of: std::collections::HashMap<&str, u64> = all
+                .iter()
+                .map(String::as_str)
+                .zip(versions.tags.iter().copied())
+                .collect();
+            for (stamp, call) in stamps.iter_mut().zip(calls) {
+                let pairs = call.tags.iter().map(|t| (t.clone(), of[t.as_str()]));
+                stamp.shared = Some(pairs.collect());
+                stamp.watermark = versions.watermark;
+                stamp.generation = versions.generation;
+            }
+        }
+        _ => {
+            first.counters.backend_errors.incr();
+            let why = "backend could not read tag versions: the values will not be stored there";
+            first.log(Level::WARN, "error", None, why);
+        }
+    }
+    stamps
 }
 
 /// How long one value is kept, in milliseconds.

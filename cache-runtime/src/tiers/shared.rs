@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use tracing::Level;
 
-use crate::backend::{BackendErrorKind, LockToken};
+use crate::backend::{BackendError, BackendErrorKind, Fetched, LockToken};
 use crate::call::Call;
 use crate::codec::SerdeVTable;
 use crate::entry::{classify, Found, OwnedKey};
 use crate::flight::Landing;
 use crate::site::CachedSite;
+use crate::tiers::LocalStamp;
 use crate::Cache;
 
 /// How long a caller waiting for another instance's lock sleeps between looks.
@@ -63,17 +64,10 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         // For a promotion into L1 and for waiters: the log position before reading, so that
         // an invalidation arriving meanwhile leaves the value outdated.
         let started_at = cache.log().position();
-        let miss = || {
-            SharedLookup::Read(SharedRead {
-                found: Found::Miss,
-                started_at,
-                tag_hashes: Vec::new(),
-            })
-        };
         let Some(shared) = self.shared_tier() else {
-            return miss();
+            return self.judge_read(Ok(None), started_at, None);
         };
-        let mut local_stamp = cache.trusted_local().map(|local| local.stamp(&self.tags));
+        let local_stamp = cache.trusted_local().map(|local| local.stamp(&self.tags));
         if cache.invalidations_pending() {
             // The background replay delivers them; until then the backend may hold pre-write
             // values.
@@ -81,18 +75,35 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             self.log(Level::DEBUG, "error", None, why);
             return SharedLookup::Bypass;
         }
-        let entry_key = self.key.entry_key(
-            self.site,
-            self.cache.value_version(),
-            self.serde,
-            &self.tags,
-        );
         // A cache whose in-process tier is trusted is as fresh as its feed already.
+        let entry_key = self.entry_key();
         let get = match local_stamp {
             Some(_) => shared.get_trusting_feed(entry_key),
             None => shared.get(entry_key),
         };
-        let fetched = match crate::exported::backend_call("get", get).await {
+        let read = crate::exported::backend_call("get", get).await;
+        self.judge_read(read, started_at, local_stamp)
+    }
+
+    /// What a read of the key from the shared tier comes to, begun at log position
+    /// `started_at`: an entry whose tags were invalidated is a miss, one that can be served
+    /// is promoted into the in-process tier (with `local_stamp`, taken before the read), and
+    /// a failed read bypasses the cache.
+    pub(crate) fn judge_read(
+        &self,
+        read: Result<Option<Fetched>, BackendError>,
+        started_at: u64,
+        mut local_stamp: Option<LocalStamp>,
+    ) -> SharedLookup<V> {
+        let cache = &self.cache;
+        let miss = || {
+            SharedLookup::Read(SharedRead {
+                found: Found::Miss,
+                started_at,
+                tag_hashes: Vec::new(),
+            })
+        };
+        let fetched = match read {
             Ok(None) => return miss(),
             Ok(Some(fetched)) => fetched,
             Err(error) if error.kind() == BackendErrorKind::Corrupt => {

@@ -123,6 +123,19 @@ impl Store {
         Ok(self.rows.lock().get(id).cloned())
     }
 
+    /// Reads the rows of `ids` that exist, in one load, *after* the gate.
+    pub async fn get_many(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Customer>, StoreError> {
+        self.enter().await?;
+        let rows = self.rows.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| rows.get(id).map(|c| (id.clone(), c.clone())))
+            .collect())
+    }
+
     /// Reads the row *before* the gate: the reader saw the old row, then stalled.
     pub async fn get_then_stall(&self, id: &str) -> Result<Option<Customer>, StoreError> {
         let row = self.rows.lock().get(id).cloned();

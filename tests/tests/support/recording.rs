@@ -19,6 +19,9 @@ pub struct Ops {
     pub invalidations: AtomicUsize,
     pub clears: AtomicUsize,
     pub unlocks: AtomicUsize,
+    /// Calls of `get_many` and `put_many`: one round trip each.
+    pub get_batches: AtomicUsize,
+    pub put_batches: AtomicUsize,
 }
 
 #[derive(Clone, Default)]
@@ -132,6 +135,31 @@ impl Backend for RecordingBackend {
                 gate.release.acquire().await.expect("gate open").forget();
             }
             Ok(fetched)
+        })
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [EntryKey<'a>],
+        _trusting_feed: bool,
+    ) -> BackendFuture<'a, Vec<Result<Option<Fetched>, BackendError>>> {
+        Box::pin(async move {
+            self.ops.get_batches.fetch_add(1, Ordering::SeqCst);
+            let mut reads = Vec::new();
+            for key in keys {
+                reads.push(self.get(*key).await);
+            }
+            Ok(reads)
+        })
+    }
+
+    fn put_many<'a>(&'a self, entries: Vec<(EntryKey<'a>, StoredEntry)>) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.ops.put_batches.fetch_add(1, Ordering::SeqCst);
+            for (key, entry) in entries {
+                self.put(key, entry).await?;
+            }
+            Ok(())
         })
     }
 

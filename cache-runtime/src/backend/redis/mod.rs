@@ -856,6 +856,110 @@ impl RedisBackend {
     }
 }
 
+/// An entry ready to be written: its key, envelope, tags and expiry.
+struct PreparedPut {
+    redis_key: String,
+    bytes: Vec<u8>,
+    /// The tags, NUL-separated.
+    tags: String,
+    ttl: u64,
+    /// The tags' keys in the stamp's generation.
+    tag_keys: Vec<String>,
+    versions: Vec<u64>,
+}
+
+impl RedisBackend {
+    /// Encodes `entry` of `key` for a write.
+    fn prepare_put(
+        &self,
+        key: &EntryKey<'_>,
+        entry: &StoredEntry,
+    ) -> Result<PreparedPut, BackendError> {
+        let Some(serde) = key.serde else {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                format!(
+                    "{}: the value type is not Serialize + DeserializeOwned; kept in process only",
+                    key.method
+                ),
+            ));
+        };
+        if entry.tags.iter().any(|(t, _)| t.contains('\0')) {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                "a tag contains NUL",
+            ));
+        }
+        let value = (serde.serialize)(&*entry.value).ok_or_else(|| {
+            BackendError::new(BackendErrorKind::Other, "value of an unexpected type")
+        })?;
+        let payload = self.inner.codec.encode(value).map_err(|e| {
+            BackendError::new(BackendErrorKind::Other, "cannot encode the value").with_source(e)
+        })?;
+        let versions: Vec<u64> = entry.tags.iter().map(|(_, v)| *v).collect();
+        let bytes = envelope::write(
+            self.inner.codec.name(),
+            (serde.type_name)(),
+            &entry.meta,
+            &versions,
+            &payload,
+        );
+        let tags = entry
+            .tags
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\0");
+        let now = crate::clock::system_millis();
+        let ttl = entry
+            .meta
+            .stale_until
+            .saturating_sub(now)
+            .saturating_add(1_000)
+            .min(MAX_TTL_MS);
+        let generation = entry.generation.to_string();
+        Ok(PreparedPut {
+            redis_key: self.entry_key(key),
+            bytes,
+            tags,
+            ttl,
+            tag_keys: self.tag_keys(&generation, entry.tags.iter().map(|(t, _)| t.as_str())),
+            versions,
+        })
+    }
+
+    /// The invocation of `script` (`put`, or on a cluster `check`) for `put`: the keys of
+    /// its tags in the stamp's `generation`, then (one Redis) the entry's.
+    fn put_invocation<'s>(
+        &self,
+        script: &'s redis::Script,
+        connected: &Connected,
+        put: &PreparedPut,
+        generation: &str,
+        cluster: bool,
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = self.invocation(script, connected, None);
+        for key in &put.tag_keys {
+            invocation.key(key);
+        }
+        let envelope: &[u8] = if cluster {
+            &[]
+        } else {
+            invocation.key(&put.redis_key);
+            &put.bytes
+        };
+        invocation
+            .arg(generation)
+            .arg(envelope)
+            .arg(&put.tags)
+            .arg(put.ttl);
+        for version in &put.versions {
+            invocation.arg(*version);
+        }
+        invocation
+    }
+}
+
 impl Backend for RedisBackend {
     fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
         Box::pin(self.read(key, false))
@@ -865,6 +969,60 @@ impl Backend for RedisBackend {
     /// `known.rs`); otherwise as [`get`](Backend::get).
     fn get_trusting_feed<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
         Box::pin(self.read(key, true))
+    }
+
+    /// On one Redis, one pipeline of `get` scripts; on a cluster, the reads one by one,
+    /// concurrently.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [EntryKey<'a>],
+        trusting_feed: bool,
+    ) -> BackendFuture<'a, Vec<Result<Option<Fetched>, BackendError>>> {
+        Box::pin(async move {
+            if self.inner.link.is_cluster() {
+                let reads = keys.iter().map(|key| self.read(*key, trusting_feed));
+                return Ok(futures_util::future::join_all(reads).await);
+            }
+            if self.inner.breaker.settling() {
+                return Err(BackendError::new(
+                    BackendErrorKind::Unavailable,
+                    "redis answers again after an outage: reads wait for queued invalidations",
+                ));
+            }
+            let readable: Vec<String> = keys
+                .iter()
+                .filter(|key| key.serde.is_some())
+                .map(|key| self.entry_key(key))
+                .collect();
+            let mut replies = if readable.is_empty() {
+                Vec::new()
+            } else {
+                let script = &self.inner.scripts.get;
+                self.run(Gate::Breaker, |mut c| {
+                    let mut pipe = redis::pipe();
+                    pipe.load_script(script).ignore();
+                    for key in &readable {
+                        pipe.invoke_script(&self.invocation(script, &c, Some(key)));
+                    }
+                    async move {
+                        pipe.query_async::<Vec<Option<Vec<Vec<u8>>>>>(&mut c.conn)
+                            .await
+                    }
+                })
+                .await?
+            }
+            .into_iter();
+            Ok(keys
+                .iter()
+                .map(|key| match key.serde {
+                    None => Ok(None),
+                    Some(_) => match replies.next().flatten() {
+                        None => Ok(None),
+                        Some(parts) => self.decode(key, parts),
+                    },
+                })
+                .collect())
+        })
     }
 
     fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
@@ -881,97 +1039,75 @@ impl Backend for RedisBackend {
 
     fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()> {
         Box::pin(async move {
-            let Some(serde) = key.serde else {
-                return Err(BackendError::new(
-                    BackendErrorKind::Other,
-                    format!(
-                        "{}: the value type is not Serialize + DeserializeOwned; kept in process only",
-                        key.method
-                    ),
-                ));
-            };
-            if entry.tags.iter().any(|(t, _)| t.contains('\0')) {
-                return Err(BackendError::new(
-                    BackendErrorKind::Other,
-                    "a tag contains NUL",
-                ));
-            }
-            let value = (serde.serialize)(&*entry.value).ok_or_else(|| {
-                BackendError::new(BackendErrorKind::Other, "value of an unexpected type")
-            })?;
-            let payload = self.inner.codec.encode(value).map_err(|e| {
-                BackendError::new(BackendErrorKind::Other, "cannot encode the value").with_source(e)
-            })?;
-            let versions: Vec<u64> = entry.tags.iter().map(|(_, v)| *v).collect();
-            let bytes = envelope::write(
-                self.inner.codec.name(),
-                (serde.type_name)(),
-                &entry.meta,
-                &versions,
-                &payload,
-            );
-            let tags = entry
-                .tags
-                .iter()
-                .map(|(t, _)| t.as_str())
-                .collect::<Vec<_>>()
-                .join("\0");
-            let now = crate::clock::system_millis();
-            let ttl = entry
-                .meta
-                .stale_until
-                .saturating_sub(now)
-                .saturating_add(1_000)
-                .min(MAX_TTL_MS);
-            let redis_key = self.entry_key(&key);
+            let put = self.prepare_put(&key, &entry)?;
             let generation = entry.generation.to_string();
             // One Redis checks and writes in one script; on a cluster, the check runs where
             // the tags are, then the entry is written where it hashes.
-            let (script, entry_key, envelope) = if self.inner.link.is_cluster() {
-                (&self.inner.scripts.check, None, &[][..])
-            } else {
-                (
-                    &self.inner.scripts.put,
-                    Some(redis_key.as_str()),
-                    &bytes[..],
-                )
+            let cluster = self.inner.link.is_cluster();
+            let script = match cluster {
+                true => &self.inner.scripts.check,
+                false => &self.inner.scripts.put,
             };
-            // The keys of the tags in the stamp's generation, then (one Redis) the entry's.
-            let mut keys = self.tag_keys(&generation, entry.tags.iter().map(|(t, _)| t.as_str()));
-            keys.extend(entry_key.map(str::to_owned));
             let stored: i64 = self
                 .run(Gate::Breaker, |mut c| {
-                    let mut invocation = self.invocation(script, &c, None);
-                    for key in &keys {
-                        invocation.key(key);
-                    }
-                    invocation
-                        .arg(&generation)
-                        .arg(envelope)
-                        .arg(&tags)
-                        .arg(ttl);
-                    for version in &versions {
-                        invocation.arg(*version);
-                    }
+                    let invocation = self.put_invocation(script, &c, &put, &generation, cluster);
                     async move { invocation.invoke_async(&mut c.conn).await }
                 })
                 .await?;
             // On a cluster, the check answered the sequence at which it found the stamp current.
-            if stored >= 0 && entry_key.is_none() {
+            if stored >= 0 && cluster {
                 let _: i64 = self
                     .run(Gate::Breaker, |mut c| {
-                        let mut invocation = self.inner.scripts.write_entry.key(&redis_key);
+                        let mut invocation = self.inner.scripts.write_entry.key(&put.redis_key);
                         invocation
-                            .arg(&bytes)
-                            .arg(&tags)
+                            .arg(&put.bytes)
+                            .arg(&put.tags)
                             .arg(&generation)
-                            .arg(ttl)
+                            .arg(put.ttl)
                             .arg(stored);
                         async move { invocation.invoke_async(&mut c.conn).await }
                     })
                     .await?;
             }
             Ok(())
+        })
+    }
+
+    /// On one Redis, one pipeline of `put` scripts; on a cluster, the writes one by one,
+    /// concurrently.
+    fn put_many<'a>(&'a self, entries: Vec<(EntryKey<'a>, StoredEntry)>) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            if self.inner.link.is_cluster() {
+                let puts = entries.into_iter().map(|(key, entry)| self.put(key, entry));
+                return futures_util::future::join_all(puts)
+                    .await
+                    .into_iter()
+                    .collect();
+            }
+            let mut first_error = None;
+            let mut puts = Vec::with_capacity(entries.len());
+            for (key, entry) in &entries {
+                match self.prepare_put(key, entry) {
+                    Ok(put) => puts.push((put, entry.generation.to_string())),
+                    Err(error) => first_error = first_error.or(Some(error)),
+                }
+            }
+            if !puts.is_empty() {
+                let script = &self.inner.scripts.put;
+                let _: Vec<i64> = self
+                    .run(Gate::Breaker, |mut c| {
+                        let mut pipe = redis::pipe();
+                        pipe.load_script(script).ignore();
+                        for (put, generation) in &puts {
+                            pipe.invoke_script(
+                                &self.put_invocation(script, &c, put, generation, false),
+                            );
+                        }
+                        async move { pipe.query_async(&mut c.conn).await }
+                    })
+                    .await?;
+            }
+            first_error.map_or(Ok(()), Err)
         })
     }
 

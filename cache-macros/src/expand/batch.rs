@@ -1,0 +1,74 @@
+//! `#[cached(batch = id in ids)]`: the ids are looked up one by one in process, and the rest
+//! go to the runtime with the body as a closure of the ids that missed.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{ItemFn, Type};
+
+use super::cached::{body, enabled};
+use super::{cache_ref, placeholder_values, ranged, shape_traits, span_range};
+use crate::private::PRIVATE;
+use crate::valid::{BatchPlan, CachedPlan};
+
+pub(crate) fn cached(
+    item: &ItemFn,
+    plan: &CachedPlan,
+    batch: &BatchPlan,
+    site: TokenStream,
+    options: TokenStream,
+) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = item;
+    let BatchPlan {
+        item: id,
+        arg,
+        arg_ty,
+        id_ty,
+    } = batch;
+    let cache = cache_ref(&plan.cache, plan.sig.receiver);
+    let ret = &plan.ret;
+    let traits = shape_traits();
+    // Reported over the return type when it is not a map of ids.
+    let serde = ranged(
+        span_range(ret),
+        quote!((&&#PRIVATE::autoref::BatchProbe::<#ret>::NEW).__cache_batch_serde()),
+    );
+    let values = placeholder_values(&plan.args, &plan.sig);
+    let enabled = enabled(plan);
+    // The body sees the ids that missed under the argument's name and type.
+    let missed = match arg_ty {
+        Type::Reference(_) => quote!(&__cache_missed),
+        _ => quote!(__cache_missed),
+    };
+    let body = body(plan, block);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #site
+            #traits
+            let __cache_serde = #serde;
+            let __cache_step: #PRIVATE::BatchLookup<#ret, _> = #PRIVATE::lookup_batch(
+                &__CACHE_SITE,
+                #cache,
+                #arg.iter(),
+                |#id: &#id_ty, __cache_render| __cache_render(&[#(#values),*]),
+                __cache_serde,
+                #enabled,
+            );
+            let __cache_pending = match __cache_step {
+                #PRIVATE::BatchLookup::Hit(__cache_value) => return __cache_value,
+                #PRIVATE::BatchLookup::Miss(__cache_pending) => __cache_pending,
+            };
+            __cache_pending
+                .load(#options, |__cache_missed: ::std::vec::Vec<#id_ty>| async move {
+                    let #arg: #arg_ty = #missed;
+                    #body
+                })
+                .await
+        }
+    }
+}

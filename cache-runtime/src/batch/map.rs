@@ -1,0 +1,104 @@
+//! What a batch method returns: a map from its ids to their values, perhaps in a `Result`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash};
+
+/// A map from ids to values that a batch method returns ([`HashMap`] and [`BTreeMap`]).
+pub trait BatchMap<K, T>: Default + IntoIterator<Item = (K, T)> {
+    /// The value of `key`.
+    fn get(&self, key: &K) -> Option<&T>;
+    /// Adds (or replaces) the value of `key`.
+    fn insert(&mut self, key: K, item: T);
+}
+
+impl<K: Eq + Hash, T, S: BuildHasher + Default> BatchMap<K, T> for HashMap<K, T, S> {
+    #[inline]
+    fn get(&self, key: &K) -> Option<&T> {
+        HashMap::get(self, key)
+    }
+    #[inline]
+    fn insert(&mut self, key: K, item: T) {
+        HashMap::insert(self, key, item);
+    }
+}
+
+impl<K: Ord, T> BatchMap<K, T> for BTreeMap<K, T> {
+    #[inline]
+    fn get(&self, key: &K) -> Option<&T> {
+        BTreeMap::get(self, key)
+    }
+    #[inline]
+    fn insert(&mut self, key: K, item: T) {
+        BTreeMap::insert(self, key, item);
+    }
+}
+
+/// The return type of a batch `#[cached]` method (`batch = id in ids`): a map from ids to
+/// values, alone or as the `Ok` of a `Result`. An id the map leaves out does not exist.
+#[diagnostic::on_unimplemented(
+    message = "a batch `#[cached]` method returns a map from its ids to their values, found `{Self}`",
+    label = "not a `HashMap<Id, Value>` or `BTreeMap<Id, Value>`, alone or in a `Result`",
+    note = "the body gets the ids that missed and returns the values of those that exist: `Result<HashMap<String, Customer>, E>`"
+)]
+pub trait BatchReturn: Sized {
+    /// The id type: the keys of the map, and the items of the batch argument.
+    type Key;
+    /// The value of one id.
+    type Value;
+    /// The map.
+    type Map: BatchMap<Self::Key, Self::Value>;
+    /// The map, or `None` for an error.
+    fn as_map(&self) -> Option<&Self::Map>;
+    /// The map, or `self` back for an error.
+    fn into_map(self) -> Result<Self::Map, Self>;
+    /// A return value holding `map`.
+    fn from_map(map: Self::Map) -> Self;
+}
+
+impl<K: Eq + Hash, T, S: BuildHasher + Default> BatchReturn for HashMap<K, T, S> {
+    type Key = K;
+    type Value = T;
+    type Map = Self;
+    fn as_map(&self) -> Option<&Self> {
+        Some(self)
+    }
+    fn into_map(self) -> Result<Self, Self> {
+        Ok(self)
+    }
+    fn from_map(map: Self) -> Self {
+        map
+    }
+}
+
+impl<K: Ord, T> BatchReturn for BTreeMap<K, T> {
+    type Key = K;
+    type Value = T;
+    type Map = Self;
+    fn as_map(&self) -> Option<&Self> {
+        Some(self)
+    }
+    fn into_map(self) -> Result<Self, Self> {
+        Ok(self)
+    }
+    fn from_map(map: Self) -> Self {
+        map
+    }
+}
+
+impl<M, E> BatchReturn for Result<M, E>
+where
+    M: BatchReturn<Map = M> + BatchMap<<M as BatchReturn>::Key, <M as BatchReturn>::Value>,
+{
+    type Key = <M as BatchReturn>::Key;
+    type Value = <M as BatchReturn>::Value;
+    type Map = M;
+    fn as_map(&self) -> Option<&M> {
+        self.as_ref().ok()
+    }
+    fn into_map(self) -> Result<M, Self> {
+        self.map_err(Err)
+    }
+    fn from_map(map: M) -> Self {
+        Ok(map)
+    }
+}

@@ -1,0 +1,164 @@
+//! Batch read-through: a `#[cached(batch = id in ids)]` method caches one entry per id, in the
+//! key space it shares with the single-id method (`shares = find_by_id`), and runs its body
+//! once, with the ids that missed.
+//!
+//! - `lookup_batch` (synchronous): every id's key is rendered and looked up in process; when
+//!   all are fresh hits the method returns at once.
+//! - [`BatchPending::load`]: the rest are read from the shared tier in one round trip
+//!   ([`Backend::get_many`](crate::backend::Backend::get_many)), then go through the same
+//!   per-key flights as single calls, and the ids this call leads are loaded by one run of the
+//!   body, stored (one [`put_many`](crate::backend::Backend::put_many)) and landed.
+//!
+//! Each id keeps every rule of a single call: its tags are stamped before the load, an
+//! invalidation of any of them (or of a result tag) during the load keeps its value out of
+//! the cache and away from waiters, and it is counted in the method's stats.
+
+mod load;
+mod map;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use self::map::{BatchMap, BatchReturn};
+use crate::codec::SerdeVTable;
+use crate::entry::{classify, rendered_bytes, start_storage_key, Found, OwnedKey};
+use crate::key::KeyArg;
+use crate::lookup::render_tags;
+use crate::report::CallOutcome;
+use crate::site::CachedSite;
+use crate::stats::MethodCounters;
+use crate::{Cache, CacheValue, LOG_TARGET};
+
+/// What the first half of a batch call found.
+pub enum BatchLookup<R, P> {
+    /// Every id was a fresh in-process hit: the method returns this.
+    Hit(R),
+    /// Some were not: the method awaits [`BatchPending::load`].
+    Miss(P),
+}
+
+/// A batch call with ids that were not fresh in process.
+pub struct BatchPending<K, R: BatchReturn> {
+    cache: Cache,
+    site: &'static CachedSite,
+    counters: Arc<MethodCounters>,
+    serde: Option<&'static SerdeVTable>,
+    /// The values found so far, under their ids: the start of the result.
+    found: R::Map,
+    /// The ids that were not, each once, in the order asked.
+    missing: Vec<Missing<K>>,
+    /// `condition` was false: the body runs with every id, uncached.
+    bypass: bool,
+}
+
+/// An id not served from the in-process tier, with its key and tags.
+pub(crate) struct Missing<K> {
+    pub(crate) id: K,
+    pub(crate) key: OwnedKey,
+    pub(crate) tags: Vec<String>,
+    /// Other ids of the call whose key renders the same: they get the same value.
+    pub(crate) aliases: Vec<K>,
+}
+
+/// The first half of a batch `#[cached]` call. `args` hands, for each id, the placeholder
+/// values (the key's, then each tag template's) to the callback it is given; `serde` is the
+/// value type's, when it has one.
+pub fn lookup_batch<'i, K, R>(
+    site: &'static CachedSite,
+    cache: &Cache,
+    ids: impl IntoIterator<Item = &'i K>,
+    args: impl Fn(&K, &mut dyn FnMut(&[&(dyn KeyArg + Sync)])),
+    serde: Option<&'static SerdeVTable>,
+    enabled: bool,
+) -> BatchLookup<R, BatchPending<K, R>>
+where
+    K: Clone + 'i,
+    R: BatchReturn<Key = K>,
+    R::Value: CacheValue,
+{
+    let counters = site.counters.get(cache, site.name);
+    let mut pending = BatchPending {
+        cache: cache.clone(),
+        site,
+        counters: counters.to_arc(),
+        serde,
+        found: R::Map::default(),
+        missing: Vec::new(),
+        bypass: !enabled,
+    };
+    let local = cache.trusted_local().filter(|_| enabled);
+    let now = cache.now_millis();
+    let debug = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG);
+    let mut buf = Vec::new();
+    for id in ids {
+        if BatchMap::get(&pending.found, id).is_some() {
+            continue; // asked twice, found once
+        }
+        let started = debug.then(Instant::now);
+        args(id, &mut |values| {
+            start_storage_key(site.scope, &mut buf);
+            let n = site.key.placeholders().min(values.len());
+            site.key.render_into(&values[..n], &mut buf);
+            if !enabled {
+                counters.bypassed.incr();
+            }
+            let found = local.and_then(|local| {
+                local.with_entry(&buf, now, |entry| {
+                    classify::<Option<R::Value>>(site, &*entry.value, &entry.meta, now)
+                })
+            });
+            match found {
+                Some(Found::Fresh(value) | Found::EarlyRefresh(value)) => {
+                    counters.hits.incr();
+                    counters.sample_hit(rendered_bytes(&buf));
+                    let rendered = || String::from_utf8_lossy(rendered_bytes(&buf)).into_owned();
+                    crate::report::record(site.name, rendered, CallOutcome::Hit);
+                    if let Some(started) = started {
+                        log_hit(site, &buf, started);
+                    }
+                    if let Some(item) = value {
+                        BatchMap::insert(&mut pending.found, id.clone(), item);
+                    }
+                }
+                // Stale entries are loaded with the misses: a batch refreshes nothing in the
+                // background.
+                _ => pending.add_missing(id, &buf, |key| render_tags(site, values, key)),
+            }
+        });
+    }
+    if pending.missing.is_empty() && enabled {
+        return BatchLookup::Hit(R::from_map(pending.found));
+    }
+    BatchLookup::Miss(pending)
+}
+
+fn log_hit(site: &CachedSite, storage: &[u8], started: Instant) {
+    let key = std::str::from_utf8(rendered_bytes(storage)).unwrap_or_default();
+    tracing::event!(
+        target: LOG_TARGET,
+        tracing::Level::DEBUG,
+        cache.op = "hit",
+        cache.method = site.name,
+        cache.key = key,
+        cache.duration_us = started.elapsed().as_micros() as u64
+    );
+}
+
+impl<K: Clone, R: BatchReturn<Key = K>> BatchPending<K, R> {
+    /// Adds `id`, whose storage key is `storage`, to the ids to load; an id whose key is
+    /// already there rides along with it.
+    fn add_missing(&mut self, id: &K, storage: &[u8], tags: impl FnOnce(&OwnedKey) -> Vec<String>) {
+        if let Some(earlier) = self.missing.iter_mut().find(|m| m.key.storage() == storage) {
+            earlier.aliases.push(id.clone());
+            return;
+        }
+        let key = OwnedKey::new(storage.into());
+        let tags = tags(&key);
+        self.missing.push(Missing {
+            id: id.clone(),
+            key,
+            tags,
+            aliases: Vec::new(),
+        });
+    }
+}

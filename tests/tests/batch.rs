@@ -1,0 +1,370 @@
+//! Batch read-through (`batch = id in ids`): one entry per id, shared with the single-id
+//! method, only misses reach the body, per-id single flight and invalidation races, and the
+//! shared tier in one round trip. Loads are counted and held on gates.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cache_runtime::{cached, invalidates, Cache};
+use parking_lot::Mutex;
+use support::recording::RecordingBackend;
+use support::{ann, bob, reached, row, until, Customer, Store, StoreError};
+
+#[derive(Clone)]
+struct Repo {
+    store: Store,
+    cache: Cache,
+    /// The ids each run of a batch body was given.
+    batches: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl Repo {
+    fn new(store: Store, cache: Cache) -> Repo {
+        Repo {
+            store,
+            cache,
+            batches: Arc::default(),
+        }
+    }
+
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"])]
+    async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+        self.store.get(id).await
+    }
+
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = find_by_id
+    )]
+    async fn find_by_ids(&self, ids: &[String]) -> Result<HashMap<String, Customer>, StoreError> {
+        self.batches.lock().push(ids.to_vec());
+        self.store.get_many(ids).await
+    }
+
+    /// Absent ids are not cached.
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer.{id}"],
+        batch = id in ids,
+        cache_none = false,
+        name = "existing"
+    )]
+    async fn find_existing(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<BTreeMap<String, Customer>, StoreError> {
+        self.batches.lock().push(ids.clone());
+        Ok(self.store.get_many(&ids).await?.into_iter().collect())
+    }
+
+    #[invalidates(tags = ["customer.{customer.id}"])]
+    async fn save(&self, customer: &Customer) -> Result<(), StoreError> {
+        self.store.save(customer).await
+    }
+
+    fn batches(&self) -> Vec<Vec<String>> {
+        self.batches.lock().clone()
+    }
+}
+
+/// The method's coalesced calls; 0 before its first call.
+fn coalesced(cache: &Cache, suffix: &str) -> u64 {
+    let stats = cache.stats();
+    let method = stats.methods.iter().find(|m| m.method.ends_with(suffix));
+    method.map_or(0, |m| m.coalesced)
+}
+
+fn ids(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+fn cat() -> Customer {
+    Customer::new("3", "Cat", "cat@example.com")
+}
+
+fn repo() -> Repo {
+    Repo::new(Store::with(&[ann(), bob(), cat()]), Cache::in_memory(1_000))
+}
+
+#[tokio::test]
+async fn only_the_ids_that_missed_reach_the_body_and_the_result_has_every_existing_id() {
+    let repo = repo();
+    let first = repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first["1"], ann());
+    let second = repo.find_by_ids(&ids(&["1", "2", "3", "9"])).await.unwrap();
+    assert_eq!(
+        second,
+        HashMap::from([
+            ("1".into(), ann()),
+            ("2".into(), bob()),
+            ("3".into(), cat())
+        ])
+    );
+    assert_eq!(repo.batches(), vec![ids(&["1", "2"]), ids(&["3", "9"])]);
+    // All hits now, "9" included (cached as not found): the body does not run.
+    let third = repo.find_by_ids(&ids(&["9", "3", "1"])).await.unwrap();
+    assert_eq!(third.len(), 2);
+    assert_eq!(repo.store.loads(), 2);
+    let stats = repo.cache.stats();
+    let batch = row(&stats, "find_by_ids");
+    assert_eq!(
+        (batch.hits, batch.misses, batch.loads),
+        (5, 4, 4),
+        "{batch:?}"
+    );
+}
+
+#[tokio::test]
+async fn entries_are_shared_with_the_single_id_method_both_ways() {
+    let repo = repo();
+    repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(repo.find_by_id("1").await.unwrap(), Some(ann()));
+    assert_eq!(repo.find_by_id("2").await.unwrap(), Some(bob()));
+    assert_eq!(
+        repo.store.loads(),
+        1,
+        "the single method hit the batch's entries"
+    );
+
+    assert_eq!(repo.find_by_id("3").await.unwrap(), Some(cat()));
+    assert_eq!(repo.find_by_id("7").await.unwrap(), None);
+    let got = repo.find_by_ids(&ids(&["3", "7", "1"])).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got["3"], cat());
+    assert_eq!(
+        repo.store.loads(),
+        3,
+        "the batch hit the single method's entries"
+    );
+    assert_eq!(repo.batches().len(), 1);
+}
+
+#[tokio::test]
+async fn absent_ids_are_not_cached_with_cache_none_false_and_duplicates_load_once() {
+    let repo = repo();
+    let got = repo
+        .find_existing(ids(&["1", "8", "1", "8"]))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(repo.batches(), vec![ids(&["1", "8"])]);
+    repo.find_existing(ids(&["1", "8"])).await.unwrap();
+    assert_eq!(repo.batches()[1], ids(&["8"]), "8 was not cached as absent");
+}
+
+#[tokio::test]
+async fn a_failed_batch_returns_its_error_and_stores_nothing() {
+    let repo = repo();
+    repo.store.fail(true);
+    assert_eq!(
+        repo.find_by_ids(&ids(&["1", "2"])).await,
+        Err(StoreError::Unavailable)
+    );
+    repo.store.fail(false);
+    assert_eq!(repo.find_by_ids(&ids(&["1", "2"])).await.unwrap().len(), 2);
+    assert_eq!(repo.batches().len(), 2);
+}
+
+#[tokio::test]
+async fn a_write_invalidates_the_batch_entries_of_its_ids() {
+    let repo = repo();
+    repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    let renamed = Customer::new("1", "Ann B", "ann@example.com");
+    repo.save(&renamed).await.unwrap();
+    let got = repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(got["1"], renamed);
+    assert_eq!(repo.batches()[1], ids(&["1"]), "2 was still cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_batches_load_each_id_once() {
+    let repo = repo();
+    let gate = repo.store.hold();
+    let first = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_ids(&ids(&["1", "2", "3"])).await }
+    });
+    reached(&gate, 1).await;
+    // 2 and 3 are being loaded by the first batch: the second waits for them and loads 4.
+    let second = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_ids(&ids(&["2", "3", "4"])).await }
+    });
+    // The second batch waits for "2" (the lowest key) before it could lead "4".
+    until(|| coalesced(&repo.cache, "::find_by_ids") >= 1).await;
+    gate.release.add_permits(2);
+    let (first, second) = (
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    );
+    assert_eq!(first.len(), 3);
+    assert_eq!(second.len(), 2, "2 and 3 exist, 4 does not");
+    assert_eq!(second["2"], bob());
+    let mut batches = repo.batches();
+    batches.sort();
+    assert_eq!(batches, vec![ids(&["1", "2", "3"]), ids(&["4"])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_for_a_single_call_loading_one_of_its_ids() {
+    let repo = repo();
+    let gate = repo.store.hold();
+    let single = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_id("2").await }
+    });
+    reached(&gate, 1).await;
+    let batch = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_ids(&ids(&["1", "2"])).await }
+    });
+    // The batch leads "1" and waits for the single call's "2" before its body runs.
+    until(|| coalesced(&repo.cache, "::find_by_ids") >= 1).await;
+    gate.release.add_permits(2);
+    assert_eq!(single.await.unwrap().unwrap(), Some(bob()));
+    let got = batch.await.unwrap().unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(repo.batches(), vec![ids(&["1"])]);
+    assert_eq!(repo.store.loads(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_during_a_batch_load_keeps_that_id_out_of_the_cache() {
+    let store = Store::with(&[ann(), bob()]);
+    let repo = Repo::new(store.clone(), Cache::in_memory(1_000));
+    let gate = store.hold();
+    let batch = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_ids(&ids(&["1", "2"])).await }
+    });
+    reached(&gate, 1).await;
+    // The row of 2 changes and its invalidation returns while the batch's load is running
+    // (the load reads after the gate, so it sees the new row, but may not store it: the
+    // history rule is that a load that began before an invalidation is not stored).
+    let renamed = Customer::new("2", "Bob B", "bob@example.com");
+    repo.save(&renamed).await.unwrap();
+    gate.release.add_permits(1);
+    let got = batch.await.unwrap().unwrap();
+    assert_eq!(got.len(), 2);
+    store.open();
+    // 1 was stored; 2 was not, and is loaded again.
+    let again = repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(again["2"], renamed);
+    assert_eq!(repo.batches(), vec![ids(&["1", "2"]), ids(&["2"])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_on_an_overtaken_batch_load_loads_for_itself() {
+    let store = Store::with(&[ann(), bob()]);
+    let repo = Repo::new(store.clone(), Cache::in_memory(1_000));
+    let gate = store.hold();
+    let batch = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_ids(&ids(&["1", "2"])).await }
+    });
+    reached(&gate, 1).await;
+    let single = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_by_id("2").await }
+    });
+    until(|| coalesced(&repo.cache, "::find_by_id") >= 1).await;
+    let renamed = Customer::new("2", "Bob B", "bob@example.com");
+    repo.save(&renamed).await.unwrap();
+    gate.release.add_permits(2);
+    batch.await.unwrap().unwrap();
+    // The batch's value of 2 began before the invalidation: the waiter does not take it.
+    assert_eq!(single.await.unwrap().unwrap(), Some(renamed));
+    assert_eq!(store.loads(), 2);
+}
+
+#[tokio::test]
+async fn condition_false_runs_the_body_with_every_id_uncached() {
+    #[derive(Clone)]
+    struct Gated {
+        store: Store,
+        cache: Cache,
+    }
+    impl Gated {
+        #[cached(key = "c.{id}", ttl = 60, batch = id in ids, condition = ids.len() < 3)]
+        async fn find(&self, ids: &[String]) -> Result<HashMap<String, Customer>, StoreError> {
+            self.store.get_many(ids).await
+        }
+    }
+    let gated = Gated {
+        store: Store::with(&[ann(), bob(), cat()]),
+        cache: Cache::in_memory(100),
+    };
+    gated.find(&ids(&["1", "2"])).await.unwrap();
+    let all = gated.find(&ids(&["1", "2", "3"])).await.unwrap();
+    assert_eq!(all.len(), 3);
+    gated.find(&ids(&["1", "2", "3"])).await.unwrap();
+    assert_eq!(
+        gated.store.loads(),
+        3,
+        "the large batches bypassed the cache"
+    );
+    gated.find(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(gated.store.loads(), 3);
+}
+
+#[tokio::test]
+async fn over_a_shared_tier_a_batch_reads_and_writes_in_one_call_each() {
+    let backend = RecordingBackend::with_feed();
+    let store = Store::with(&[ann(), bob(), cat()]);
+    let one = Repo::new(
+        store.clone(),
+        Cache::builder().backend(backend.clone()).build(),
+    );
+    let two = Repo::new(
+        store.clone(),
+        Cache::builder().backend(backend.clone()).build(),
+    );
+    until(|| one.cache.feed_connected() && two.cache.feed_connected()).await;
+    let ops = &backend.ops;
+
+    one.find_by_ids(&ids(&["1", "2", "3", "4"])).await.unwrap();
+    assert_eq!(ops.get_batches.load(Ordering::SeqCst), 1);
+    assert_eq!(ops.put_batches.load(Ordering::SeqCst), 1);
+    assert_eq!(ops.puts.load(Ordering::SeqCst), 4, "4 cached as not found");
+    assert_eq!(
+        ops.tag_reads.load(Ordering::SeqCst),
+        1,
+        "one stamp for every id"
+    );
+
+    // Another instance: half of its ids are in the shared tier, half nowhere.
+    let got = two.find_by_ids(&ids(&["1", "2", "5", "6"])).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(ops.get_batches.load(Ordering::SeqCst), 2);
+    assert_eq!(ops.gets.load(Ordering::SeqCst), 8, "no single gets");
+    assert_eq!(ops.put_batches.load(Ordering::SeqCst), 2);
+    assert_eq!(two.batches(), vec![ids(&["5", "6"])]);
+    assert_eq!(row(&two.cache.stats(), "find_by_ids").l2_hits, 2);
+    // Promoted into the second instance's in-process tier.
+    assert_eq!(two.find_by_id("1").await.unwrap(), Some(ann()));
+    assert_eq!(ops.get_batches.load(Ordering::SeqCst), 2);
+    assert_eq!(ops.gets.load(Ordering::SeqCst), 8);
+}
+
+#[tokio::test]
+async fn a_shared_tier_that_fails_falls_back_to_the_body_for_every_missing_id() {
+    let backend = RecordingBackend::with_feed();
+    let repo = Repo::new(
+        Store::with(&[ann(), bob()]),
+        Cache::builder().backend(backend.clone()).build(),
+    );
+    until(|| repo.cache.feed_connected()).await;
+    backend.set_down(true);
+    let got = repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(repo.batches(), vec![ids(&["1", "2"])]);
+    assert!(row(&repo.cache.stats(), "find_by_ids").backend_errors >= 1);
+}
