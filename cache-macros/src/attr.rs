@@ -410,7 +410,7 @@ impl Value for Batch {
             let arg: Ident = input.parse()?;
             Ok(Batch { item, arg })
         };
-        parse(input).map_err(|e| syn::Error::new(e.span(), expected()))
+        parse(input).map_err(|_| syn::Error::new(name.span(), expected()))
     }
 }
 

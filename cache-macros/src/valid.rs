@@ -264,8 +264,11 @@ pub(crate) fn cached(item: &ItemFn, args: CachedArgs, errors: &mut Errors) -> Op
     check_lock_is_async(&args, blocking, errors);
     let swr = check_swr(&args, &ttl, errors);
     check_swr_can_detach(swr.as_ref().map(|(_, span)| *span), &sig, errors);
+    // A malformed `batch` leaves the templates' `{id}` unbound: reported once, there.
+    let batch_unbound = args.batch.given() && batch.is_none();
     let resolved = key
         .as_ref()
+        .filter(|_| !batch_unbound)
         .map(|key| check_key_covers_args(key, &tags, &args, &sig, errors));
     let skip_none = match &args.cache_none.value {
         Some(b) if !b.value => Some(b.span),

@@ -69,6 +69,7 @@ on_both_deployments! {
     builds_with_different_value_versions_keep_their_own_entries(Shared),
     a_transaction_scope_reaches_the_shared_tier_when_it_ends(Shared),
     a_ttl_from_the_result_is_the_entrys_lifetime_in_redis(Shared),
+    a_half_missed_batch_reads_redis_once_and_writes_it_once(Shared),
 }
 
 /// An application instance: its own L1, the shared Redis as L2.
@@ -903,4 +904,95 @@ async fn a_silent_subscription_is_noticed_by_its_heartbeat() {
         .unwrap();
     until(|| !cache.feed_connected()).await;
     until(|| cache.feed_connected()).await; // back, and flushed, after the pause
+}
+
+#[derive(Clone)]
+struct Batches {
+    store: Store,
+    cache: Cache,
+}
+
+impl Batches {
+    #[cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"])]
+    async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, support::StoreError> {
+        self.store.get(id).await
+    }
+
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = find_by_id
+    )]
+    async fn find_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Customer>, support::StoreError> {
+        self.store.get_many(ids).await
+    }
+}
+
+/// Two instances: the first loads 50 of 100 ids, the second asks for all 100. Its in-process
+/// misses go to Redis in one `get_many` (one pipeline on a single server; concurrent reads on
+/// a cluster), the 50 found there are served, and only the other 50 reach its body, whose
+/// values are written in one `put_many`.
+async fn a_half_missed_batch_reads_redis_once_and_writes_it_once(redis: &SharedRedis) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use support::recording::Counted;
+    let ns = namespace("batch");
+    let customers: Vec<Customer> = (0..100)
+        .map(|i| {
+            Customer::new(
+                &i.to_string(),
+                &format!("c{i}"),
+                &format!("c{i}@example.com"),
+            )
+        })
+        .collect();
+    let store = Store::with(&customers);
+    let ids: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let one = Batches {
+        store: store.clone(),
+        cache: Cache::builder().backend(redis.backend(&ns)).build(),
+    };
+    let backend = Counted::new(redis.backend(&ns));
+    let calls = backend.calls.clone();
+    let two = Batches {
+        store: store.clone(),
+        cache: Cache::builder().backend(backend).build(),
+    };
+    until(|| one.cache.feed_connected() && two.cache.feed_connected()).await;
+    assert_eq!(one.find_by_ids(&ids[..50]).await.unwrap().len(), 50);
+    assert_eq!(store.loads(), 1);
+
+    let all = two.find_by_ids(&ids).await.unwrap();
+    assert_eq!(all.len(), 100);
+    assert_eq!(all["7"], customers[7]);
+    assert_eq!(all["77"], customers[77]);
+    assert_eq!(store.loads(), 2, "the second body loaded the other 50");
+    assert_eq!(
+        calls.get_batches.load(SeqCst),
+        1,
+        "one read of Redis for the batch"
+    );
+    assert_eq!(calls.gets.load(SeqCst), 0);
+    assert_eq!(
+        calls.put_batches.load(SeqCst),
+        1,
+        "one write for the 50 loaded"
+    );
+    assert_eq!(calls.puts.load(SeqCst), 0);
+    assert_eq!(
+        calls.tag_reads.load(SeqCst),
+        1,
+        "one stamp for the 50 loaded"
+    );
+    assert_eq!(redis.keys(&format!("{ns}:e:*customer.*")).len(), 100);
+    // The first instance reads the second one's writes from Redis.
+    assert_eq!(
+        one.find_by_id("88").await.unwrap(),
+        Some(customers[88].clone())
+    );
+    assert_eq!(store.loads(), 2);
 }

@@ -45,30 +45,41 @@ pub(crate) fn cached(
         _ => quote!(__cache_missed),
     };
     let body = body(plan, block);
-    quote! {
-        #(#attrs)*
-        #vis #sig {
-            #site
-            #traits
-            let __cache_serde = #serde;
-            let __cache_step: #PRIVATE::BatchLookup<#ret, _> = #PRIVATE::lookup_batch(
+    // Reported over the return type when it is not a map of the ids.
+    let lookup = ranged(
+        span_range(ret),
+        quote! {
+            #PRIVATE::lookup_batch(
                 &__CACHE_SITE,
                 #cache,
                 #arg.iter(),
                 |#id: &#id_ty, __cache_render| __cache_render(&[#(#values),*]),
                 __cache_serde,
                 #enabled,
-            );
+            )
+        },
+    );
+    let load = ranged(
+        span_range(ret),
+        quote! {
+            __cache_pending.load(#options, |__cache_missed: ::std::vec::Vec<#id_ty>| async move {
+                let #arg: #arg_ty = #missed;
+                #body
+            })
+        },
+    );
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #site
+            #traits
+            let __cache_serde = #serde;
+            let __cache_step: #PRIVATE::BatchLookup<#ret, _> = #lookup;
             let __cache_pending = match __cache_step {
                 #PRIVATE::BatchLookup::Hit(__cache_value) => return __cache_value,
                 #PRIVATE::BatchLookup::Miss(__cache_pending) => __cache_pending,
             };
-            __cache_pending
-                .load(#options, |__cache_missed: ::std::vec::Vec<#id_ty>| async move {
-                    let #arg: #arg_ty = #missed;
-                    #body
-                })
-                .await
+            #load.await
         }
     }
 }

@@ -242,3 +242,82 @@ impl Backend for RecordingBackend {
         Box::pin(std::future::ready(Ok(())))
     }
 }
+
+/// Any backend, with its `get`, `get_many`, `put` and `put_many` calls counted: a batch's
+/// round trips to a real Redis (each `get_many` and `put_many` of the Redis backend is one
+/// pipeline on a single server).
+#[derive(Clone)]
+pub struct Counted<B> {
+    inner: Arc<B>,
+    pub calls: Arc<Ops>,
+}
+
+impl<B: Backend> Counted<B> {
+    pub fn new(inner: B) -> Self {
+        Counted {
+            inner: Arc::new(inner),
+            calls: Arc::default(),
+        }
+    }
+}
+
+impl<B: Backend> Backend for Counted<B> {
+    fn get<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        self.calls.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+    fn get_trusting_feed<'a>(&'a self, key: EntryKey<'a>) -> BackendFuture<'a, Option<Fetched>> {
+        self.calls.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_trusting_feed(key)
+    }
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [EntryKey<'a>],
+        trusting_feed: bool,
+    ) -> BackendFuture<'a, Vec<Result<Option<Fetched>, BackendError>>> {
+        self.calls.get_batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_many(keys, trusting_feed)
+    }
+    fn tag_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Vec<u64>> {
+        self.calls.tag_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.tag_versions(tags)
+    }
+    fn stamp_versions<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, Versions> {
+        self.calls.tag_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.stamp_versions(tags)
+    }
+    fn put<'a>(&'a self, key: EntryKey<'a>, entry: StoredEntry) -> BackendFuture<'a, ()> {
+        self.calls.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, entry)
+    }
+    fn put_many<'a>(&'a self, entries: Vec<(EntryKey<'a>, StoredEntry)>) -> BackendFuture<'a, ()> {
+        self.calls.put_batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_many(entries)
+    }
+    fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BackendFuture<'a, ()> {
+        self.calls.invalidations.fetch_add(1, Ordering::SeqCst);
+        self.inner.invalidate_tags(tags)
+    }
+    fn clear(&self) -> BackendFuture<'_, ()> {
+        self.inner.clear()
+    }
+    fn healthy(&self) -> bool {
+        self.inner.healthy()
+    }
+    fn feed(&self) -> Option<cache_runtime::backend::Feed> {
+        self.inner.feed()
+    }
+    fn try_lock<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        ttl: std::time::Duration,
+    ) -> BackendFuture<'a, Option<LockToken>> {
+        self.inner.try_lock(key, ttl)
+    }
+    fn unlock<'a>(&'a self, key: EntryKey<'a>, token: LockToken) -> BackendFuture<'a, ()> {
+        self.inner.unlock(key, token)
+    }
+    fn stores_bytes(&self) -> bool {
+        self.inner.stores_bytes()
+    }
+}
