@@ -50,6 +50,31 @@ fn the_api_reports_cache_use_and_maps_errors() {
         Some("miss"),
         "another limit, another entry"
     );
+    // A batch: c00001 is cached, c00002 and c00003 are read in one store query, "nobody"
+    // does not exist; then every id is a hit, for the batch and for the single GET.
+    let batch = call("GET", "/customers?ids=c00001,c00002,nobody,c00003", None);
+    assert_eq!((batch.status, batch.header("x-cache")), (200, Some("miss")));
+    let found = batch.json();
+    let ids: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c00001", "c00002", "c00003"]);
+    assert_eq!(
+        call("GET", "/customers?ids=c00003,nobody,c00002", None).header("x-cache"),
+        Some("hit")
+    );
+    assert_eq!(
+        call("GET", "/customers/c00003", None).header("x-cache"),
+        Some("hit"),
+        "the batch filled the single method's entry"
+    );
+    assert_eq!(
+        call("GET", "/customers?ids=c00001,,c00002", None).status,
+        400
+    );
     assert_eq!(call("GET", "/customers?page=0&limit=5", None).status, 400);
     assert_eq!(call("GET", "/customers?page=x", None).status, 400);
 

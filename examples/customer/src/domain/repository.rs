@@ -39,6 +39,11 @@ pub trait CustomerRepository: Clone + Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// The customers with these ids that exist.
+    fn find_by_ids(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, Customer>, RepositoryError>> + Send;
     /// The customer with this e-mail address (case-insensitive).
     fn find_by_email(
         &self,

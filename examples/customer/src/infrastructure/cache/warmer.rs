@@ -4,10 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use cache_runtime::{decode_value, CallOutcome};
-
-use super::first_outcome;
 use crate::domain::{CustomerRepository, RepositoryError};
+use cache_runtime::{decode_value, encode_value, CallOutcome};
 
 /// What a warm-up did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +21,9 @@ pub struct WarmReport {
     /// How long it took.
     pub duration: Duration,
 }
+
+/// How many ids the warmer loads with one batch call.
+pub const WARM_BATCH: usize = 100;
 
 /// Loads the hot entries into the cache through the repository.
 pub struct CustomerCacheWarmer<R> {
@@ -61,16 +62,28 @@ impl<R: CustomerRepository> CustomerCacheWarmer<R> {
         let started = Instant::now();
         let mut report = WarmReport::default();
         tracing::info!(customers = ids.len(), pages, "cache warm-up started");
-        for id in ids {
-            let (found, observed) = cache_runtime::observe(self.repository.find_by_id(id)).await;
-            match found? {
-                Some(_) if first_outcome(&observed) == Some(CallOutcome::Hit) => {
-                    report.already_warm += 1
+        // A batch at a time: the ids not cached are read from the store in one query.
+        for chunk in ids.chunks(WARM_BATCH) {
+            let (found, observed) =
+                cache_runtime::observe(self.repository.find_by_ids(chunk)).await;
+            let found = found?;
+            let hits: Vec<&str> = observed
+                .iter()
+                .filter(|o| o.outcome == CallOutcome::Hit)
+                .map(|o| o.key.as_str())
+                .collect();
+            for id in chunk {
+                match found.get(id) {
+                    Some(_)
+                        if hits.contains(&format!("customer.{}", encode_value(id)).as_str()) =>
+                    {
+                        report.already_warm += 1
+                    }
+                    Some(_) => report.customers += 1,
+                    None => report.missing += 1,
                 }
-                Some(_) => report.customers += 1,
-                None => report.missing += 1,
+                progress();
             }
-            progress();
         }
         for page in 1..=pages {
             self.repository

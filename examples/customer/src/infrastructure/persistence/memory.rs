@@ -27,6 +27,14 @@ impl CustomerStore for InMemoryCustomerStore {
         Ok(self.rows.read().await.get(id).cloned())
     }
 
+    async fn get_many(&self, ids: &[String]) -> Result<HashMap<String, Customer>, RepositoryError> {
+        let rows = self.rows.read().await;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), rows.get(id)?.clone())))
+            .collect())
+    }
+
     async fn get_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
         let email = email.to_lowercase();
         Ok(self

@@ -4,6 +4,7 @@
 mod memory;
 mod mongo;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 pub use memory::InMemoryCustomerStore;
@@ -18,6 +19,11 @@ pub trait CustomerStore: Clone + Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Customer>, RepositoryError>> + Send;
+    /// The customers with these ids that exist, in one read.
+    fn get_many(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Customer>, RepositoryError>> + Send;
     /// The customer with this e-mail address, case-insensitively.
     fn get_by_email(
         &self,

@@ -135,6 +135,23 @@ impl CustomerStore for MongoCustomerStore {
         self.find_one(doc! { "_id": id }).await
     }
 
+    async fn get_many(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Customer>, RepositoryError> {
+        let cursor = self
+            .collection
+            .find(doc! { "_id": { "$in": ids } })
+            .await
+            .map_err(unavailable)?;
+        let documents: Vec<CustomerDocument> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(documents
+            .into_iter()
+            .map(Customer::from)
+            .map(|customer| (customer.id.clone(), customer))
+            .collect())
+    }
+
     async fn get_by_email(&self, email: &str) -> Result<Option<Customer>, RepositoryError> {
         self.find_one(doc! { "email_lower": email.to_lowercase() })
             .await
