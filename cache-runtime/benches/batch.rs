@@ -1,0 +1,96 @@
+//! Batch read-through against the single-id method it shares entries with, in process:
+//! 100 ids, all hits, as one `find_by_ids` and as 100 `find_by_id` calls; and a batch half of
+//! whose ids miss (fresh ids each time), loaded by one run of its body.
+//!
+//! `cargo bench -p cache-runtime --bench batch`; the README records the ratios.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_runtime::Cache;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+#[path = "support/customer.rs"]
+mod customer;
+use customer::{customer, Customer};
+
+pub struct Repo {
+    cache: Cache,
+}
+
+impl Repo {
+    #[cache_runtime::cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"])]
+    pub async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, Infallible> {
+        Ok(Some(customer(id)))
+    }
+
+    #[cache_runtime::cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = find_by_id
+    )]
+    pub async fn find_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Customer>, Infallible> {
+        Ok(ids.iter().map(|id| (id.clone(), customer(id))).collect())
+    }
+}
+
+fn batches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let repo = Repo {
+        cache: Cache::in_memory(1_000_000),
+    };
+    let ids: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    rt.block_on(repo.find_by_ids(&ids)).unwrap();
+
+    let mut group = c.benchmark_group("batch_100");
+    group.bench_function("find_by_id_x100_all_hits", |b| {
+        b.to_async(&rt).iter(|| async {
+            for id in &ids {
+                black_box(repo.find_by_id(id).await.unwrap());
+            }
+        })
+    });
+    group.bench_function("find_by_ids_all_hits", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(repo.find_by_ids(&ids).await.unwrap()) })
+    });
+    let next = Arc::new(AtomicU64::new(0));
+    group.bench_function("find_by_ids_half_misses", |b| {
+        b.iter_custom(|iters| {
+            let (repo, next, ids) = (&repo, next.clone(), &ids);
+            rt.block_on(async move {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut batch: Vec<String> = ids[..50].to_vec();
+                    for _ in 0..50 {
+                        batch.push(format!("n{}", next.fetch_add(1, Ordering::Relaxed)));
+                    }
+                    let started = Instant::now();
+                    black_box(repo.find_by_ids(&batch).await.unwrap());
+                    elapsed += started.elapsed();
+                }
+                elapsed
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = batches
+}
+criterion_main!(benches);
