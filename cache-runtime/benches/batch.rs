@@ -62,6 +62,19 @@ fn batches(c: &mut Criterion) {
             }
         })
     });
+    // What a batch returns that 100 single calls do not build: the same hits collected into a
+    // `HashMap` under cloned ids.
+    group.bench_function("find_by_id_x100_into_map", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut map = HashMap::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(found) = repo.find_by_id(id).await.unwrap() {
+                    map.insert(id.clone(), found);
+                }
+            }
+            black_box(map)
+        })
+    });
     group.bench_function("find_by_ids_all_hits", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(repo.find_by_ids(&ids).await.unwrap()) })

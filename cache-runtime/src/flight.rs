@@ -57,9 +57,12 @@ struct Running {
     hasher: foldhash::fast::RandomState,
 }
 
+/// How a waiter hears of its flight's landing.
+pub(crate) type Receiver = watch::Receiver<Option<Arc<Landing>>>;
+
 pub(crate) enum Joined {
     Leader(FlightGuard),
-    Waiter(watch::Receiver<Option<Arc<Landing>>>),
+    Waiter(Receiver),
 }
 
 impl Flights {
@@ -135,7 +138,7 @@ impl Drop for FlightGuard {
 }
 
 /// Waits for the flight `rx` belongs to.
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<Arc<Landing>>>) -> Option<Arc<Landing>> {
+pub(crate) async fn wait(mut rx: Receiver) -> Option<Arc<Landing>> {
     match rx.wait_for(Option::is_some).await {
         Ok(landing) => landing.clone(),
         Err(_) => None,

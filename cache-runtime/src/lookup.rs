@@ -76,6 +76,32 @@ pub(crate) fn render_tags(
     tags
 }
 
+/// Counts, samples, reports and (when `started` is given) logs a fresh in-process hit of the
+/// storage key `storage`: a call's, or one id's of a batch.
+#[inline]
+pub(crate) fn record_local_hit(
+    counters: &MethodCounters,
+    site: &CachedSite,
+    storage: &[u8],
+    started: Option<Instant>,
+) {
+    counters.hits.incr();
+    if let Some(started) = started {
+        let key = std::str::from_utf8(rendered_bytes(storage)).unwrap_or_default();
+        tracing::event!(
+            target: LOG_TARGET,
+            tracing::Level::DEBUG,
+            cache.op = "hit",
+            cache.method = site.name,
+            cache.key = key,
+            cache.duration_us = started.elapsed().as_micros() as u64
+        );
+    }
+    let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
+    crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
+    counters.sample_hit(rendered_bytes(storage));
+}
+
 /// The first half of a `#[cached]` call. `args` are the placeholder values: the key's, then
 /// each tag template's.
 #[inline]
@@ -156,21 +182,7 @@ fn look_up<R, S: ReturnShape<R>>(
             })
             .unwrap_or(Found::Miss);
         if let Found::Fresh(value) = found {
-            counters.hits.incr();
-            if let Some(started) = started {
-                let key = std::str::from_utf8(rendered_bytes(buf)).unwrap_or_default();
-                tracing::event!(
-                    target: LOG_TARGET,
-                    tracing::Level::DEBUG,
-                    cache.op = "hit",
-                    cache.method = site.name,
-                    cache.key = key,
-                    cache.duration_us = started.elapsed().as_micros() as u64
-                );
-            }
-            let rendered = || String::from_utf8_lossy(rendered_bytes(buf)).into_owned();
-            crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
-            counters.sample_hit(rendered_bytes(buf));
+            record_local_hit(&counters, site, buf, started);
             return Lookup::Hit(shape.wrap_value(value));
         }
         let key = OwnedKey::new(buf.as_slice().into());

@@ -114,14 +114,10 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             retry = true;
             match self.cache.flights(self.blocking).join(self.key.storage()) {
                 Joined::Leader(guard) => {
-                    // The flight we missed may have landed between our lookup and our join:
-                    // what it stored is served, not loaded a second time. (Its leader stores
-                    // before it lands, so a flight that is gone has stored what it will.)
-                    if let Some(value) = self.fresh_in_process() {
-                        drop(guard);
-                        self.counters.coalesced.incr();
-                        return self.shape.wrap_value(value);
-                    }
+                    let guard = match self.landed_meanwhile(guard) {
+                        Ok(value) => return self.shape.wrap_value(value),
+                        Err(guard) => guard,
+                    };
                     let position = self.cache.log().position();
                     let lock = if self.site.lock_ms > 0 && !self.blocking {
                         match self.lock().await {
@@ -160,17 +156,9 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                     return result;
                 }
                 Joined::Waiter(rx) => {
-                    self.counters.coalesced.incr();
-                    let Some(landing) = flight::wait(rx).await else {
+                    let Some(landing) = self.wait_for_landing(rx).await else {
                         continue;
                     };
-                    if self
-                        .cache
-                        .log()
-                        .invalidated_since(landing.started_at, &landing.tag_hashes)
-                    {
-                        continue;
-                    }
                     match &landing.outcome {
                         Outcome::Value(value) => {
                             let Some(value) = value.downcast_ref::<V>() else {
@@ -196,6 +184,33 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
                 }
             }
         }
+    }
+
+    /// For a call that just became the leader of its key's flight: the value, when the
+    /// flight it missed landed between its look-up and its join (what that flight stored is
+    /// served, not loaded a second time: a leader stores before it lands, so a flight that
+    /// is gone has stored what it will); else the guard back.
+    pub(crate) fn landed_meanwhile(&self, guard: FlightGuard) -> Result<V, FlightGuard> {
+        match self.fresh_in_process() {
+            Some(value) => {
+                drop(guard);
+                self.counters.coalesced.incr();
+                Ok(value)
+            }
+            None => Err(guard),
+        }
+    }
+
+    /// Waits for the flight `rx` belongs to, counted as coalesced: its landing, or `None`
+    /// when it was abandoned or an invalidation of its tags overtook it (look again).
+    pub(crate) async fn wait_for_landing(
+        &self,
+        rx: flight::Receiver,
+    ) -> Option<Arc<flight::Landing>> {
+        self.counters.coalesced.incr();
+        let landing = flight::wait(rx).await?;
+        let log = self.cache.log();
+        (!log.invalidated_since(landing.started_at, &landing.tag_hashes)).then_some(landing)
     }
 
     /// A fresh value of the key in the in-process tier, if it may be served.

@@ -10,7 +10,7 @@ use super::{BatchPending, BatchReturn};
 use crate::backend::{EntryKey, StoredEntry};
 use crate::call::Call;
 use crate::entry::Found;
-use crate::flight::{self, FlightGuard, Joined, Landing, Outcome};
+use crate::flight::{FlightGuard, Joined, Landing, Outcome};
 use crate::load::Options;
 use crate::report::CallOutcome;
 use crate::tiers::{stamp_all, Current, SharedLookup, SharedRead};
@@ -207,27 +207,16 @@ where
             retry = true;
             let rx = match call.cache.flights(false).join(call.key.storage()) {
                 Joined::Leader(guard) => {
-                    // A flight that landed since the look-up stored what it loaded.
-                    if let Some(value) = call.fresh_in_process() {
-                        drop(guard);
-                        call.counters.coalesced.incr();
-                        return Resolution::Served(value);
-                    }
-                    return Resolution::Led(guard);
+                    return match call.landed_meanwhile(guard) {
+                        Ok(value) => Resolution::Served(value),
+                        Err(guard) => Resolution::Led(guard),
+                    };
                 }
                 Joined::Waiter(rx) => rx,
             };
-            call.counters.coalesced.incr();
-            let Some(landing) = flight::wait(rx).await else {
+            let Some(landing) = call.wait_for_landing(rx).await else {
                 continue;
             };
-            if call
-                .cache
-                .log()
-                .invalidated_since(landing.started_at, &landing.tag_hashes)
-            {
-                continue;
-            }
             // A failed load (shared error or not) is loaded again, by this call's body.
             let Outcome::Value(value) = &landing.outcome else {
                 continue;

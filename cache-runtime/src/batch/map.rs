@@ -5,6 +5,8 @@ use std::hash::{BuildHasher, Hash};
 
 /// A map from ids to values that a batch method returns ([`HashMap`] and [`BTreeMap`]).
 pub trait BatchMap<K, T>: Default + IntoIterator<Item = (K, T)> {
+    /// An empty map with room for `n` values (as far as the map type can tell).
+    fn with_capacity(n: usize) -> Self;
     /// The value of `key`.
     fn get(&self, key: &K) -> Option<&T>;
     /// Adds (or replaces) the value of `key`.
@@ -12,6 +14,10 @@ pub trait BatchMap<K, T>: Default + IntoIterator<Item = (K, T)> {
 }
 
 impl<K: Eq + Hash, T, S: BuildHasher + Default> BatchMap<K, T> for HashMap<K, T, S> {
+    #[inline]
+    fn with_capacity(n: usize) -> Self {
+        HashMap::with_capacity_and_hasher(n, S::default())
+    }
     #[inline]
     fn get(&self, key: &K) -> Option<&T> {
         HashMap::get(self, key)
@@ -23,6 +29,10 @@ impl<K: Eq + Hash, T, S: BuildHasher + Default> BatchMap<K, T> for HashMap<K, T,
 }
 
 impl<K: Ord, T> BatchMap<K, T> for BTreeMap<K, T> {
+    #[inline]
+    fn with_capacity(_: usize) -> Self {
+        BTreeMap::new()
+    }
     #[inline]
     fn get(&self, key: &K) -> Option<&T> {
         BTreeMap::get(self, key)

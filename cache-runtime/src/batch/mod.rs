@@ -21,10 +21,9 @@ use std::time::Instant;
 
 pub use self::map::{BatchMap, BatchReturn};
 use crate::codec::SerdeVTable;
-use crate::entry::{classify, rendered_bytes, start_storage_key, Found, OwnedKey};
+use crate::entry::{classify, start_storage_key, Found, OwnedKey};
 use crate::key::KeyArg;
-use crate::lookup::render_tags;
-use crate::report::CallOutcome;
+use crate::lookup::{record_local_hit, render_tags};
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::{Cache, CacheValue, LOG_TARGET};
@@ -50,6 +49,9 @@ pub struct BatchPending<K, R: BatchReturn> {
     /// `condition` was false: the body runs with every id, uncached.
     bypass: bool,
 }
+
+/// The position in [`BatchPending::missing`] of each storage key there.
+type MissingIndex = std::collections::HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>;
 
 /// An id not served from the in-process tier, with its key and tags.
 pub(crate) struct Missing<K> {
@@ -77,23 +79,23 @@ where
     R::Value: CacheValue,
 {
     let counters = site.counters.get(cache, site.name);
+    let ids = ids.into_iter();
     let mut pending = BatchPending {
         cache: cache.clone(),
         site,
         counters: counters.to_arc(),
         serde,
-        found: R::Map::default(),
+        found: R::Map::with_capacity(ids.size_hint().0),
         missing: Vec::new(),
         bypass: !enabled,
     };
+    // Where each missing key is in `pending.missing`: ids that render one key load once.
+    let mut missing_at = MissingIndex::default();
     let local = cache.trusted_local().filter(|_| enabled);
     let now = cache.now_millis();
     let debug = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG);
     let mut buf = Vec::new();
     for id in ids {
-        if BatchMap::get(&pending.found, id).is_some() {
-            continue; // asked twice, found once
-        }
         let started = debug.then(Instant::now);
         args(id, &mut |values| {
             start_storage_key(site.scope, &mut buf);
@@ -109,20 +111,16 @@ where
             });
             match found {
                 Some(Found::Fresh(value) | Found::EarlyRefresh(value)) => {
-                    counters.hits.incr();
-                    counters.sample_hit(rendered_bytes(&buf));
-                    let rendered = || String::from_utf8_lossy(rendered_bytes(&buf)).into_owned();
-                    crate::report::record(site.name, rendered, CallOutcome::Hit);
-                    if let Some(started) = started {
-                        log_hit(site, &buf, started);
-                    }
+                    record_local_hit(&counters, site, &buf, started);
                     if let Some(item) = value {
                         BatchMap::insert(&mut pending.found, id.clone(), item);
                     }
                 }
                 // Stale entries are loaded with the misses: a batch refreshes nothing in the
                 // background.
-                _ => pending.add_missing(id, &buf, |key| render_tags(site, values, key)),
+                _ => pending.add_missing(&mut missing_at, id, &buf, |key| {
+                    render_tags(site, values, key)
+                }),
             }
         });
     }
@@ -132,26 +130,21 @@ where
     BatchLookup::Miss(pending)
 }
 
-fn log_hit(site: &CachedSite, storage: &[u8], started: Instant) {
-    let key = std::str::from_utf8(rendered_bytes(storage)).unwrap_or_default();
-    tracing::event!(
-        target: LOG_TARGET,
-        tracing::Level::DEBUG,
-        cache.op = "hit",
-        cache.method = site.name,
-        cache.key = key,
-        cache.duration_us = started.elapsed().as_micros() as u64
-    );
-}
-
 impl<K: Clone, R: BatchReturn<Key = K>> BatchPending<K, R> {
     /// Adds `id`, whose storage key is `storage`, to the ids to load; an id whose key is
-    /// already there rides along with it.
-    fn add_missing(&mut self, id: &K, storage: &[u8], tags: impl FnOnce(&OwnedKey) -> Vec<String>) {
-        if let Some(earlier) = self.missing.iter_mut().find(|m| m.key.storage() == storage) {
-            earlier.aliases.push(id.clone());
+    /// already there (`at` says where) rides along with it.
+    fn add_missing(
+        &mut self,
+        at: &mut MissingIndex,
+        id: &K,
+        storage: &[u8],
+        tags: impl FnOnce(&OwnedKey) -> Vec<String>,
+    ) {
+        if let Some(&earlier) = at.get(storage) {
+            self.missing[earlier].aliases.push(id.clone());
             return;
         }
+        at.insert(storage.into(), self.missing.len());
         let key = OwnedKey::new(storage.into());
         let tags = tags(&key);
         self.missing.push(Missing {
