@@ -995,4 +995,24 @@ async fn a_half_missed_batch_reads_redis_once_and_writes_it_once(redis: &SharedR
         Some(customers[88].clone())
     );
     assert_eq!(store.loads(), 2);
+
+    // An instance without an in-process tier (no feed to vouch for versions) reads every
+    // entry's tag versions from Redis: the one invalidated since is a miss, the others hits.
+    let renamed = Customer::new("3", "c3 renamed", "c3@example.com");
+    store.put(renamed.clone());
+    one.cache.invalidate_tags(["customer.3"]).await.unwrap();
+    let three = Batches {
+        store: store.clone(),
+        cache: Cache::builder()
+            .backend(redis.backend(&ns))
+            .in_process_tier(false)
+            .build(),
+    };
+    let some = three.find_by_ids(&ids[..10]).await.unwrap();
+    assert_eq!(some.len(), 10);
+    assert_eq!(some["3"], renamed, "the invalidated entry was not served");
+    assert_eq!(some["4"], customers[4]);
+    assert_eq!(store.loads(), 3, "one body run, for 3");
+    three.find_by_ids(&ids[..10]).await.unwrap();
+    assert_eq!(store.loads(), 3, "3 is in Redis again");
 }

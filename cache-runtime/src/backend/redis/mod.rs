@@ -15,6 +15,7 @@
 //! and stores go through a circuit breaker.
 
 mod bus;
+mod cluster_batch;
 mod known;
 mod link;
 mod scripts;
@@ -971,23 +972,22 @@ impl Backend for RedisBackend {
         Box::pin(self.read(key, true))
     }
 
-    /// On one Redis, one pipeline of `get` scripts; on a cluster, the reads one by one,
-    /// concurrently.
+    /// On one Redis, one pipeline of `get` scripts; on a cluster, the entries one pipeline
+    /// per slot, then their tags' versions in one call (`cluster_batch.rs`).
     fn get_many<'a>(
         &'a self,
         keys: &'a [EntryKey<'a>],
         trusting_feed: bool,
     ) -> BackendFuture<'a, Vec<Result<Option<Fetched>, BackendError>>> {
         Box::pin(async move {
-            if self.inner.link.is_cluster() {
-                let reads = keys.iter().map(|key| self.read(*key, trusting_feed));
-                return Ok(futures_util::future::join_all(reads).await);
-            }
             if self.inner.breaker.settling() {
                 return Err(BackendError::new(
                     BackendErrorKind::Unavailable,
                     "redis answers again after an outage: reads wait for queued invalidations",
                 ));
+            }
+            if self.inner.link.is_cluster() {
+                return self.cluster_get_many(keys, trusting_feed).await;
             }
             let readable: Vec<String> = keys
                 .iter()
@@ -1073,17 +1073,10 @@ impl Backend for RedisBackend {
         })
     }
 
-    /// On one Redis, one pipeline of `put` scripts; on a cluster, the writes one by one,
-    /// concurrently.
+    /// On one Redis, one pipeline of `put` scripts; on a cluster, one pipeline of checks on
+    /// the tags' node, then the entries one pipeline per slot (`cluster_batch.rs`).
     fn put_many<'a>(&'a self, entries: Vec<(EntryKey<'a>, StoredEntry)>) -> BackendFuture<'a, ()> {
         Box::pin(async move {
-            if self.inner.link.is_cluster() {
-                let puts = entries.into_iter().map(|(key, entry)| self.put(key, entry));
-                return futures_util::future::join_all(puts)
-                    .await
-                    .into_iter()
-                    .collect();
-            }
             let mut first_error = None;
             let mut puts = Vec::with_capacity(entries.len());
             for (key, entry) in &entries {
@@ -1092,7 +1085,9 @@ impl Backend for RedisBackend {
                     Err(error) => first_error = first_error.or(Some(error)),
                 }
             }
-            if !puts.is_empty() {
+            if !puts.is_empty() && self.inner.link.is_cluster() {
+                self.cluster_put_many(&puts).await?;
+            } else if !puts.is_empty() {
                 let script = &self.inner.scripts.put;
                 let _: Vec<i64> = self
                     .run(Gate::Breaker, |mut c| {
