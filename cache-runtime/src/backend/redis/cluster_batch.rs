@@ -40,6 +40,14 @@ fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// An entry read on a cluster whose tag versions are still to be read: its index in the
+/// batch, its reply so far and its tags.
+struct Unvouched {
+    index: usize,
+    parts: Vec<Vec<u8>>,
+    tags: Vec<String>,
+}
+
 impl RedisBackend {
     /// Runs `script` once for each `(index, key)` of `keyed`, as `invoke` builds it: one
     /// pipeline per hash slot, the slots concurrently. Answers each index's reply.
@@ -99,8 +107,7 @@ impl RedisBackend {
         let mut out: Vec<Result<Option<Fetched>, BackendError>> =
             keys.iter().map(|_| Ok(None)).collect();
         // Entries whose versions are to be read: by generation, with their tags.
-        let mut unvouched: HashMap<String, Vec<(usize, Vec<Vec<u8>>, Vec<String>)>> =
-            HashMap::new();
+        let mut unvouched: HashMap<String, Vec<Unvouched>> = HashMap::new();
         for (index, parts) in entries {
             let Some(mut parts) = parts else {
                 continue;
@@ -135,12 +142,12 @@ impl RedisBackend {
             unvouched
                 .entry(generation)
                 .or_default()
-                .push((index, parts, tags));
+                .push(Unvouched { index, parts, tags });
         }
         for (generation, entries) in unvouched {
             let mut tags: Vec<String> = entries
                 .iter()
-                .flat_map(|(_, _, tags)| tags.iter().cloned())
+                .flat_map(|entry| entry.tags.iter().cloned())
                 .collect();
             tags.sort_unstable();
             tags.dedup();
@@ -156,7 +163,12 @@ impl RedisBackend {
             }
             let of: HashMap<&str, &Vec<u8>> =
                 tags.iter().map(String::as_str).zip(&versions).collect();
-            for (index, mut parts, entry_tags) in entries {
+            for Unvouched {
+                index,
+                mut parts,
+                tags: entry_tags,
+            } in entries
+            {
                 parts.truncate(2);
                 parts.extend(
                     entry_tags
@@ -219,7 +231,8 @@ mod tests {
     #[test]
     fn slots_are_those_redis_computes() {
         // The examples of the Redis Cluster specification.
-        assert_eq!(slot(b"123456789"), 0x31C3 % 16_384);
+        // CRC16/XMODEM of "123456789" is 0x31C3, below 16384.
+        assert_eq!(slot(b"123456789"), 0x31C3);
         assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         assert_ne!(
