@@ -64,6 +64,7 @@ mod cache;
 mod call;
 mod clock;
 pub mod codec;
+mod enclosing;
 mod entry;
 mod exported;
 mod flight;

@@ -13,6 +13,7 @@ use tracing::{Instrument, Level};
 use crate::backend::StoredEntry;
 use crate::blocking::{self, RefreshThread};
 use crate::call::{self, Call};
+use crate::enclosing::{self, LoadStart};
 use crate::entry::{classify, Found};
 use crate::flight::{self, FlightGuard, Joined, Landing, Outcome, SharedStamp};
 use crate::load::{Load, Options};
@@ -258,9 +259,17 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         F: Future<Output = R>,
     {
         let log = self.cache.log();
-        let started_at = log.position();
+        let mut started_at = log.position();
         let tag_hashes: Vec<u64> = tags.iter().map(|t| log.hash(t)).collect();
-        let stamp = self.stamp(tags).await;
+        let mut stamp = self.stamp(tags).await;
+        // Nested in another load of this cache: judged from that one's start.
+        let outer = enclosing::enclosing(self.cache.id());
+        if let Some(outer) = &outer {
+            started_at = outer.position;
+            outer.judge(&mut stamp);
+        }
+        let start = outer.unwrap_or(LoadStart::of(self.cache.id(), started_at, &stamp));
+        let body = enclosing::within(start, body);
         if background {
             self.counters.refreshes.incr();
         } else {

@@ -64,6 +64,38 @@ impl Repo {
         Ok(self.store.get_many(&ids).await?.into_iter().collect())
     }
 
+    /// A page of customers, whose body fills their entries with what it read.
+    #[cached(key = "customer.list.{page}", ttl = 60, tags = ["customer.list"], result_tags)]
+    async fn find_active(&self, page: u32) -> Result<Vec<Customer>, StoreError> {
+        let page = self.store.active(page, 10).await?;
+        let ids: Vec<String> = page.iter().map(|c| c.id.clone()).collect();
+        let loaded: HashMap<String, Customer> =
+            page.iter().map(|c| (c.id.clone(), c.clone())).collect();
+        self.remember(&ids, &loaded).await?;
+        Ok(page)
+    }
+
+    /// Stores the customers a list read, in `find_by_id`'s entries (those not cached).
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = find_by_id,
+        ignore = [loaded],
+        name = "remember"
+    )]
+    async fn remember(
+        &self,
+        ids: &[String],
+        loaded: &HashMap<String, Customer>,
+    ) -> Result<HashMap<String, Customer>, StoreError> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), loaded.get(id)?.clone())))
+            .collect())
+    }
+
     #[invalidates(tags = ["customer.{customer.id}"])]
     async fn save(&self, customer: &Customer) -> Result<(), StoreError> {
         self.store.save(customer).await
@@ -367,4 +399,37 @@ async fn a_shared_tier_that_fails_falls_back_to_the_body_for_every_missing_id() 
     assert_eq!(got.len(), 2);
     assert_eq!(repo.batches(), vec![ids(&["1", "2"])]);
     assert!(row(&repo.cache.stats(), "find_by_ids").backend_errors >= 1);
+}
+
+#[tokio::test]
+async fn a_list_fills_the_entries_of_the_items_it_read() {
+    let repo = repo();
+    assert_eq!(repo.find_active(1).await.unwrap().len(), 3);
+    assert_eq!(repo.store.loads(), 1);
+    for customer in [ann(), bob(), cat()] {
+        assert_eq!(repo.find_by_id(&customer.id).await.unwrap(), Some(customer));
+    }
+    assert_eq!(repo.store.loads(), 1, "the list's read filled them");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_overtaken_by_a_write_during_the_list_load_is_not_stored() {
+    let store = Store::with(&[ann(), bob()]);
+    let repo = Repo::new(store.clone(), Cache::in_memory(1_000));
+    let gate = store.hold();
+    // The list reads the rows, then stalls; a write of Bob returns meanwhile.
+    let list = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.find_active(1).await }
+    });
+    reached(&gate, 1).await;
+    let renamed = Customer::new("2", "Bob B", "bob@example.com");
+    repo.save(&renamed).await.unwrap();
+    gate.release.add_permits(1);
+    assert_eq!(list.await.unwrap().unwrap().len(), 2);
+    store.open();
+    // Bob's old row, read before the write, was not stored; Ann's was.
+    assert_eq!(repo.find_by_id("2").await.unwrap(), Some(renamed));
+    assert_eq!(repo.find_by_id("1").await.unwrap(), Some(ann()));
+    assert_eq!(store.loads(), 2, "the list, then Bob");
 }

@@ -9,6 +9,7 @@ use tracing::{Instrument, Level};
 use super::{BatchPending, BatchReturn};
 use crate::backend::{EntryKey, StoredEntry};
 use crate::call::Call;
+use crate::enclosing::{self, LoadStart};
 use crate::entry::Found;
 use crate::flight::{FlightGuard, Joined, Landing, Outcome};
 use crate::load::Options;
@@ -247,9 +248,18 @@ where
         let first = &self.calls[led[0]];
         let cache = &first.cache;
         let log = cache.log();
-        let started_at = log.position();
+        let mut started_at = log.position();
         let led_calls: Vec<&IdCall<T>> = led.iter().map(|i| &self.calls[*i]).collect();
-        let stamps = stamp_all(&led_calls).await;
+        let mut stamps = stamp_all(&led_calls).await;
+        // Nested in another load of this cache (a list's body filling its items' entries):
+        // judged from that one's start.
+        let outer = enclosing::enclosing(cache.id());
+        if let Some(outer) = &outer {
+            started_at = outer.position;
+            for stamp in &mut stamps {
+                outer.judge(stamp);
+            }
+        }
         let mut ids = Vec::with_capacity(led.len());
         for i in led {
             ids.push(self.ids[*i].0.clone());
@@ -262,7 +272,11 @@ where
             cache.keys = led.len()
         );
         let t0 = Instant::now();
-        let result = body(ids).instrument(span).await;
+        let start = outer.unwrap_or_else(|| {
+            let stamp = stamps.first().expect("a stamp per led id");
+            LoadStart::of(cache.id(), started_at, stamp)
+        });
+        let result = enclosing::within(start, body(ids)).instrument(span).await;
         let elapsed = t0.elapsed();
         let load_micros = elapsed.as_micros() as u64;
         crate::exported::load_duration(first.site.name, elapsed);

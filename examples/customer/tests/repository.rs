@@ -221,6 +221,26 @@ async fn delete_removes_the_customer_from_every_cached_view() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_active_customers_fills_their_entries() {
+    let fx = fixture("fill").await;
+    seed(&fx, 5).await;
+    let before = fx.finds();
+    let page = fx.repo.find_active_customers(1, 20).await.unwrap();
+    assert_eq!(page.len(), 5);
+    for customer in &page {
+        let (found, outcome) = outcome(fx.repo.find_by_id(&customer.id)).await;
+        assert_eq!(found, Ok(Some(customer.clone())));
+        assert_eq!(
+            outcome,
+            CallOutcome::Hit,
+            "{} was filled by the page",
+            customer.id
+        );
+    }
+    assert_eq!(fx.finds() - before, 1, "one find: the page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_one_with_limit_20_and_with_limit_50_are_different_entries() {
     let fx = fixture("pages").await;
     seed(&fx, 60).await;
@@ -563,11 +583,13 @@ async fn the_warmer_warms_the_most_read_customers() {
             "{id} is warm"
         );
     }
+    let before = fx.finds();
     assert_eq!(
         outcome(fx.repo.find_by_id("c001")).await.1,
-        CallOutcome::Miss,
-        "c001 was not among the top 3"
+        CallOutcome::Hit,
+        "c001 was not among the top 3, but the pages of active customers filled it"
     );
+    assert_eq!(fx.finds(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

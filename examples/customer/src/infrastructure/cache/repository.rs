@@ -50,6 +50,39 @@ impl<S: CustomerStore> CachedCustomerRepository<S> {
     pub fn store(&self) -> &S {
         &self.store
     }
+
+    /// Keeps the customers a list read in `find_by_id`'s entries (those not cached yet),
+    /// without reading them again. Called in the list's load, it is judged from that load's
+    /// start: a customer written since the list read it is not stored.
+    async fn remember(&self, customers: &[Customer]) -> Result<(), RepositoryError> {
+        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+        let read: HashMap<String, Customer> = customers
+            .iter()
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect();
+        self.remember_customers(&ids, &read).await.map(drop)
+    }
+
+    #[cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = "CustomerRepository::find_by_id",
+        ignore = [read],
+        name = "CustomerRepository::remember_customers",
+        version = 2
+    )]
+    async fn remember_customers(
+        &self,
+        ids: &[String],
+        read: &HashMap<String, Customer>,
+    ) -> Result<HashMap<String, Customer>, RepositoryError> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), read.get(id)?.clone())))
+            .collect())
+    }
 }
 
 // `version = 2`: the cached values' schema. Version 2 added `Customer::version`; a build that
@@ -122,7 +155,10 @@ impl<S: CustomerStore> CustomerRepository for CachedCustomerRepository<S> {
         page: u32,
         limit: u32,
     ) -> Result<Vec<Customer>, RepositoryError> {
-        self.store.active(page, limit).await
+        let customers = self.store.active(page, limit).await?;
+        // The page fills the entries of its customers: a `find_by_id` of one is a hit.
+        self.remember(&customers).await?;
+        Ok(customers)
     }
 
     // `customer.{id}` reaches every cached view of the customer, the lookups of its old e-mail
