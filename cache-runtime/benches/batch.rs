@@ -5,7 +5,6 @@
 //! `cargo bench -p cache-runtime --bench batch`; the README records the ratios.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,34 +13,11 @@ use std::time::{Duration, Instant};
 use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
 
+#[path = "support/batch_repo.rs"]
+mod batch_repo;
 #[path = "support/customer.rs"]
 mod customer;
-use customer::{customer, Customer};
-
-pub struct Repo {
-    cache: Cache,
-}
-
-impl Repo {
-    #[cache_runtime::cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"])]
-    pub async fn find_by_id(&self, id: &str) -> Result<Option<Customer>, Infallible> {
-        Ok(Some(customer(id)))
-    }
-
-    #[cache_runtime::cached(
-        key = "customer.{id}",
-        ttl = 600,
-        tags = ["customer", "customer.{id}"],
-        batch = id in ids,
-        shares = find_by_id
-    )]
-    pub async fn find_by_ids(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, Customer>, Infallible> {
-        Ok(ids.iter().map(|id| (id.clone(), customer(id))).collect())
-    }
-}
+use batch_repo::Repo;
 
 fn batches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
