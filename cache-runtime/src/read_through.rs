@@ -363,7 +363,8 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         (landing, shared_entry)
     }
 
-    fn log_load(&self, op: &'static str, load_micros: u64, ok: bool) {
+    /// Logs a load of the key (`op`: `miss` or `refresh`), with its duration and outcome.
+    pub(crate) fn log_load(&self, op: &'static str, load_micros: u64, ok: bool) {
         tracing::event!(
             target: LOG_TARGET,
             tracing::Level::DEBUG,

@@ -433,3 +433,28 @@ async fn a_fill_overtaken_by_a_write_during_the_list_load_is_not_stored() {
     assert_eq!(repo.find_by_id("1").await.unwrap(), Some(ann()));
     assert_eq!(store.loads(), 2, "the list, then Bob");
 }
+
+#[tokio::test]
+async fn each_id_is_logged_as_a_single_call_would_be() {
+    let (events, _guard) = support::capture::capture();
+    let repo = repo();
+    repo.find_by_id("1").await.unwrap();
+    events.clear();
+    repo.find_by_ids(&ids(&["1", "2", "3"])).await.unwrap();
+    let keys = |op: &str| -> Vec<String> {
+        let mut keys: Vec<String> = events
+            .ops(op)
+            .iter()
+            .map(|e| e["cache.key"].clone())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys("hit"), ["customer.1"]);
+    assert_eq!(keys("miss"), ["customer.2", "customer.3"]);
+    assert!(events.ops("miss").iter().all(|e| e["ok"] == "true"));
+    assert!(events
+        .ops("miss")
+        .iter()
+        .all(|e| e["cache.method"].ends_with("find_by_ids")));
+}

@@ -292,7 +292,7 @@ where
         let Some(map) = result.as_map() else {
             for (i, guard) in led.iter().zip(guards) {
                 first.counters.load_errors.incr();
-                self.calls[*i].log(Level::DEBUG, "miss", None, "the batch load failed");
+                self.calls[*i].log_load("miss", load_micros, false);
                 guard.land(failed(started_at));
             }
             return result;
@@ -301,6 +301,7 @@ where
         let mut entries = Vec::new();
         for ((i, guard), stamp) in led.iter().zip(guards).zip(stamps) {
             let call = &self.calls[*i];
+            call.log_load("miss", load_micros, true);
             let value: Option<T> = map.get(&self.ids[*i].0).cloned();
             let tag_hashes = call.tags.iter().map(|t| log.hash(t)).collect();
             let (landing, entry) = call
