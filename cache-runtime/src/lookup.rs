@@ -178,7 +178,7 @@ fn look_up<R, S: ReturnShape<R>>(
         render_key(site, args, buf);
         let found = local
             .with_entry(buf, now, |entry| {
-                classify::<S::Value>(site, &*entry.value, &entry.meta, now)
+                classify::<S::Value>(site, &entry.value, &entry.meta, now)
             })
             .unwrap_or(Found::Miss);
         if let Found::Fresh(value) = found {

@@ -219,7 +219,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         let local = self.cache.trusted_local()?;
         let now = self.cache.now_millis();
         let found = local.with_entry(self.key.storage(), now, |entry| {
-            classify::<V>(self.site, &*entry.value, &entry.meta, now)
+            classify::<V>(self.site, &entry.value, &entry.meta, now)
         });
         match found {
             Some(Found::Fresh(value)) => Some(value),

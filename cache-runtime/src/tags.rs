@@ -1,48 +1,84 @@
-//! Tag versions for the in-process tier, and the log of recent invalidations.
+//! Tag epochs for the in-process tier, and the log of recent invalidations.
 //!
 //! Invalidation follows Symfony's `TagAwareAdapter`: every tag has a version, every entry
 //! remembers the versions of its tags when its load *started*, and an entry is valid only while
-//! all of them are unchanged. Invalidating a tag bumps one counter, whatever the number of
-//! entries carrying it.
+//! all of them are unchanged. Invalidating a tag costs the same whatever the number of entries
+//! carrying it.
 //!
-//! In process, a version lives in a [`TagCell`] that entries hold by `Arc`, so that checking
-//! a hit is one atomic load per tag, with no hashing of tag names. The registry maps names to
-//! cells through `Weak` pointers: a tag that no entry and no running load carries any more is
-//! dropped from it, so the bookkeeping does not grow as ids come and go.
+//! In process, a tag's current version is a [`TagEpoch`] that entries hold by `Arc`: invalidating
+//! the tag marks its epoch ended (every entry stamped with it goes invalid at once) and forgets
+//! it, so that the next load stamps a new one. Checking a hit is one atomic load per tag, with no
+//! hashing of tag names, and a tag costs each entry carrying it one pointer, however many
+//! entries share it. The registry knows tags by a 64-bit hash of their name, not by the name:
+//! two tags whose hashes collide share their epochs, so invalidating one also drops the other's
+//! entries (a spurious miss, never a stale hit). It holds epochs through `Weak` pointers: a tag
+//! that no entry and no running load carries any more is dropped from it, so the bookkeeping does
+//! not grow as ids come and go.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
 const SHARDS: usize = 16;
 
-/// The current version of one tag.
-#[derive(Debug)]
-pub(crate) struct TagCell {
-    version: AtomicU64,
+/// One version of one tag: current until the tag is invalidated.
+#[derive(Debug, Default)]
+pub(crate) struct TagEpoch {
+    ended: AtomicBool,
 }
 
-impl TagCell {
+impl TagEpoch {
+    /// Whether the tag has not been invalidated since this epoch began.
     #[inline]
-    pub(crate) fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+    pub(crate) fn current(&self) -> bool {
+        !self.ended.load(Ordering::Acquire)
     }
 }
 
-/// A tag cell and the version an entry was loaded under.
-pub(crate) type TagStamp = (Arc<TagCell>, u64);
+/// The epoch of a tag an entry was loaded under.
+pub(crate) type TagStamp = Arc<TagEpoch>;
 
 type Shard = Mutex<ShardMap>;
 
+/// Tag hashes to their current epochs. The hashes are already mixed: the map does not hash
+/// them again.
 struct ShardMap {
-    cells: HashMap<Box<str>, Weak<TagCell>, foldhash::fast::RandomState>,
+    epochs: HashMap<u64, Weak<TagEpoch>, PassThrough>,
     prune_at: usize,
 }
 
-/// Name → cell, for the tags that some entry or running load still carries.
+/// A hasher for keys that are hashes already.
+#[derive(Clone, Copy, Default)]
+struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Tag hash → current epoch, for the tags that some entry or running load still carries.
 pub(crate) struct TagRegistry {
     shards: Box<[Shard]>,
     hasher: foldhash::fast::RandomState,
@@ -54,7 +90,7 @@ impl TagRegistry {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(ShardMap {
-                        cells: HashMap::default(),
+                        epochs: HashMap::default(),
                         prune_at: 64,
                     })
                 })
@@ -63,56 +99,60 @@ impl TagRegistry {
         }
     }
 
-    fn shard(&self, tag: &str) -> &Shard {
-        &self.shards[self.hasher.hash_one(tag) as usize % SHARDS]
+    fn shard(&self, tag: &str) -> (&Shard, u64) {
+        let hash = self.hasher.hash_one(tag);
+        // The map uses the lowest bits (its buckets) and the highest seven (its control
+        // bytes); the shard is chosen by bits in between.
+        (&self.shards[(hash >> 32) as usize % SHARDS], hash)
     }
 
-    /// The cell of `tag`, created at version 0 when nothing carries the tag yet, with its
-    /// current version.
+    /// The current epoch of `tag`, begun now when nothing carries the tag yet.
     pub(crate) fn stamp(&self, tag: &str) -> TagStamp {
-        let mut shard = self.shard(tag).lock();
-        if let Some(cell) = shard.cells.get(tag).and_then(Weak::upgrade) {
-            let version = cell.version();
-            return (cell, version);
+        let (shard, hash) = self.shard(tag);
+        let mut shard = shard.lock();
+        if let Some(epoch) = shard.epochs.get(&hash).and_then(Weak::upgrade) {
+            return epoch;
         }
-        let cell = Arc::new(TagCell {
-            version: AtomicU64::new(0),
-        });
-        shard.cells.insert(tag.into(), Arc::downgrade(&cell));
-        if shard.cells.len() >= shard.prune_at {
-            shard.cells.retain(|_, weak| weak.strong_count() > 0);
-            shard.prune_at = (shard.cells.len() * 2).max(64);
+        let epoch = Arc::new(TagEpoch::default());
+        shard.epochs.insert(hash, Arc::downgrade(&epoch));
+        if shard.epochs.len() >= shard.prune_at {
+            shard.epochs.retain(|_, weak| weak.strong_count() > 0);
+            shard.prune_at = (shard.epochs.len() * 2).max(64);
         }
-        (cell, 0)
+        epoch
     }
 
-    /// Bumps `tag`'s version. A tag that nothing carries needs no bump.
+    /// Ends `tag`'s current epoch: every entry stamped with it is invalid from now on, and the
+    /// next stamp begins a new one. A tag that nothing carries needs nothing.
     pub(crate) fn bump(&self, tag: &str) {
-        let shard = self.shard(tag).lock();
-        if let Some(cell) = shard.cells.get(tag).and_then(Weak::upgrade) {
-            cell.version.fetch_add(1, Ordering::AcqRel);
+        let (shard, hash) = self.shard(tag);
+        let mut shard = shard.lock();
+        if let Some(weak) = shard.epochs.remove(&hash) {
+            if let Some(epoch) = weak.upgrade() {
+                epoch.ended.store(true, Ordering::Release);
+            }
         }
     }
 
     /// How many tags are tracked, dead ones not yet pruned included.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().cells.len()).sum()
+        self.shards.iter().map(|s| s.lock().epochs.len()).sum()
     }
 
-    /// Drops the names of tags that nothing carries any more.
+    /// Drops the tags that nothing carries any more.
     pub(crate) fn prune(&self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            shard.cells.retain(|_, weak| weak.strong_count() > 0);
-            shard.prune_at = (shard.cells.len() * 2).max(64);
+            shard.epochs.retain(|_, weak| weak.strong_count() > 0);
+            shard.prune_at = (shard.epochs.len() * 2).max(64);
         }
     }
 }
 
-/// Whether every stamp still carries its tag's current version.
+/// Whether every stamp is still its tag's current epoch.
 #[inline]
 pub(crate) fn stamps_current(stamps: &[TagStamp]) -> bool {
-    stamps.iter().all(|(cell, v)| cell.version() == *v)
+    stamps.iter().all(|epoch| epoch.current())
 }
 
 const LOG_SIZE: usize = 4096;
@@ -198,9 +238,21 @@ mod tests {
         let registry = TagRegistry::new();
         let stamp = registry.stamp("customer.1");
         assert!(stamps_current(std::slice::from_ref(&stamp)));
+        let other = registry.stamp("customer.2");
         registry.bump("customer.1");
         assert!(!stamps_current(std::slice::from_ref(&stamp)));
-        drop(stamp);
+        assert!(
+            stamps_current(std::slice::from_ref(&other)),
+            "another tag's entries stay valid"
+        );
+        let next = registry.stamp("customer.1");
+        assert!(stamps_current(std::slice::from_ref(&next)), "a new epoch");
+        assert!(!Arc::ptr_eq(&stamp, &next));
+        assert!(
+            Arc::ptr_eq(&next, &registry.stamp("customer.1")),
+            "loads under one epoch share it"
+        );
+        drop((stamp, other, next));
         for i in 0..10_000 {
             drop(registry.stamp(&format!("customer.{i}")));
         }

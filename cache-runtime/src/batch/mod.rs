@@ -106,7 +106,7 @@ where
             }
             let found = local.and_then(|local| {
                 local.with_entry(&buf, now, |entry| {
-                    classify::<Option<R::Value>>(site, &*entry.value, &entry.meta, now)
+                    classify::<Option<R::Value>>(site, &entry.value, &entry.meta, now)
                 })
             });
             match found {

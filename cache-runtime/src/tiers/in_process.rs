@@ -22,16 +22,18 @@ use moka::sync::Cache as Moka;
 use crate::backend::EntryMeta;
 use crate::tags::{stamps_current, TagRegistry, TagStamp};
 
-/// An entry of the in-process tier: the value itself, never serialized.
-pub(crate) struct MemEntry {
-    pub(crate) value: Box<dyn Any + Send + Sync>,
+/// An entry of the in-process tier: the value itself, never serialized, in the same
+/// allocation as what describes it (`MemEntry<V>` is built, `MemEntry` of `dyn Any` is held).
+pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     pub(crate) meta: EntryMeta,
     stamps: Box<[TagStamp]>,
     epoch: u64,
-    keep_for: Duration,
+    /// How long moka keeps it, in ms.
+    keep_ms: u64,
     /// Set when moka dropped the entry, so that a concurrent promotion into the read index
     /// takes it back out.
     dropped: AtomicBool,
+    pub(crate) value: V,
 }
 
 /// One hit in this many (per thread) is also read through moka.
@@ -74,7 +76,7 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
         value: &Arc<MemEntry>,
         _: Instant,
     ) -> Option<Duration> {
-        Some(value.keep_for)
+        Some(Duration::from_millis(value.keep_ms))
     }
     fn expire_after_update(
         &self,
@@ -83,7 +85,7 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.keep_for)
+        Some(Duration::from_millis(value.keep_ms))
     }
 }
 
@@ -177,28 +179,26 @@ impl InProcessTier {
         stamp.stamps.extend(tags.iter().map(|t| self.tags.stamp(t)));
     }
 
-    pub(crate) fn insert(
+    pub(crate) fn insert<V: Any + Send + Sync>(
         &self,
         key: Box<[u8]>,
-        value: Box<dyn Any + Send + Sync>,
+        value: V,
         meta: EntryMeta,
         stamp: LocalStamp,
         now: u64,
     ) {
-        // Capped, so that an entry that never expires does not overflow moka's clock.
-        let keep_for =
-            Duration::from_millis(meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS));
-        let entry = MemEntry {
-            value,
+        let entry: Arc<MemEntry> = Arc::new(MemEntry {
             meta,
             stamps: stamp.stamps.into_boxed_slice(),
             epoch: stamp.epoch,
-            keep_for,
+            // Capped, so that an entry that never expires does not overflow moka's clock.
+            keep_ms: meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS),
             dropped: AtomicBool::new(false),
-        };
+            value,
+        });
         #[cfg(feature = "metrics")]
         self.entries_gauge.increment(1.0);
-        self.entries.insert(key, Arc::new(entry));
+        self.entries.insert(key, entry);
     }
 
     pub(crate) fn invalidate_tags(&self, tags: &[String]) {

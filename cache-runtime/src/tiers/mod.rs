@@ -159,7 +159,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         if let (Some(local), Some(local_stamp)) = (self.cache.local(), stamp.local) {
             let now = self.cache.now_millis();
             let key = self.key.storage().into();
-            local.insert(key, Box::new(value.clone()), meta, local_stamp, now);
+            local.insert(key, value.clone(), meta, local_stamp, now);
         }
         self.shared_tier()?;
         Some(StoredEntry {
@@ -310,13 +310,13 @@ mod tests {
         let local = cache.local().expect("in-process tier");
         local.insert(
             b"k".to_vec().into(),
-            Box::new(7u8),
+            7u8,
             meta,
             local.stamp(&[]),
             now,
         );
         let found = local.with_entry(b"k", now, |entry| {
-            classify::<u8>(&FOREVER, &*entry.value, &entry.meta, now)
+            classify::<u8>(&FOREVER, &entry.value, &entry.meta, now)
         });
         assert!(matches!(found, Some(Found::Fresh(7))));
     }

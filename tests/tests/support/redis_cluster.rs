@@ -434,8 +434,12 @@ fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
         })
 }
 
+/// How long a node may take to be ready. Generous: the tests of a binary start their clusters
+/// at once (54 processes on a 2-core machine), and a start was seen taking over 20 s.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+
 fn wait_for(node: &str, mut ready: impl FnMut(&mut redis::Connection) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + READY_WITHIN;
     loop {
         let ok = redis::Client::open(format!("redis://{node}"))
             .ok()
@@ -452,8 +456,8 @@ fn wait_for(node: &str, mut ready: impl FnMut(&mut redis::Connection) -> bool) {
                     .unwrap_or_else(|e| format!("(no answer: {e})"))
             };
             panic!(
-                "the cluster node {node} was not ready within 20 s; CLUSTER INFO:\n{}\nCLUSTER \
-                 NODES:\n{}",
+                "the cluster node {node} was not ready within {READY_WITHIN:?}; CLUSTER \
+                 INFO:\n{}\nCLUSTER NODES:\n{}",
                 said("INFO"),
                 said("NODES")
             );
