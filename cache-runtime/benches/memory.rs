@@ -124,6 +124,10 @@ async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
 const VARIANTS: &[(&str, &str)] = &[
     ("vec", "the keys and values alone (a `Vec`)"),
     ("moka", "raw `moka::future::Cache<String, Customer>`"),
+    (
+        "moka_expiry",
+        "raw `moka::sync::Cache<String, Customer>` with per-entry expiry",
+    ),
     ("cached", "`cached` 4.x `#[cached]` (`ttl_secs`)"),
     ("ours0", "`#[cached]`, no tags"),
     ("ours2", "`#[cached]`, 2 tags (`customer`, `customer.{id}`)"),
@@ -157,6 +161,30 @@ async fn measure(variant: &str, n: usize) -> (isize, isize) {
             assert_eq!(raw.entry_count(), n as u64, "raw moka evicted entries");
             after
         }
+        "moka_expiry" => {
+            struct Ten;
+            impl moka::Expiry<String, Customer> for Ten {
+                fn expire_after_create(
+                    &self,
+                    _: &String,
+                    _: &Customer,
+                    _: std::time::Instant,
+                ) -> Option<std::time::Duration> {
+                    Some(std::time::Duration::from_secs(600))
+                }
+            }
+            let raw: moka::sync::Cache<String, Customer> = moka::sync::Cache::builder()
+                .max_capacity(2 * n as u64)
+                .expire_after(Ten)
+                .build();
+            for id in &ids {
+                raw.insert(format!("customer.{id}"), customer(id));
+            }
+            raw.run_pending_tasks();
+            let after = held();
+            assert_eq!(raw.entry_count(), n as u64, "raw moka evicted entries");
+            after
+        }
         "cached" => {
             for id in &ids {
                 cached_crate_find(id).await.unwrap();
@@ -169,7 +197,7 @@ async fn measure(variant: &str, n: usize) -> (isize, isize) {
         }
         ours => {
             let repo = Repo {
-                cache: Cache::in_memory(2 * n as u64),
+                cache: Cache::in_memory(n as u64 + n as u64 / 8),
             };
             for id in &ids {
                 match ours {

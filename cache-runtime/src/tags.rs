@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -149,6 +149,72 @@ impl TagRegistry {
     }
 }
 
+/// Versions of entry keys, for invalidations by key ([`Cache::invalidate_key`] and
+/// `#[invalidates(keys = ...)]`): every entry has a key and almost none shares it, so instead
+/// of an epoch and a registry slot per entry (some 70 bytes), a key is hashed into a fixed
+/// table of counters, and an entry keeps its counter's index and value (12 bytes). An
+/// invalidation by key bumps the counter, so it also drops the entries whose keys share it:
+/// with at least half as many counters as the cache holds entries, about two on average, a
+/// spurious miss, never a stale hit.
+///
+/// [`Cache::invalidate_key`]: crate::Cache::invalidate_key
+pub(crate) struct KeyVersions {
+    counters: Box<[AtomicU64]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A key's counter and its value when a load started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyStamp {
+    pub(crate) counter: u32,
+    pub(crate) version: u64,
+}
+
+impl KeyStamp {
+    /// The stamp of an entry that no key invalidation reaches.
+    pub(crate) const NONE: KeyStamp = KeyStamp {
+        counter: u32::MAX,
+        version: 0,
+    };
+}
+
+impl KeyVersions {
+    /// A table for a cache of about `entries` entries.
+    pub(crate) fn new(entries: u64) -> Self {
+        let len = (entries.max(1).next_power_of_two() / 2).clamp(1 << 10, 1 << 20);
+        KeyVersions {
+            counters: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn counter(&self, key_tag: &str) -> usize {
+        self.hasher.hash_one(key_tag) as usize & (self.counters.len() - 1)
+    }
+
+    /// The stamp of the key whose tag is `key_tag`, taken now.
+    pub(crate) fn stamp(&self, key_tag: &str) -> KeyStamp {
+        let counter = self.counter(key_tag);
+        KeyStamp {
+            counter: counter as u32,
+            version: self.counters[counter].load(Ordering::Acquire),
+        }
+    }
+
+    /// Invalidates the entries of the key whose tag is `key_tag`.
+    pub(crate) fn bump(&self, key_tag: &str) {
+        self.counters[self.counter(key_tag)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether no invalidation by key reached `stamp` since it was taken.
+    #[inline]
+    pub(crate) fn current(&self, stamp: KeyStamp) -> bool {
+        self.counters
+            .get(stamp.counter as usize)
+            .is_none_or(|counter| counter.load(Ordering::Acquire) == stamp.version)
+    }
+}
+
 /// Whether every stamp is still its tag's current epoch.
 #[inline]
 pub(crate) fn stamps_current(stamps: &[TagStamp]) -> bool {
@@ -258,6 +324,22 @@ mod tests {
         }
         registry.prune();
         assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn an_invalidation_by_key_reaches_its_key_and_few_others() {
+        let keys = KeyVersions::new(4096);
+        let stamps: Vec<KeyStamp> = (0..4096).map(|i| keys.stamp(&format!("k{i}"))).collect();
+        let none = KeyStamp::NONE;
+        keys.bump("k7");
+        assert!(!keys.current(stamps[7]));
+        assert!(keys.current(none), "an entry without a key stamp");
+        let dropped = stamps.iter().filter(|s| !keys.current(**s)).count();
+        assert!(
+            (1..=16).contains(&dropped),
+            "k7 and the few keys sharing its counter, not {dropped}"
+        );
+        assert!(keys.current(keys.stamp("k7")), "a load starting after it");
     }
 
     #[test]

@@ -20,13 +20,18 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
 
 use crate::backend::EntryMeta;
-use crate::tags::{stamps_current, TagRegistry, TagStamp};
+use crate::cache::KEY_TAG_PREFIX;
+use crate::tags::{stamps_current, KeyStamp, KeyVersions, TagRegistry, TagStamp};
 
 /// An entry of the in-process tier: the value itself, never serialized, in the same
 /// allocation as what describes it (`MemEntry<V>` is built, `MemEntry` of `dyn Any` is held).
 pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     pub(crate) meta: EntryMeta,
     stamps: Box<[TagStamp]>,
+    /// Its key's counter in [`KeyVersions`], and the counter's value (a [`KeyStamp`], in two
+    /// fields so that the index shares a word with `dropped`).
+    key_counter: u32,
+    key_version: u64,
     epoch: u64,
     /// How long moka keeps it, in ms.
     keep_ms: u64,
@@ -45,9 +50,10 @@ thread_local! {
 
 type ReadIndex = papaya::HashMap<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>;
 
-/// Tag versions and the clear epoch taken when a load starts.
+/// Tag versions, the key's version and the clear epoch taken when a load starts.
 pub(crate) struct LocalStamp {
     pub(crate) stamps: Vec<TagStamp>,
+    key: KeyStamp,
     epoch: u64,
 }
 
@@ -60,6 +66,7 @@ pub struct InProcessTier {
     entries: Moka<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>,
     read_index: Arc<ReadIndex>,
     tags: TagRegistry,
+    keys: KeyVersions,
     epoch: AtomicU64,
     /// `cache_entries{tier="memory", cache}`: up on every insert, down on every removal
     /// (replacement, eviction, expiry, invalidation).
@@ -122,6 +129,7 @@ impl InProcessTier {
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             read_index,
             tags: TagRegistry::new(),
+            keys: KeyVersions::new(max_entries),
             epoch: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
             entries_gauge,
@@ -133,6 +141,10 @@ impl InProcessTier {
         entry.epoch == self.epoch.load(Ordering::Acquire)
             && now < entry.meta.stale_until
             && stamps_current(&entry.stamps)
+            && self.keys.current(KeyStamp {
+                counter: entry.key_counter,
+                version: entry.key_version,
+            })
     }
 
     /// Calls `f` with the entry under `key`, if its tags and the clear epoch are unchanged and
@@ -166,17 +178,27 @@ impl InProcessTier {
         self.valid(&entry, now).then(|| f(&entry))
     }
 
-    /// Captures the current versions of `tags` (creating their cells) and the clear epoch.
+    /// Captures the current versions of `tags` (beginning their epochs) and the clear epoch.
     pub(crate) fn stamp(&self, tags: &[String]) -> LocalStamp {
-        LocalStamp {
+        let mut stamp = LocalStamp {
             epoch: self.epoch.load(Ordering::Acquire),
-            stamps: tags.iter().map(|t| self.tags.stamp(t)).collect(),
-        }
+            key: KeyStamp::NONE,
+            stamps: Vec::with_capacity(tags.len()),
+        };
+        self.extend_stamp(&mut stamp, tags);
+        stamp
     }
 
-    /// Adds the versions of tags known only after the load.
+    /// Adds the versions of tags known only after the load. The first key tag is stamped in
+    /// [`KeyVersions`], any other tag in the registry.
     pub(crate) fn extend_stamp(&self, stamp: &mut LocalStamp, tags: &[String]) {
-        stamp.stamps.extend(tags.iter().map(|t| self.tags.stamp(t)));
+        for tag in tags {
+            if stamp.key.counter == KeyStamp::NONE.counter && tag.starts_with(KEY_TAG_PREFIX) {
+                stamp.key = self.keys.stamp(tag);
+            } else {
+                stamp.stamps.push(self.tags.stamp(tag));
+            }
+        }
     }
 
     pub(crate) fn insert<V: Any + Send + Sync>(
@@ -190,6 +212,8 @@ impl InProcessTier {
         let entry: Arc<MemEntry> = Arc::new(MemEntry {
             meta,
             stamps: stamp.stamps.into_boxed_slice(),
+            key_counter: stamp.key.counter,
+            key_version: stamp.key.version,
             epoch: stamp.epoch,
             // Capped, so that an entry that never expires does not overflow moka's clock.
             keep_ms: meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS),
@@ -203,6 +227,10 @@ impl InProcessTier {
 
     pub(crate) fn invalidate_tags(&self, tags: &[String]) {
         for tag in tags {
+            if tag.starts_with(KEY_TAG_PREFIX) {
+                self.keys.bump(tag);
+            }
+            // A key tag may also be in the registry, when a stamp carried two.
             self.tags.bump(tag);
         }
     }
