@@ -45,7 +45,10 @@ unsafe impl GlobalAlloc for Counting {
         let before = usable(ptr);
         let new = System.realloc(ptr, layout, new_size);
         if !new.is_null() {
-            ASKED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            ASKED.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
             HANDED.fetch_add(usable(new) - before, Ordering::Relaxed);
         }
         new
@@ -57,7 +60,10 @@ static ALLOCATOR: Counting = Counting;
 
 /// Bytes held now: (asked, handed out).
 fn held() -> (isize, isize) {
-    (ASKED.load(Ordering::Relaxed), HANDED.load(Ordering::Relaxed))
+    (
+        ASKED.load(Ordering::Relaxed),
+        HANDED.load(Ordering::Relaxed),
+    )
 }
 
 /// The value: a customer of five short fields.
@@ -132,7 +138,10 @@ const VARIANTS: &[(&str, &str)] = &[
     ("ours0", "`#[cached]`, no tags"),
     ("ours2", "`#[cached]`, 2 tags (`customer`, `customer.{id}`)"),
     ("ours5", "`#[cached]`, 5 tags (3 shared, 2 per id)"),
-    ("ours2_read", "`#[cached]`, 2 tags, each entry read once since"),
+    (
+        "ours2_read",
+        "`#[cached]`, 2 tags, each entry read once since",
+    ),
 ];
 
 /// Fills one variant with `n` entries and returns the bytes it holds (asked, handed out).
@@ -151,8 +160,7 @@ async fn measure(variant: &str, n: usize) -> (isize, isize) {
             after
         }
         "moka" => {
-            let raw: moka::future::Cache<String, Customer> =
-                moka::future::Cache::new(2 * n as u64);
+            let raw: moka::future::Cache<String, Customer> = moka::future::Cache::new(2 * n as u64);
             for id in &ids {
                 raw.insert(format!("customer.{id}"), customer(id)).await;
             }
@@ -222,7 +230,11 @@ async fn measure(variant: &str, n: usize) -> (isize, isize) {
                 .iter()
                 .fold((0, 0), |(l, h), m| (l + m.loads, h + m.hits));
             let reads = if ours == "ours2_read" { n as u64 } else { 0 };
-            assert_eq!((loads, hits), (n as u64, reads), "each entry stored once, read once");
+            assert_eq!(
+                (loads, hits),
+                (n as u64, reads),
+                "each entry stored once, read once"
+            );
             after
         }
     };

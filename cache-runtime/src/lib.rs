@@ -81,6 +81,7 @@ mod site;
 mod stats;
 mod tags;
 mod tiers;
+mod weigh;
 
 /// The `target` of every event the runtime logs, whichever module logs it: filter on
 /// `cache_runtime`.

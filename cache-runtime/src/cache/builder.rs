@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::flight::Flights;
 use crate::stats::StatsRegistry;
 use crate::tags::InvalidationLog;
-use crate::tiers::InProcessTier;
+use crate::tiers::{Bound, InProcessTier};
 
 /// Configures a [`Cache`].
 ///
@@ -25,7 +25,7 @@ use crate::tiers::InProcessTier;
 /// # let _ = cache;
 /// ```
 pub struct CacheBuilder {
-    max_entries: u64,
+    bound: Bound,
     in_process: bool,
     shared: Option<Arc<dyn Backend>>,
     clock: Clock,
@@ -36,7 +36,7 @@ pub struct CacheBuilder {
 impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
-            max_entries: 100_000,
+            bound: Bound::Entries(100_000),
             in_process: true,
             shared: None,
             clock: Clock::system(),
@@ -47,9 +47,34 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// The most entries the in-process tier holds (default 100 000).
+    /// The most entries the in-process tier holds (default 100 000). Replaces a
+    /// [`max_memory`](Self::max_memory) given before.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries;
+        self.bound = Bound::Entries(max_entries);
+        self
+    }
+
+    /// Bounds the in-process tier by memory instead of by count: the entries' estimated bytes
+    /// stay under `bytes` (moka's weigher; its TinyLFU decides which go). Replaces a
+    /// [`max_entries`](Self::max_entries) given before.
+    ///
+    /// An entry weighs what the tier spends on any entry (424 bytes: moka's entry and
+    /// ours, measured by `benches/memory.rs`), its key, 8 bytes per tag, its value's size and
+    /// the bytes the value owns on the heap. The heap is counted by walking a serializable
+    /// value (strings' lengths, collections' elements), without writing anything; a value that
+    /// is not `Serialize` counts its inline size only. Capacity beyond a string's length and
+    /// the allocator's rounding are not counted, so the process holds somewhat more than the
+    /// budget: measure with `benches/memory.rs` for your values. A value shared by `Arc`
+    /// counts its pointee once per entry.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().max_memory(64 * 1024 * 1024).build();
+    /// assert_eq!(cache.in_process_tier().unwrap().weighed_size(), 0);
+    /// ```
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.bound = Bound::Bytes(bytes);
         self
     }
 
@@ -113,7 +138,7 @@ impl CacheBuilder {
             .and_then(|shared| shared.feed());
         let local = match (&self.shared, &feed) {
             (Some(_), None) => None,
-            _ => Some(InProcessTier::new(self.max_entries)),
+            _ => Some(InProcessTier::bounded(self.bound)),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let inner = Arc::new(Inner {

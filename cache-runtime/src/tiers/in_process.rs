@@ -21,6 +21,7 @@ use moka::sync::Cache as Moka;
 
 use crate::backend::EntryMeta;
 use crate::cache::KEY_TAG_PREFIX;
+use crate::codec::SerdeVTable;
 use crate::tags::{stamps_current, KeyStamp, KeyVersions, TagRegistry, TagStamp};
 
 /// An entry of the in-process tier: the value itself, never serialized, in the same
@@ -35,6 +36,8 @@ pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     epoch: u64,
     /// How long moka keeps it, in ms.
     keep_ms: u64,
+    /// Its estimated bytes, when the tier is bounded by memory (see `weigh.rs`).
+    weight: u32,
     /// Set when moka dropped the entry, so that a concurrent promotion into the read index
     /// takes it back out.
     dropped: AtomicBool,
@@ -57,12 +60,24 @@ pub(crate) struct LocalStamp {
     epoch: u64,
 }
 
-/// The in-process tier: a moka cache bounded by entry count, holding values as they are
-/// (a hit clones the value, nothing is serialized), with tag versions in shared atomic cells.
+/// What bounds the in-process tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// At most this many entries.
+    Entries(u64),
+    /// At most this many bytes, as entries are weighed (`weigh.rs`).
+    Bytes(u64),
+}
+
+/// The in-process tier: a moka cache bounded by entry count or by estimated bytes, holding
+/// values as they are (a hit clones the value, nothing is serialized), with tag versions in
+/// shared atomic cells.
 ///
-/// Build one through [`Cache::in_memory`](crate::Cache::in_memory) or
-/// [`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries).
+/// Build one through [`Cache::in_memory`](crate::Cache::in_memory),
+/// [`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries) or
+/// [`CacheBuilder::max_memory`](crate::CacheBuilder::max_memory).
 pub struct InProcessTier {
+    bound: Bound,
     entries: Moka<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>,
     read_index: Arc<ReadIndex>,
     tags: TagRegistry,
@@ -99,6 +114,10 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
 impl InProcessTier {
     /// A backend holding at most `max_entries` entries (moka's TinyLFU decides which go).
     pub fn new(max_entries: u64) -> Self {
+        Self::bounded(Bound::Entries(max_entries))
+    }
+
+    pub(crate) fn bounded(bound: Bound) -> Self {
         let read_index: Arc<ReadIndex> = Arc::new(
             papaya::HashMap::builder()
                 .hasher(foldhash::fast::RandomState::default())
@@ -121,15 +140,24 @@ impl InProcessTier {
                 .pin()
                 .remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
         };
+        let builder = Moka::builder()
+            .expire_after(KeepUntilStale)
+            .eviction_listener(unpublish);
+        let (builder, about_entries) = match bound {
+            Bound::Entries(n) => (builder.max_capacity(n), n),
+            Bound::Bytes(bytes) => (
+                builder
+                    .max_capacity(bytes)
+                    .weigher(|_, entry: &Arc<MemEntry>| entry.weight),
+                bytes / crate::weigh::ENTRY_BYTES as u64,
+            ),
+        };
         InProcessTier {
-            entries: Moka::builder()
-                .max_capacity(max_entries)
-                .expire_after(KeepUntilStale)
-                .eviction_listener(unpublish)
-                .build_with_hasher(foldhash::fast::RandomState::default()),
+            bound,
+            entries: builder.build_with_hasher(foldhash::fast::RandomState::default()),
             read_index,
             tags: TagRegistry::new(),
-            keys: KeyVersions::new(max_entries),
+            keys: KeyVersions::new(about_entries),
             epoch: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
             entries_gauge,
@@ -201,14 +229,27 @@ impl InProcessTier {
         }
     }
 
+    /// Stores `value` under `key`. When the tier is bounded by memory, the entry is weighed,
+    /// with the value's heap read through `serde` when it is serializable.
     pub(crate) fn insert<V: Any + Send + Sync>(
         &self,
         key: Box<[u8]>,
         value: V,
+        serde: Option<&SerdeVTable>,
         meta: EntryMeta,
         stamp: LocalStamp,
         now: u64,
     ) {
+        let weight = match self.bound {
+            Bound::Entries(_) => 1,
+            Bound::Bytes(_) => crate::weigh::entry_weight(
+                key.len(),
+                stamp.stamps.len(),
+                std::mem::size_of::<V>(),
+                &value,
+                serde,
+            ),
+        };
         let entry: Arc<MemEntry> = Arc::new(MemEntry {
             meta,
             stamps: stamp.stamps.into_boxed_slice(),
@@ -217,6 +258,7 @@ impl InProcessTier {
             epoch: stamp.epoch,
             // Capped, so that an entry that never expires does not overflow moka's clock.
             keep_ms: meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS),
+            weight,
             dropped: AtomicBool::new(false),
             value,
         });
@@ -245,6 +287,13 @@ impl InProcessTier {
     pub fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
+    }
+
+    /// The entries' estimated bytes, when the tier is bounded by memory
+    /// ([`CacheBuilder::max_memory`](crate::CacheBuilder::max_memory)); otherwise their number.
+    pub fn weighed_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 
     /// How many entries are published in the read index (at most [`entry_count`](Self::entry_count)
