@@ -230,23 +230,22 @@ const ALL: u64 = u64::MAX;
 /// waiter accepts the value of a load it joined, the log answers whether any of the load's tags
 /// (including tags computed from the result, which cannot be stamped in advance) were
 /// invalidated since. When the log has wrapped past that point the answer is conservatively yes.
+///
+/// A load takes no lock: the sequence number is an atomic, and when it has not moved since the
+/// load started (the common case) nothing was invalidated. Invalidations, and the checks of
+/// loads that an invalidation overlapped, take the ring's lock.
 pub(crate) struct InvalidationLog {
-    inner: Mutex<LogRing>,
+    /// The next sequence number: written under `ring`'s lock, after the ring.
+    next: AtomicU64,
+    ring: Mutex<Box<[u64]>>,
     hasher: foldhash::fast::FixedState,
-}
-
-struct LogRing {
-    next: u64,
-    ring: Box<[u64]>,
 }
 
 impl InvalidationLog {
     pub(crate) fn new() -> Self {
         InvalidationLog {
-            inner: Mutex::new(LogRing {
-                next: 0,
-                ring: vec![0; LOG_SIZE].into_boxed_slice(),
-            }),
+            next: AtomicU64::new(0),
+            ring: Mutex::new(vec![0; LOG_SIZE].into_boxed_slice()),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_cafe),
         }
     }
@@ -261,17 +260,18 @@ impl InvalidationLog {
 
     /// The sequence number a load starting now records.
     pub(crate) fn position(&self) -> u64 {
-        self.inner.lock().next
+        self.next.load(Ordering::SeqCst)
     }
 
     /// Records invalidations of the tags with these hashes.
     pub(crate) fn record(&self, hashes: impl IntoIterator<Item = u64>) {
-        let mut log = self.inner.lock();
+        let mut ring = self.ring.lock();
+        let mut next = self.next.load(Ordering::SeqCst);
         for hash in hashes {
-            let at = (log.next % LOG_SIZE as u64) as usize;
-            log.ring[at] = hash;
-            log.next += 1;
+            ring[(next % LOG_SIZE as u64) as usize] = hash;
+            next += 1;
         }
+        self.next.store(next, Ordering::SeqCst);
     }
 
     /// Records that everything was invalidated.
@@ -281,15 +281,16 @@ impl InvalidationLog {
 
     /// Whether a tag among `hashes` (or everything) was invalidated since `since`.
     pub(crate) fn invalidated_since(&self, since: u64, hashes: &[u64]) -> bool {
-        let log = self.inner.lock();
-        if log.next == since {
+        if self.next.load(Ordering::SeqCst) == since {
             return false;
         }
-        if log.next - since > LOG_SIZE as u64 {
+        let ring = self.ring.lock();
+        let next = self.next.load(Ordering::SeqCst);
+        if next - since > LOG_SIZE as u64 {
             return true;
         }
-        (since..log.next).any(|seq| {
-            let hash = log.ring[(seq % LOG_SIZE as u64) as usize];
+        (since..next).any(|seq| {
+            let hash = ring[(seq % LOG_SIZE as u64) as usize];
             hash == ALL || hashes.contains(&hash)
         })
     }
