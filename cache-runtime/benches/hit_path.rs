@@ -279,9 +279,63 @@ fn concurrent(c: &mut Criterion) {
     group.finish();
 }
 
+/// Hits spread over many warm keys (issue 12: 1,000 and 100,000), each iteration the next key
+/// of a shuffled cycle, so that the caches' memory is touched as a real workload would.
+fn hits_over_keys(c: &mut Criterion) {
+    let rt = runtime();
+    for n in [1_000usize, 100_000] {
+        let ids: Vec<String> = {
+            let mut ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            fastrand::Rng::with_seed(7).shuffle(&mut ids);
+            ids
+        };
+        let repo = Repo {
+            cache: Cache::in_memory(2 * n as u64),
+        };
+        let map: std::collections::HashMap<String, Customer> = ids
+            .iter()
+            .map(|id| (format!("customer.{id}"), customer(id)))
+            .collect();
+        rt.block_on(async {
+            for _ in 0..2 {
+                // The second read publishes each entry in the read index.
+                for id in &ids {
+                    repo.find_by_id(id).await.unwrap();
+                    cached_crate_find(id).await.unwrap();
+                }
+            }
+        });
+        let next = |i: &mut usize| -> &str {
+            *i = (*i + 1) % n;
+            &ids[*i]
+        };
+        let mut group = c.benchmark_group(format!("hit_{n}_keys"));
+        let mut i = 0;
+        group.bench_function("cached_macro_find_by_id", |b| {
+            b.to_async(&rt).iter(|| {
+                let id = next(&mut i);
+                async { black_box(repo.find_by_id(id).await.unwrap()) }
+            })
+        });
+        group.bench_function("cached_crate", |b| {
+            b.to_async(&rt).iter(|| {
+                let id = next(&mut i);
+                async { black_box(cached_crate_find(id).await.unwrap()) }
+            })
+        });
+        group.bench_function("floor_hashmap_get_clone", |b| {
+            b.iter(|| {
+                let key = format!("customer.{}", next(&mut i));
+                black_box(map.get(&key).cloned())
+            })
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = hits, misses, concurrent
+    targets = hits, hits_over_keys, misses, concurrent
 }
 criterion_main!(benches);
