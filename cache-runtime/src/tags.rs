@@ -153,15 +153,20 @@ impl TagRegistry {
 /// `#[invalidates(keys = ...)]`): every entry has a key and almost none shares it, so instead
 /// of an epoch and a registry slot per entry (some 70 bytes), a key is hashed into a fixed
 /// table of counters, and an entry keeps its counter's index and value (12 bytes). An
-/// invalidation by key bumps the counter, so it also drops the entries whose keys share it:
-/// with at least half as many counters as the cache holds entries, about two on average, a
-/// spurious miss, never a stale hit.
+/// invalidation by key bumps the counter, so it also drops the entries whose keys share it: a
+/// spurious miss, never a stale hit. The table has at least half as many counters as the cache
+/// holds entries (about two entries per counter), up to [`MAX_KEY_COUNTERS`] (32 MiB), past
+/// which a counter is shared by more.
 ///
 /// [`Cache::invalidate_key`]: crate::Cache::invalidate_key
 pub(crate) struct KeyVersions {
     counters: Box<[AtomicU64]>,
     hasher: foldhash::fast::RandomState,
 }
+
+/// The most counters of a [`KeyVersions`] table: 4 Mi of 8 bytes, for caches of up to 8 million
+/// entries at two entries per counter.
+pub(crate) const MAX_KEY_COUNTERS: u64 = 1 << 22;
 
 /// A key's counter and its value when a load started.
 #[derive(Clone, Copy, Debug)]
@@ -181,7 +186,11 @@ impl KeyStamp {
 impl KeyVersions {
     /// A table for a cache of about `entries` entries.
     pub(crate) fn new(entries: u64) -> Self {
-        let len = (entries.max(1).next_power_of_two() / 2).clamp(1 << 10, 1 << 20);
+        let rounded = entries
+            .max(1)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 63);
+        let len = (rounded / 2).clamp(1 << 10, MAX_KEY_COUNTERS);
         KeyVersions {
             counters: (0..len).map(|_| AtomicU64::new(0)).collect(),
             hasher: foldhash::fast::RandomState::default(),
@@ -341,6 +350,15 @@ mod tests {
             "k7 and the few keys sharing its counter, not {dropped}"
         );
         assert!(keys.current(keys.stamp("k7")), "a load starting after it");
+    }
+
+    #[test]
+    fn an_unbounded_cache_gets_the_largest_table() {
+        assert_eq!(
+            KeyVersions::new(u64::MAX).counters.len() as u64,
+            MAX_KEY_COUNTERS
+        );
+        assert_eq!(KeyVersions::new(0).counters.len(), 1 << 10);
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl CacheBuilder {
     /// is not `Serialize` counts its inline size only. Capacity beyond a string's length and
     /// the allocator's rounding are not counted, so the process holds somewhat more than the
     /// budget: measure with `benches/memory.rs` for your values. A value shared by `Arc`
-    /// counts its pointee once per entry.
+    /// counts its pointee once per entry. A value whose serialization fails, and the boxes and
+    /// nested `Vec`s a value holds, count for less than they take. Outside the budget: the
+    /// table of key versions (8 bytes per two entries the budget could hold at 424 bytes each,
+    /// at most 32 MiB).
     ///
     /// ```
     /// use cache_runtime::Cache;

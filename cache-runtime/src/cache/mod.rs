@@ -266,7 +266,9 @@ impl Cache {
     }
 
     /// Invalidates the entries whose rendered key is `key` (e.g. `customer.42`), in every
-    /// method.
+    /// method. In process, keys are versioned in a table of counters: the few entries whose
+    /// keys share `key`'s counter (about two, in a cache of up to 8 million entries) are
+    /// dropped too, and reloaded on their next call.
     pub async fn invalidate_key(&self, key: &str) -> Result<(), BackendError> {
         let tags = [format!("{KEY_TAG_PREFIX}{key}")];
         let counters = self.method_counters("Cache::invalidate_key");

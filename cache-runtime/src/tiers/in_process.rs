@@ -30,7 +30,7 @@ pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     pub(crate) meta: EntryMeta,
     stamps: Box<[TagStamp]>,
     /// Its key's counter in [`KeyVersions`], and the counter's value (a [`KeyStamp`], in two
-    /// fields so that the index shares a word with `dropped`).
+    /// fields so that the compiler can pack the index beside the smaller fields).
     key_counter: u32,
     key_version: u64,
     epoch: u64,
@@ -70,8 +70,8 @@ pub(crate) enum Bound {
 }
 
 /// The in-process tier: a moka cache bounded by entry count or by estimated bytes, holding
-/// values as they are (a hit clones the value, nothing is serialized), with tag versions in
-/// shared atomic cells.
+/// values as they are (a hit clones the value, nothing is serialized), with tag epochs that
+/// entries share by `Arc` and key versions in a table of atomic counters.
 ///
 /// Build one through [`Cache::in_memory`](crate::Cache::in_memory),
 /// [`CacheBuilder::max_entries`](crate::CacheBuilder::max_entries) or
@@ -303,7 +303,8 @@ impl InProcessTier {
         self.read_index.len()
     }
 
-    /// How many tag names are tracked. Tags that no entry carries any more are pruned.
+    /// How many tags are tracked (by hash; entry keys are versioned apart, in a fixed table).
+    /// Tags that no entry carries any more are pruned.
     pub fn tracked_tags(&self) -> usize {
         self.entries.run_pending_tasks();
         self.tags.prune();
