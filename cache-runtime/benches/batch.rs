@@ -6,9 +6,8 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -55,24 +54,9 @@ fn batches(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { black_box(repo.find_by_ids(&ids).await.unwrap()) })
     });
-    let next = Arc::new(AtomicU64::new(0));
+    let next = AtomicU64::new(0);
     group.bench_function("find_by_ids_half_misses", |b| {
-        b.iter_custom(|iters| {
-            let (repo, next, ids) = (&repo, next.clone(), &ids);
-            rt.block_on(async move {
-                let mut elapsed = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut batch: Vec<String> = ids[..50].to_vec();
-                    for _ in 0..50 {
-                        batch.push(format!("n{}", next.fetch_add(1, Ordering::Relaxed)));
-                    }
-                    let started = Instant::now();
-                    black_box(repo.find_by_ids(&batch).await.unwrap());
-                    elapsed += started.elapsed();
-                }
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(batch_repo::time_half_missed(&repo, &ids, &next, iters)))
     });
     group.finish();
 }

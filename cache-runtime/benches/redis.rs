@@ -16,8 +16,8 @@ mod customer;
 mod two_tier;
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use cache_runtime::backend::RedisBackend;
 use cache_runtime::Cache;
@@ -84,21 +84,7 @@ fn batches(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     });
     let next = AtomicU64::new(0);
     group.bench_function("find_by_ids_half_misses", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut elapsed = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut batch: Vec<String> = ids[..50].to_vec();
-                    for _ in 0..50 {
-                        batch.push(format!("n{}", next.fetch_add(1, Ordering::Relaxed)));
-                    }
-                    let started = Instant::now();
-                    black_box(repo.find_by_ids(&batch).await.unwrap());
-                    elapsed += started.elapsed();
-                }
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(batch_repo::time_half_missed(&repo, &ids, &next, iters)))
     });
     group.finish();
 }
