@@ -65,29 +65,36 @@ pub trait BatchReturn: Sized {
     fn from_map(map: Self::Map) -> Self;
 }
 
-/// A map returned bare: it is the map, and never an error.
-macro_rules! bare_map_return {
-    ($(impl<$($param:ident),*> for $map:ty where [$($bounds:tt)*];)*) => {$(
-        impl<$($param),*> BatchReturn for $map where $($bounds)* {
-            type Key = K;
-            type Value = T;
-            type Map = Self;
-            fn as_map(&self) -> Option<&Self> {
-                Some(self)
-            }
-            fn into_map(self) -> Result<Self, Self> {
-                Ok(self)
-            }
-            fn from_map(map: Self) -> Self {
-                map
-            }
-        }
-    )*};
+// The two bare maps' impls are alike but written out: a user's compile error for a wrong return
+// type lists them, and a macro would show its own text there instead of these lines.
+impl<K: Eq + Hash, T, S: BuildHasher + Default> BatchReturn for HashMap<K, T, S> {
+    type Key = K;
+    type Value = T;
+    type Map = Self;
+    fn as_map(&self) -> Option<&Self> {
+        Some(self)
+    }
+    fn into_map(self) -> Result<Self, Self> {
+        Ok(self)
+    }
+    fn from_map(map: Self) -> Self {
+        map
+    }
 }
 
-bare_map_return! {
-    impl<K, T, S> for HashMap<K, T, S> where [K: Eq + Hash, S: BuildHasher + Default];
-    impl<K, T> for BTreeMap<K, T> where [K: Ord];
+impl<K: Ord, T> BatchReturn for BTreeMap<K, T> {
+    type Key = K;
+    type Value = T;
+    type Map = Self;
+    fn as_map(&self) -> Option<&Self> {
+        Some(self)
+    }
+    fn into_map(self) -> Result<Self, Self> {
+        Ok(self)
+    }
+    fn from_map(map: Self) -> Self {
+        map
+    }
 }
 
 impl<M, E> BatchReturn for Result<M, E>
