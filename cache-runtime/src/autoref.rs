@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::batch::BatchReturn;
 use crate::codec::{SerdeOf, SerdeVTable};
-use crate::key::KeyArg;
+use crate::key::{KeyArg, Plain, PlainKey};
 use crate::load::{Load, Options};
 use crate::lookup::{lookup, lookup_blocking, Lookup, Pending};
 use crate::returns::{ResultOwnError, ResultSharedError, ReturnShape, Serde, Whole};
@@ -356,13 +356,41 @@ pub trait BatchNoSerde {
 }
 impl<R> BatchNoSerde for BatchProbe<R> {}
 
+/// The probe of a placeholder's value: `(&&KeyArgProbe(&value)).__cache_key_arg()` is the
+/// value as a [`Plain`] when its type writes its key text without `fmt` (strings, integers),
+/// and the value itself otherwise, which the expansion's argument slice then casts to
+/// `&dyn KeyArg` (so that a type without `Display` gets [`KeyArg`]'s message, on the cast).
+pub struct KeyArgProbe<'a, T: ?Sized>(pub &'a T);
+
+/// Level 1 of a placeholder's value: a [`PlainKey`] type.
+pub trait PlainKeyArg<'a, T> {
+    /// The value, rendered without `fmt`.
+    fn __cache_key_arg(&self) -> &'a Plain<T>;
+}
+impl<'a, T: PlainKey> PlainKeyArg<'a, T> for &KeyArgProbe<'a, T> {
+    #[inline]
+    fn __cache_key_arg(&self) -> &'a Plain<T> {
+        Plain::wrap(self.0)
+    }
+}
+
+impl<'a, T: ?Sized> KeyArgProbe<'a, T> {
+    /// Level 2 of a placeholder's value, for any type (rendered through `Display`): the value
+    /// itself. Inherent, so that it is found whatever the expansion imports, and a value whose
+    /// type is an error (a misspelt field) adds no error of its own.
+    #[inline]
+    pub fn __cache_key_arg(&self) -> &'a T {
+        self.0
+    }
+}
+
 /// Every trait above, imported anonymously: the expansion glob-imports this module, which
 /// brings the methods into scope without binding a single name in the user's function.
 pub mod traits {
     pub use super::{
         BatchNoSerde as _, BatchSerde as _, OwnErrorSerdeShape as _, OwnErrorShape as _,
-        ResultValue as _, ReturnCheckOff as _, ReturnCheckOn as _, SelectFallback as _,
-        SelectReal as _, SharedErrorSerdeShape as _, SharedErrorShape as _, WholeSerdeShape as _,
-        WholeShape as _, WholeValue as _,
+        PlainKeyArg as _, ResultValue as _, ReturnCheckOff as _, ReturnCheckOn as _,
+        SelectFallback as _, SelectReal as _, SharedErrorSerdeShape as _, SharedErrorShape as _,
+        WholeSerdeShape as _, WholeShape as _, WholeValue as _,
     };
 }

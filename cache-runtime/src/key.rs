@@ -143,6 +143,164 @@ pub struct Template {
 pub trait KeyArg {
     /// Writes the raw (not yet encoded) text of the value.
     fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result;
+
+    /// Appends the encoded text of the value to `out`. Overridden by [`Plain`] values, which
+    /// skip `fmt`.
+    #[doc(hidden)]
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        let _ = self.write_raw(&mut Encoder(out));
+    }
+}
+
+/// A type whose key text is written without going through `fmt`: strings, integers, `bool`
+/// and `char`. The text is exactly its [`Display`](fmt::Display) text. The expansion picks
+/// this path by autoref (`autoref::KeyArgProbe`) when the argument's type implements it, and
+/// [`KeyArg`]'s `Display` path for any other type.
+#[doc(hidden)]
+pub trait PlainKey {
+    /// Appends the encoded text to `out`.
+    fn render(&self, out: &mut Vec<u8>);
+    /// Writes the raw text, as `Display` does.
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result;
+}
+
+impl PlainKey for str {
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        encode_into(self, out);
+    }
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        out.write_str(self)
+    }
+}
+
+macro_rules! plain_key_as_str {
+    ($($ty:ty),*) => {$(
+        impl PlainKey for $ty {
+            #[inline]
+            fn render(&self, out: &mut Vec<u8>) {
+                encode_into(self, out);
+            }
+            fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+                out.write_str(self)
+            }
+        }
+    )*};
+}
+plain_key_as_str!(
+    String,
+    Box<str>,
+    std::sync::Arc<str>,
+    std::borrow::Cow<'_, str>
+);
+
+impl<T: PlainKey + ?Sized> PlainKey for &T {
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        (**self).render(out);
+    }
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        (**self).write_raw(out)
+    }
+}
+
+/// Appends the decimal digits of `n`, after a `-` when `negative`: digits and `-` are plain.
+#[inline]
+fn render_integer(negative: bool, mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+macro_rules! plain_key_unsigned {
+    ($($ty:ty),*) => {$(
+        impl PlainKey for $ty {
+            #[inline]
+            fn render(&self, out: &mut Vec<u8>) {
+                render_integer(false, *self as u64, out);
+            }
+            fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+                write!(out, "{self}")
+            }
+        }
+    )*};
+}
+plain_key_unsigned!(u8, u16, u32, u64, usize);
+
+macro_rules! plain_key_signed {
+    ($($ty:ty),*) => {$(
+        impl PlainKey for $ty {
+            #[inline]
+            fn render(&self, out: &mut Vec<u8>) {
+                render_integer(*self < 0, (*self as i64).unsigned_abs(), out);
+            }
+            fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+                write!(out, "{self}")
+            }
+        }
+    )*};
+}
+plain_key_signed!(i8, i16, i32, i64, isize);
+
+impl PlainKey for bool {
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        write!(out, "{self}")
+    }
+}
+
+impl PlainKey for char {
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        encode_into(self.encode_utf8(&mut [0; 4]), out);
+    }
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        out.write_char(*self)
+    }
+}
+
+/// A [`PlainKey`] value seen as a [`KeyArg`] (a type of its own, so that it does not overlap
+/// `KeyArg`'s impl for `Display` types).
+#[doc(hidden)]
+#[repr(transparent)]
+pub struct Plain<T>(T);
+
+impl<T: PlainKey> Plain<T> {
+    /// `value`, as a `Plain`.
+    #[inline]
+    pub fn wrap(value: &T) -> &Plain<T> {
+        // SAFETY: `Plain<T>` is `repr(transparent)` over `T`: same layout and alignment, and
+        // the reference keeps `value`'s lifetime.
+        unsafe { &*(value as *const T as *const Plain<T>) }
+    }
+}
+
+// Not suggested in the error for a value without `Display`: users never write a `Plain`.
+#[diagnostic::do_not_recommend]
+impl<T: PlainKey> KeyArg for Plain<T> {
+    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        self.0.write_raw(out)
+    }
+
+    #[inline]
+    fn render(&self, out: &mut Vec<u8>) {
+        self.0.render(out);
+    }
 }
 
 impl<T: fmt::Display + ?Sized> KeyArg for T {
@@ -157,6 +315,17 @@ impl<T: fmt::Display + ?Sized> KeyArg for T {
 pub const fn is_plain(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'@' || byte >= 0x80
 }
+
+/// [`is_plain`] of every byte, for the loop that encodes values.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = is_plain(byte as u8);
+        byte += 1;
+    }
+    table
+};
 
 /// Whether a literal that follows a placeholder in a template may start with `c`: an ASCII
 /// character that is neither [plain](is_plain) nor `%`, so that it never occurs inside an
@@ -185,7 +354,7 @@ fn encode_into(raw: &str, out: &mut Vec<u8>) {
     let bytes = raw.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if !is_plain(b) {
+        if !PLAIN[b as usize] {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
             start = i + 1;
@@ -206,7 +375,7 @@ impl Template {
                 Segment::Value(filters) => {
                     let Some(arg) = args.next() else { continue };
                     if filters.is_empty() {
-                        let _ = arg.write_raw(&mut Encoder(out));
+                        arg.render(out);
                     } else {
                         let mut raw = String::new();
                         let _ = arg.write_raw(&mut raw);
@@ -308,6 +477,59 @@ mod tests {
         assert_eq!(decode_value("Zo\u{eb}%0A").as_deref(), Some("Zo\u{eb}\n"));
         assert_eq!(decode_value("a.b"), None);
         assert_eq!(DOTTED.render(&[&"%2E", &""]), "x.%252E.");
+    }
+
+    /// What `Display` renders: the path every type without a [`PlainKey`] impl takes.
+    fn through_display(value: &(dyn KeyArg + Sync)) -> Vec<u8> {
+        let mut out = Vec::new();
+        value.render(&mut out);
+        out
+    }
+
+    fn through_plain<T: PlainKey>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        Plain::wrap(value).render(&mut out);
+        out
+    }
+
+    #[test]
+    fn plain_values_render_as_their_display_text_does() {
+        fn same<T: PlainKey + fmt::Display + Sync>(value: T) {
+            let plain = through_plain(&value);
+            assert_eq!(plain, through_display(&value), "{value}");
+            let mut raw = String::new();
+            Plain::wrap(&value).write_raw(&mut raw).unwrap();
+            assert_eq!(raw, value.to_string(), "the raw text that filters see");
+        }
+        for text in ["c12", "", "a.b", "100%", "Zo\u{eb} \n", "x{y}|z", "-_@"] {
+            same(text);
+            same(text.to_owned());
+            same(Box::<str>::from(text));
+            same(std::sync::Arc::<str>::from(text));
+            same(std::borrow::Cow::Borrowed(text));
+            same(&&text as &&&str);
+        }
+        same(0u8);
+        same(u8::MAX);
+        same(u16::MAX);
+        same(u32::MAX);
+        same(u64::MAX);
+        same(usize::MAX);
+        same(0i64);
+        same(-1i8);
+        same(i8::MIN);
+        same(i16::MIN);
+        same(i32::MIN);
+        same(i64::MIN);
+        same(i64::MAX);
+        same(isize::MIN);
+        same(true);
+        same(false);
+        for c in ['a', '.', '%', '\u{eb}', '\u{1F600}', ' '] {
+            same(c);
+        }
+        assert_eq!(through_plain(&"a.b"), b"a%2Eb");
+        assert_eq!(through_plain(&-42i32), b"-42");
     }
 
     #[test]

@@ -127,3 +127,57 @@ fn sha256_hex(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// An id with a `Display` of its own: rendered through `Display`, not as its inner string.
+struct Tagged(&'static str);
+
+impl std::fmt::Display for Tagged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t-{}", self.0)
+    }
+}
+
+struct Typed {
+    cache: Cache,
+}
+
+impl Typed {
+    #[cached(key = "k.{a}.{b}.{c}.{d}", ttl = 60)]
+    async fn mixed(&self, a: &str, b: String, c: i64, d: u8) -> u32 {
+        1
+    }
+
+    #[cached(key = "k.{a}.{b}.{c}.{d}", ttl = 60)]
+    async fn displayed(&self, a: Tagged, b: bool, c: char, d: std::net::Ipv4Addr) -> u32 {
+        2
+    }
+
+    #[cached(key = "k.{a}", ttl = 60)]
+    async fn generic<T: std::fmt::Display + Sync>(&self, a: T) -> u32 {
+        3
+    }
+}
+
+#[tokio::test]
+async fn each_kind_of_argument_renders_its_display_text_encoded() {
+    let typed = Typed {
+        cache: Cache::in_memory(100),
+    };
+    let keys = |observed: Vec<cache_runtime::Observed>| -> Vec<String> {
+        observed.into_iter().map(|o| o.key).collect()
+    };
+    let (_, seen) = cache_runtime::observe(typed.mixed("a.b", "c d".to_owned(), -7, 255)).await;
+    assert_eq!(keys(seen), ["k.a%2Eb.c%20d.-7.255"]);
+    let (_, seen) = cache_runtime::observe(typed.displayed(
+        Tagged("x"),
+        true,
+        '%',
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+    ))
+    .await;
+    assert_eq!(keys(seen), ["k.t-x.true.%25.10%2E0%2E0%2E1"]);
+    let (_, seen) = cache_runtime::observe(typed.generic("a.b")).await;
+    assert_eq!(keys(seen), ["k.a%2Eb"]);
+    let (_, seen) = cache_runtime::observe(typed.generic(Tagged("y"))).await;
+    assert_eq!(keys(seen), ["k.t-y"]);
+}

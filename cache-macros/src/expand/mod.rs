@@ -125,11 +125,12 @@ fn field_path(base: &Ident, fields: &[String], span: Span) -> TokenStream {
             quote_spanned!(span=> .#ident)
         }
     });
-    quote_spanned!(span=> &#base #(#members)*)
+    quote_spanned!(span=> (&&#PRIVATE::autoref::KeyArgProbe(&#base #(#members)*)).__cache_key_arg())
 }
 
-/// `&arg.field` for every placeholder, in template order: the flat list the runtime renders
-/// keys and tags from.
+/// `&arg.field` for every placeholder, in template order (through `autoref::KeyArgProbe`, which
+/// picks the `fmt`-free path for strings and integers): the flat list the runtime renders keys
+/// and tags from.
 fn placeholder_values(
     args: &crate::valid::TemplateArgs,
     sig: &crate::signature::Signature,

@@ -37,7 +37,7 @@ impl Repo {
 
 /// The time of `iters` batches of 100 ids, each the first 50 of `ids` (cached) and 50 ids never
 /// seen (numbered by `next`); building each batch is not timed.
-#[allow(dead_code)] // benches/batch_instructions.rs counts all-hit batches only
+#[allow(dead_code)] // benches/instructions.rs counts all-hit batches only
 pub async fn time_half_missed(
     repo: &Repo,
     ids: &[String],
