@@ -1,12 +1,12 @@
 //! `#[cached(batch = id in ids)]`: the ids are looked up one by one in process, and the rest
 //! go to the runtime with the body as a closure of the ids that missed.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Ident, TokenStream};
 use quote::quote;
 use syn::{ItemFn, Type};
 
 use super::cached::{body, enabled};
-use super::{cache_ref, placeholder_values, ranged, shape_traits, span_range};
+use super::{cache_ref, placeholder_values, ranged, respanned, shape_traits, span_range};
 use crate::private::PRIVATE;
 use crate::valid::{BatchPlan, CachedPlan};
 
@@ -45,24 +45,33 @@ pub(crate) fn cached(
         _ => quote!(__cache_missed),
     };
     let body = body(plan, block);
-    // Reported over the return type when it is not a map of the ids.
-    let lookup = ranged(
-        span_range(ret),
+    // Reported over the return type when it is not a map of the ids: the call (its path and
+    // its parentheses) is spanned there.
+    let range = span_range(ret);
+    let lookup_batch = respanned(range, quote!(#PRIVATE::lookup_batch));
+    let mut lookup_args = Group::new(
+        Delimiter::Parenthesis,
         quote! {
-            #PRIVATE::lookup_batch(
-                &__CACHE_SITE,
-                #cache,
-                #arg.iter(),
-                |#id: &#id_ty, __cache_render| __cache_render(&[#(#values),*]),
-                __cache_serde,
-                #enabled,
-            )
+            &__CACHE_SITE,
+            #cache,
+            #arg.iter(),
+            |#id: &#id_ty, __cache_render| __cache_render(&[#(#values),*]),
+            __cache_serde,
+            #enabled,
         },
     );
+    lookup_args.set_span(range.1);
+    let lookup = ranged(range, quote!(#lookup_batch #lookup_args));
+    let batch_lookup = respanned(range, quote!(#PRIVATE::BatchLookup));
+    // The pending batch's type is checked where it is matched and bound: there too.
+    let hit = respanned(range, quote!(#PRIVATE::BatchLookup::Hit));
+    let miss = respanned(range, quote!(#PRIVATE::BatchLookup::Miss));
+    let pending = Ident::new("__cache_pending", range.0);
+    let load_method = Ident::new("load", range.0);
     let load = ranged(
         span_range(ret),
         quote! {
-            __cache_pending.load(#options, |__cache_missed: ::std::vec::Vec<#id_ty>| async move {
+            #pending.#load_method(#options, |__cache_missed: ::std::vec::Vec<#id_ty>| async move {
                 let #arg: #arg_ty = #missed;
                 #body
             })
@@ -74,10 +83,10 @@ pub(crate) fn cached(
             #site
             #traits
             let __cache_serde = #serde;
-            let __cache_step: #PRIVATE::BatchLookup<#ret, _> = #lookup;
-            let __cache_pending = match __cache_step {
-                #PRIVATE::BatchLookup::Hit(__cache_value) => return __cache_value,
-                #PRIVATE::BatchLookup::Miss(__cache_pending) => __cache_pending,
+            let __cache_step: #batch_lookup<#ret, _> = #lookup;
+            let #pending = match __cache_step {
+                #hit(__cache_value) => return __cache_value,
+                #miss(#pending) => #pending,
             };
             #load.await
         }

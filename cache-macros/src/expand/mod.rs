@@ -68,6 +68,20 @@ pub(crate) fn ranged(range: (Span, Span), expr: TokenStream) -> TokenStream {
     quote!(#keyword () #arms)
 }
 
+/// `tokens` (a path) with its first token spanned at `range.0` and the rest at `range.1`: rustc
+/// reports what concerns the path (a bound of the function it names that the call does not
+/// meet) over the range.
+pub(crate) fn respanned(range: (Span, Span), tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut tt)| {
+            tt.set_span(if i == 0 { range.0 } else { range.1 });
+            tt
+        })
+        .collect()
+}
+
 /// `(&&&&&Probe::<R>::NEW).shape()`, reported over `range`; needs the shape traits in scope (see
 /// [`shape_traits`]).
 fn shape_probe(ret: &TokenStream, range: (Span, Span)) -> TokenStream {
