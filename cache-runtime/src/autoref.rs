@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -254,7 +255,9 @@ impl Real {
         lookup_blocking(site, cache, args, shape, enabled).into()
     }
 
-    /// The second half of a call.
+    /// The second half of a call, boxed: its state (the shared look-up, the flight, the body's
+    /// future) is allocated on a miss only, so that the method's own future stays small and
+    /// a hit neither builds nor moves it.
     #[inline(always)]
     pub fn __cache_load<R, S, V, L>(
         &self,
@@ -263,14 +266,14 @@ impl Real {
         shape: S,
         options: Options<V>,
         load: L,
-    ) -> impl Future<Output = R>
+    ) -> Pin<Box<impl Future<Output = R>>>
     where
         S: ReturnShape<R, Value = V>,
         V: CacheValue,
         L: Load<R>,
         R: Send + 'static,
     {
-        pending.load(shape, options, load)
+        Box::pin(pending.load(shape, options, load))
     }
 }
 

@@ -154,6 +154,18 @@ async fn only_the_ids_that_missed_reach_the_body_and_the_result_has_every_existi
     );
 }
 
+/// As for a single call (`read_through.rs`), a batch's load is boxed: the method's future
+/// holds its arguments and the box.
+#[tokio::test]
+async fn a_batch_call_s_future_is_its_arguments_and_a_box() {
+    let repo = repo();
+    let ids = ids(&["c1"]);
+    let call = repo.find_by_ids(&ids);
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 256, "the future of find_by_ids is {size} bytes");
+    call.await.unwrap();
+}
+
 #[tokio::test]
 async fn entries_are_shared_with_the_single_id_method_both_ways() {
     let repo = repo();

@@ -23,6 +23,20 @@ async fn a_hit_does_not_run_the_body() {
     assert_eq!((row.hits, row.misses, row.loads), (2, 1, 1));
 }
 
+/// A cached method's future holds its arguments and, on a miss, a box: the load's state (the
+/// shared look-up, the flight, the body's future) is allocated only when it runs, so that a
+/// hit neither builds nor moves it, and a caller that boxes or spawns the call copies a few
+/// words. (The load's state is over 2 KB: it was inline before.)
+#[tokio::test]
+async fn a_cached_call_s_future_is_its_arguments_and_a_box() {
+    let repo = CustomerRepository::new(Store::with(&[ann()]));
+    let call = repo.find_by_id("1");
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 128, "the future of find_by_id is {size} bytes");
+    assert_eq!(call.await, Ok(Some(ann())));
+    assert_eq!(repo.store.loads(), 1);
+}
+
 #[tokio::test]
 async fn err_is_returned_untouched_and_not_stored() {
     let repo = CustomerRepository::new(Store::with(&[ann()]));

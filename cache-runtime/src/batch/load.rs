@@ -2,6 +2,7 @@
 //! one run of the body for the ids this call leads, one write of what it stored.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use tracing::{Instrument, Level};
@@ -38,7 +39,20 @@ where
 {
     /// The second half of a batch `#[cached]` call: `body` gets the ids that are not cached
     /// and not being loaded by another call (at most one run), and returns their values.
-    pub async fn load<F, Fut>(self, options: Options<Option<R::Value>>, body: F) -> R
+    /// Boxed, so that the method's own future stays small for calls that hit every id.
+    pub fn load<F, Fut>(
+        self,
+        options: Options<Option<R::Value>>,
+        body: F,
+    ) -> Pin<Box<impl Future<Output = R>>>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        Box::pin(self.run(options, body))
+    }
+
+    async fn run<F, Fut>(self, options: Options<Option<R::Value>>, body: F) -> R
     where
         F: FnOnce(Vec<K>) -> Fut,
         Fut: Future<Output = R>,
