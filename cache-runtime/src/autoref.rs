@@ -397,3 +397,40 @@ pub mod traits {
         WholeSerdeShape as _, WholeShape as _, WholeValue as _,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::traits::*;
+    use super::KeyArgProbe;
+    use crate::key::{KeyArg, Plain};
+
+    fn rendered(value: &dyn KeyArg) -> Vec<u8> {
+        let mut out = Vec::new();
+        value.render(&mut out);
+        out
+    }
+
+    /// The types checked here (by the compiler) are the ones the expansion gets for each kind
+    /// of placeholder value: strings and integers without `fmt`, anything else through
+    /// `Display`.
+    #[test]
+    // The expansion's exact receiver, `&&KeyArgProbe`, is what is under test.
+    #[allow(clippy::needless_borrow)]
+    fn strings_and_integers_take_the_plain_path_and_other_types_display() {
+        let text = "a.b";
+        let plain: &Plain<&str> = (&&KeyArgProbe(&text)).__cache_key_arg();
+        assert_eq!(rendered(plain), b"a%2Eb");
+        let owned = String::from("a.b");
+        let plain: &Plain<String> = (&&KeyArgProbe(&owned)).__cache_key_arg();
+        assert_eq!(rendered(plain), b"a%2Eb");
+        let number = -5i64;
+        let plain: &Plain<i64> = (&&KeyArgProbe(&number)).__cache_key_arg();
+        assert_eq!(rendered(plain), b"-5");
+        let address = std::net::Ipv4Addr::LOCALHOST;
+        let displayed: &std::net::Ipv4Addr = (&&KeyArgProbe(&address)).__cache_key_arg();
+        assert_eq!(rendered(displayed), b"127%2E0%2E0%2E1");
+        let wide = 7u128;
+        let displayed: &u128 = (&&KeyArgProbe(&wide)).__cache_key_arg();
+        assert_eq!(rendered(displayed), b"7");
+    }
+}

@@ -694,6 +694,12 @@ mod tests {
                 let args: Vec<&(dyn KeyArg + Sync)> =
                     tuple.iter().map(|v| v as &(dyn KeyArg + Sync)).collect();
                 let key = template.render(&args);
+                // Rendered as the expansion renders strings (`Plain`), the same key.
+                let plain: Vec<&(dyn KeyArg + Sync)> = tuple
+                    .iter()
+                    .map(|v| Plain::wrap(v) as &(dyn KeyArg + Sync))
+                    .collect();
+                assert_eq!(template.render(&plain), key);
                 if let Some(other) = seen.insert(key.clone(), tuple.clone()) {
                     assert_eq!(
                         other, tuple,

@@ -22,12 +22,10 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     let keys = plan.keys.iter().map(|t| t.to_runtime());
     let cache = cache_ref(&plan.cache, plan.sig.receiver);
     let values = placeholder_values(&plan.args, &plan.sig);
+    // The dispatch traits, for the shape probe and the placeholders' values.
+    let traits = shape_traits();
     let shape = match &plan.ret {
-        Some(ret) => {
-            let probe = shape_probe(&quote!(#ret), span_range(ret));
-            let traits = shape_traits();
-            quote!({ #traits #probe })
-        }
+        Some(ret) => shape_probe(&quote!(#ret), span_range(ret)),
         None => quote!(#PRIVATE::Whole),
     };
     // An `impl Trait` return cannot be named: let the body infer it.
@@ -67,6 +65,7 @@ pub(crate) fn invalidates(item: &ItemFn, plan: &InvalidatesPlan) -> TokenStream 
     quote! {
         #(#attrs)*
         #vis #sig {
+            #traits
             static __CACHE_SITE: #PRIVATE::InvalidatesSite =
                 #PRIVATE::InvalidatesSite {
                     name: #name,

@@ -70,7 +70,9 @@ pub(crate) fn ranged(range: (Span, Span), expr: TokenStream) -> TokenStream {
 
 /// `tokens` (a path) with its first token spanned at `range.0` and the rest at `range.1`: rustc
 /// reports what concerns the path (a bound of the function it names that the call does not
-/// meet) over the range.
+/// meet) over the range. The spans are the user's (a call-site span located there makes rustc
+/// draw the attribute's expansion over the error as well); the paths it is used on are
+/// absolute, so no name of the user's can capture them.
 pub(crate) fn respanned(range: (Span, Span), tokens: TokenStream) -> TokenStream {
     tokens
         .into_iter()
