@@ -360,12 +360,12 @@ pub trait BatchNoSerde {
 impl<R> BatchNoSerde for BatchProbe<R> {}
 
 /// The probe of a placeholder's value: `(&&KeyArgProbe(&value)).__cache_key_arg()` is the
-/// value as a [`Plain`] when its type writes its key text without `fmt` (strings, integers),
+/// value as a `Plain` when its type writes its key text without `fmt` (strings, integers),
 /// and the value itself otherwise, which the expansion's argument slice then casts to
-/// `&dyn KeyArg` (so that a type without `Display` gets [`KeyArg`]'s message, on the cast).
+/// `&dyn KeyArg` (so that a type without `Display` gets `KeyArg`'s message, on the cast).
 pub struct KeyArgProbe<'a, T: ?Sized>(pub &'a T);
 
-/// Level 1 of a placeholder's value: a [`PlainKey`] type.
+/// Level 1 of a placeholder's value: a `PlainKey` type.
 pub trait PlainKeyArg<'a, T> {
     /// The value, rendered without `fmt`.
     fn __cache_key_arg(&self) -> &'a Plain<T>;
