@@ -16,19 +16,54 @@ pub struct RedisCluster {
     dir: Option<PathBuf>,
 }
 
-/// A loopback port whose cluster bus port (port + 10000) is free too.
+/// The first port the kernel hands out to `bind(0)` and to outgoing connections
+/// (`ip_local_port_range`; 32768 when it cannot be read).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A loopback port whose cluster bus port (port + 10000) is free too, both below the kernel's
+/// ephemeral range: a port picked by `bind(0)` and released could be handed to a client
+/// connection's local end, or to another test's pick, before the node binds it (a node that
+/// cannot bind its bus port exits, and the test then waits for a node that never comes). Within
+/// this process every pick is new; across processes the start is random and each pick is
+/// checked by binding both ports.
 fn free_cluster_port(taken: &[u16]) -> u16 {
-    for _ in 0..1000 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let port = listener.local_addr().unwrap().port();
-        if port >= 55_535 || taken.contains(&port) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u16 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let Some(span) = ephemeral_start()
+        .checked_sub(10_000 + LOWEST)
+        .filter(|span| *span >= 1_000)
+    else {
+        panic!(
+            "the ephemeral port range starts at {}: no room below it for cluster ports and their \
+             bus ports (port + 10000)",
+            ephemeral_start()
+        );
+    };
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (fastrand_port_salt() % u64::from(span)) as u32,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = LOWEST + (NEXT.fetch_add(1, Ordering::Relaxed) % u32::from(span)) as u16;
+        if taken.contains(&port) {
             continue;
         }
-        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
             return port;
         }
     }
-    panic!("no loopback port with a free cluster bus port (port + 10000)");
+    panic!(
+        "no loopback port below the ephemeral range with a free cluster bus port (port + 10000)"
+    );
 }
 
 impl RedisCluster {
