@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use cache_runtime::Cache;
 use criterion::{criterion_group, criterion_main, Criterion};
 
+#[path = "support/cached_crate.rs"]
+mod cached_crate;
 #[path = "support/customer.rs"]
 mod customer;
 use customer::{customer, Customer};
@@ -49,15 +51,6 @@ impl Clone for Repo {
     }
 }
 
-#[cached::proc_macro::cached(
-    ttl_secs = 600,
-    key = "String",
-    convert = r#"{ format!("customer.{}", id) }"#
-)]
-async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
-    Ok(customer(id))
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -76,7 +69,7 @@ fn hits(c: &mut Criterion) {
         repo.untagged("42").await.unwrap();
         repo.shared("42").await.unwrap();
         raw.insert("customer.42".to_owned(), customer("42")).await;
-        cached_crate_find("42").await.unwrap();
+        cached_crate::find("42").await.unwrap();
     });
     let id = black_box("42");
 
@@ -97,7 +90,7 @@ fn hits(c: &mut Criterion) {
     });
     group.bench_function("cached_crate", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(cached_crate_find(id).await.unwrap()) })
+            .iter(|| async { black_box(cached_crate::find(id).await.unwrap()) })
     });
     // Floors, to show where the time goes: moka's sync get with a ready key and an `Arc`
     // value (no rendering, no value clone), and the value clone alone.
@@ -202,7 +195,7 @@ fn concurrent(c: &mut Criterion) {
     rt.block_on(async {
         repo.find_by_id("42").await.unwrap();
         raw.insert("customer.42".to_owned(), customer("42")).await;
-        cached_crate_find("42").await.unwrap();
+        cached_crate::find("42").await.unwrap();
     });
 
     let mut group = c.benchmark_group("hit_2_threads");
@@ -236,7 +229,7 @@ fn concurrent(c: &mut Criterion) {
             two_threads(iters, || {
                 |iters| async move {
                     for _ in 0..iters {
-                        black_box(cached_crate_find(black_box("42")).await.unwrap());
+                        black_box(cached_crate::find(black_box("42")).await.unwrap());
                     }
                 }
             })
@@ -301,7 +294,7 @@ fn hits_over_keys(c: &mut Criterion) {
                 // The second read publishes each entry in the read index.
                 for id in &ids {
                     repo.find_by_id(id).await.unwrap();
-                    cached_crate_find(id).await.unwrap();
+                    cached_crate::find(id).await.unwrap();
                 }
             }
         });
@@ -320,7 +313,7 @@ fn hits_over_keys(c: &mut Criterion) {
         group.bench_function("cached_crate", |b| {
             b.to_async(&rt).iter(|| {
                 let id = next(&mut i);
-                async { black_box(cached_crate_find(id).await.unwrap()) }
+                async { black_box(cached_crate::find(id).await.unwrap()) }
             })
         });
         group.bench_function("floor_hashmap_get_clone", |b| {

@@ -9,6 +9,8 @@
 
 #[path = "support/batch_repo.rs"]
 mod batch_repo;
+#[path = "support/cached_crate.rs"]
+mod cached_crate;
 #[path = "support/customer.rs"]
 mod customer;
 
@@ -31,15 +33,6 @@ impl Shared {
     pub async fn find(&self, id: &str) -> Result<Arc<Customer>, Infallible> {
         Ok(Arc::new(customer(id)))
     }
-}
-
-#[cached::proc_macro::cached(
-    ttl_secs = 600,
-    key = "String",
-    convert = r#"{ format!("customer.{}", id) }"#
-)]
-async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
-    Ok(customer(id))
 }
 
 fn main() {
@@ -68,7 +61,7 @@ fn main() {
         repo.find_by_ids(&ids).await.unwrap();
         for id in &ids {
             shared.find(id).await.unwrap();
-            cached_crate_find(id).await.unwrap();
+            cached_crate::find(id).await.unwrap();
         }
         for _ in 0..iterations {
             match variant.as_str() {
@@ -96,7 +89,7 @@ fn main() {
                 }
                 "cached_crate" => {
                     for id in &ids {
-                        black_box(cached_crate_find(id).await.unwrap());
+                        black_box(cached_crate::find(id).await.unwrap());
                     }
                 }
                 "floor" => {

@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use cache_runtime::Cache;
 
+#[path = "support/cached_crate.rs"]
+mod cached_crate;
+
 struct Counting;
 
 static ASKED: AtomicIsize = AtomicIsize::new(0);
@@ -117,15 +120,6 @@ impl Repo {
     }
 }
 
-#[cached::proc_macro::cached(
-    ttl_secs = 600,
-    key = "String",
-    convert = r#"{ format!("customer.{}", id) }"#
-)]
-async fn cached_crate_find(id: &str) -> Result<Customer, ()> {
-    Ok(customer(id))
-}
-
 /// What each variant is, in the order of the table.
 const VARIANTS: &[(&str, &str)] = &[
     ("vec", "the keys and values alone (a `Vec`)"),
@@ -195,11 +189,11 @@ async fn measure(variant: &str, n: usize) -> (isize, isize) {
         }
         "cached" => {
             for id in &ids {
-                cached_crate_find(id).await.unwrap();
+                cached_crate::find(id).await.unwrap();
             }
             let after = held();
             use cached::Cached;
-            let size = CACHED_CRATE_FIND.read().await.cache_size();
+            let size = cached_crate::FIND.read().await.cache_size();
             assert_eq!(size, n, "the cached crate evicted entries");
             after
         }

@@ -165,16 +165,6 @@ pub trait PlainKey {
     fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result;
 }
 
-impl PlainKey for str {
-    #[inline]
-    fn render(&self, out: &mut Vec<u8>) {
-        encode_into(self, out);
-    }
-    fn write_raw(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        out.write_str(self)
-    }
-}
-
 macro_rules! plain_key_as_str {
     ($($ty:ty),*) => {$(
         impl PlainKey for $ty {
@@ -189,6 +179,7 @@ macro_rules! plain_key_as_str {
     )*};
 }
 plain_key_as_str!(
+    str,
     String,
     Box<str>,
     std::sync::Arc<str>,

@@ -80,32 +80,31 @@ async fn an_entry_weighs_its_value_heap_and_a_fixed_overhead() {
     );
 }
 
-#[tokio::test]
-async fn the_budget_holds_fewer_large_entries_than_small_ones_and_stays_under_it() {
+/// A cache of 1 MB filled with 2,000 entries of `size` bytes: what it keeps, which must weigh
+/// no more than the budget, and how many entries that is.
+async fn filled_under_the_budget(size: usize) -> (Docs, u64) {
     const BUDGET: u64 = 1_000_000;
     let docs = Docs::new(Cache::builder().max_memory(BUDGET).build());
     for id in 0..2_000 {
-        docs.find(id, 10_000).await;
+        docs.find(id, size).await;
     }
-    let (bytes, large) = weighed(&docs);
+    let (bytes, kept) = weighed(&docs);
     assert!(
         bytes <= BUDGET,
         "{bytes} bytes held for a budget of {BUDGET}"
     );
+    (docs, kept)
+}
+
+#[tokio::test]
+async fn the_budget_holds_fewer_large_entries_than_small_ones_and_stays_under_it() {
+    let (_, large) = filled_under_the_budget(10_000).await;
     assert!(
         (1..=100).contains(&large),
         "at most 100 entries of over 10,000 bytes fit in 1 MB: {large}"
     );
 
-    let docs = Docs::new(Cache::builder().max_memory(BUDGET).build());
-    for id in 0..2_000 {
-        docs.find(id, 10).await;
-    }
-    let (bytes, small) = weighed(&docs);
-    assert!(
-        bytes <= BUDGET,
-        "{bytes} bytes held for a budget of {BUDGET}"
-    );
+    let (docs, small) = filled_under_the_budget(10).await;
     assert!(
         small > 10 * large,
         "small entries fit by the thousand ({small}), large ones by the dozen ({large})"

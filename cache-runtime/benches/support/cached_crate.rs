@@ -1,0 +1,13 @@
+//! The baseline every bench compares with: the `cached` crate's `#[cached]` (4.x), over the
+//! including bench's `Customer` (the crate root's `customer` and `Customer`), keyed as ours.
+
+use super::{customer, Customer};
+
+#[cached::proc_macro::cached(
+    ttl_secs = 600,
+    key = "String",
+    convert = r#"{ format!("customer.{}", id) }"#
+)]
+pub async fn find(id: &str) -> Result<Customer, ()> {
+    Ok(customer(id))
+}
