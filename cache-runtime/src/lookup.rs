@@ -86,6 +86,17 @@ pub(crate) fn record_local_hit(
     started: Option<Instant>,
 ) {
     counters.hits.incr();
+    report_local_hit(counters, site, storage, started);
+}
+
+/// What [`record_local_hit`] does but count the hit: a batch counts its hits at once.
+#[inline]
+pub(crate) fn report_local_hit(
+    counters: &MethodCounters,
+    site: &CachedSite,
+    storage: &[u8],
+    started: Option<Instant>,
+) {
     if let Some(started) = started {
         let key = std::str::from_utf8(rendered_bytes(storage)).unwrap_or_default();
         tracing::event!(

@@ -46,6 +46,15 @@ impl Counter {
         self.exported.increment(1);
     }
 
+    /// Adds `n` at once (a batch's hits).
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        let stripe = STRIPE.with(|s| *s);
+        self.stripes[stripe].fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.exported.increment(n);
+    }
+
     fn get(&self) -> u64 {
         self.stripes.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }

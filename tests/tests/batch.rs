@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use cache_runtime::{cached, invalidates, Cache};
+use cache_runtime::{cached, invalidates, Cache, CallOutcome};
 use parking_lot::Mutex;
 use support::recording::RecordingBackend;
 use support::{ann, bob, reached, row, until, Customer, Store, StoreError};
@@ -152,6 +152,44 @@ async fn only_the_ids_that_missed_reach_the_body_and_the_result_has_every_existi
         (5, 4, 4),
         "{batch:?}"
     );
+}
+
+/// A batch counts its in-process hits at once, but reports each id's outcome to `observe`,
+/// and samples each hit for the hot keys, as single calls do.
+#[tokio::test]
+async fn each_id_of_a_batch_is_observed_and_counted_and_its_hits_are_sampled() {
+    let repo = repo();
+    repo.find_by_ids(&ids(&["1", "2"])).await.unwrap();
+    let (found, seen) = cache_runtime::observe(repo.find_by_ids(&ids(&["2", "3", "1"]))).await;
+    assert_eq!(found.unwrap().len(), 3);
+    let seen: Vec<(&str, CallOutcome)> = seen.iter().map(|o| (o.key.as_str(), o.outcome)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("customer.2", CallOutcome::Hit),
+            ("customer.1", CallOutcome::Hit),
+            ("customer.3", CallOutcome::Miss)
+        ]
+    );
+    for _ in 0..200 {
+        repo.find_by_ids(&ids(&["1", "2", "3"])).await.unwrap();
+    }
+    let stats = repo.cache.stats();
+    let batch = row(&stats, "find_by_ids");
+    assert_eq!(
+        (batch.hits, batch.misses, batch.loads),
+        (602, 3, 3),
+        "{batch:?}"
+    );
+    // A miss counts 1 and a sampled hit (one in 16) 16: 200 hits of each key count about 200.
+    let hot = repo.cache.hot_keys(batch.method, 3);
+    assert_eq!(hot.len(), 3, "{hot:?}");
+    for (key, count) in &hot {
+        assert!(
+            ["customer.1", "customer.2", "customer.3"].contains(&key.as_str()) && *count >= 100,
+            "{hot:?}"
+        );
+    }
 }
 
 /// As for a single call (`read_through.rs`), a batch's load is boxed: the method's future

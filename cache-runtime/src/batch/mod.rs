@@ -23,7 +23,7 @@ pub use self::map::{BatchMap, BatchReturn};
 use crate::codec::SerdeVTable;
 use crate::entry::{classify, start_storage_key, Found, OwnedKey};
 use crate::key::KeyArg;
-use crate::lookup::{record_local_hit, render_tags};
+use crate::lookup::{render_tags, report_local_hit};
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::{Cache, CacheValue, LOG_TARGET};
@@ -91,27 +91,34 @@ where
     };
     // Where each missing key is in `pending.missing`: ids that render one key load once.
     let mut missing_at = MissingIndex::default();
-    let local = cache.trusted_local().filter(|_| enabled);
+    // One epoch guard for every id's look-up.
+    let local = cache
+        .trusted_local()
+        .filter(|_| enabled)
+        .map(|local| local.reader());
     let now = cache.now_millis();
     let debug = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG);
+    let key_values = site.key.placeholders();
+    let mut hits = 0;
     let mut buf = Vec::new();
     for id in ids {
         let started = debug.then(Instant::now);
         args(id, &mut |values| {
             start_storage_key(site.scope, &mut buf);
-            let n = site.key.placeholders().min(values.len());
+            let n = key_values.min(values.len());
             site.key.render_into(&values[..n], &mut buf);
             if !enabled {
                 counters.bypassed.incr();
             }
-            let found = local.and_then(|local| {
+            let found = local.as_ref().and_then(|local| {
                 local.with_entry(&buf, now, |entry| {
                     classify::<Option<R::Value>>(site, &entry.value, &entry.meta, now)
                 })
             });
             match found {
                 Some(Found::Fresh(value) | Found::EarlyRefresh(value)) => {
-                    record_local_hit(&counters, site, &buf, started);
+                    hits += 1;
+                    report_local_hit(&counters, site, &buf, started);
                     if let Some(item) = value {
                         BatchMap::insert(&mut pending.found, id.clone(), item);
                     }
@@ -124,6 +131,8 @@ where
             }
         });
     }
+    drop(local);
+    counters.hits.add(hits);
     if pending.missing.is_empty() && enabled {
         return BatchLookup::Hit(R::from_map(pending.found));
     }

@@ -53,6 +53,53 @@ thread_local! {
 
 type ReadIndex = papaya::HashMap<Box<[u8]>, Arc<MemEntry>, foldhash::fast::RandomState>;
 
+/// Reads of the in-process tier under one epoch guard of its read index.
+pub(crate) struct Reader<'a> {
+    tier: &'a InProcessTier,
+    index: papaya::HashMapRef<
+        'a,
+        Box<[u8]>,
+        Arc<MemEntry>,
+        foldhash::fast::RandomState,
+        papaya::LocalGuard<'a>,
+    >,
+}
+
+impl Reader<'_> {
+    /// Calls `f` with the entry under `key`, if its tags and the clear epoch are unchanged and
+    /// it is not past its stale window.
+    #[inline]
+    pub(crate) fn with_entry<T>(
+        &self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&MemEntry) -> T,
+    ) -> Option<T> {
+        let tier = self.tier;
+        if let Some(entry) = self.index.get(key) {
+            let sampled = HITS.with(|hits| {
+                let n = hits.get().wrapping_add(1);
+                hits.set(n);
+                n.is_multiple_of(SAMPLE)
+            });
+            if sampled {
+                // Feed moka's frequency sketch; the value is already in hand.
+                let _ = tier.entries.get(key);
+            }
+            return tier.valid(entry, now).then(|| f(entry));
+        }
+        let entry = tier.entries.get(key)?;
+        // Publish it for the next reads; take it back if moka dropped it meanwhile.
+        self.index.insert(key.into(), entry.clone());
+        if entry.dropped.load(Ordering::SeqCst) {
+            let _ = self
+                .index
+                .remove_if(key, |_, published| Arc::ptr_eq(published, &entry));
+        }
+        tier.valid(&entry, now).then(|| f(&entry))
+    }
+}
+
 /// Tag versions, the key's version and the clear epoch taken when a load starts.
 pub(crate) struct LocalStamp {
     pub(crate) stamps: Vec<TagStamp>,
@@ -184,26 +231,17 @@ impl InProcessTier {
         now: u64,
         f: impl FnOnce(&MemEntry) -> T,
     ) -> Option<T> {
-        let index = self.read_index.pin();
-        if let Some(entry) = index.get(key) {
-            let sampled = HITS.with(|hits| {
-                let n = hits.get().wrapping_add(1);
-                hits.set(n);
-                n.is_multiple_of(SAMPLE)
-            });
-            if sampled {
-                // Feed moka's frequency sketch; the value is already in hand.
-                let _ = self.entries.get(key);
-            }
-            return self.valid(entry, now).then(|| f(entry));
+        self.reader().with_entry(key, now, f)
+    }
+
+    /// A reader of many keys under one epoch guard (a batch's): entries it reads stay
+    /// allocated until it is dropped, so it is not to be kept across an `.await`.
+    #[inline]
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader {
+            tier: self,
+            index: self.read_index.pin(),
         }
-        let entry = self.entries.get(key)?;
-        // Publish it for the next reads; take it back if moka dropped it meanwhile.
-        index.insert(key.into(), entry.clone());
-        if entry.dropped.load(Ordering::SeqCst) {
-            let _ = index.remove_if(key, |_, published| Arc::ptr_eq(published, &entry));
-        }
-        self.valid(&entry, now).then(|| f(&entry))
     }
 
     /// Captures the current versions of `tags` (beginning their epochs) and the clear epoch.
