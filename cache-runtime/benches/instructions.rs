@@ -3,7 +3,8 @@
 //! timings, the counts repeat exactly on a shared, noisy machine.
 //!
 //! Each iteration is 100 calls (or one batch of 100 ids) over 100 warm keys: `#[cached]`'s
-//! single and batch hits, a single hit of an `Arc`, and the baselines of `benches/hit_path.rs`
+//! single and batch hits (of a customer, and of an `Arc` of one), a single hit of an `Arc`
+//! without tags, and the baselines of `benches/hit_path.rs`
 //! (the `cached` crate's `#[cached]`, and a `HashMap` get of a `format!`ted key plus a clone).
 //! `scripts/instructions` runs it and prints instructions per 100 calls of each variant.
 

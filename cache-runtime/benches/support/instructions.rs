@@ -14,7 +14,8 @@ use crate::batch_repo::Repo;
 use crate::cached_crate;
 use crate::customer::{customer, Customer};
 
-/// A value shared by `Arc`, cached without tags.
+/// A value shared by `Arc`, cached without tags; and a single-id method and a batch method
+/// sharing entries of `Arc` values, tagged as `Repo`'s.
 pub struct Shared {
     cache: Cache,
 }
@@ -23,6 +24,28 @@ impl Shared {
     #[cache_runtime::cached(key = "customer.{id}", ttl = 600, name = "bench::shared")]
     pub async fn find(&self, id: &str) -> Result<Arc<Customer>, Infallible> {
         Ok(Arc::new(customer(id)))
+    }
+
+    #[cache_runtime::cached(key = "customer.{id}", ttl = 600, tags = ["customer", "customer.{id}"])]
+    pub async fn find_by_id(&self, id: &str) -> Result<Option<Arc<Customer>>, Infallible> {
+        Ok(Some(Arc::new(customer(id))))
+    }
+
+    #[cache_runtime::cached(
+        key = "customer.{id}",
+        ttl = 600,
+        tags = ["customer", "customer.{id}"],
+        batch = id in ids,
+        shares = find_by_id
+    )]
+    pub async fn find_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Arc<Customer>>, Infallible> {
+        Ok(ids
+            .iter()
+            .map(|id| (id.clone(), Arc::new(customer(id))))
+            .collect())
     }
 }
 
@@ -51,6 +74,7 @@ pub fn main() {
         .collect();
     rt.block_on(async {
         repo.find_by_ids(&ids).await.unwrap();
+        shared.find_by_ids(&ids).await.unwrap();
         for id in &ids {
             shared.find(id).await.unwrap();
             cached_crate::find(id).await.unwrap();
@@ -73,6 +97,14 @@ pub fn main() {
                 }
                 "batch" => {
                     black_box(repo.find_by_ids(&ids).await.unwrap());
+                }
+                "arc_single" => {
+                    for id in &ids {
+                        black_box(shared.find_by_id(id).await.unwrap());
+                    }
+                }
+                "arc_batch" => {
+                    black_box(shared.find_by_ids(&ids).await.unwrap());
                 }
                 "arc" => {
                     for id in &ids {
