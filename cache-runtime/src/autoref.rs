@@ -15,7 +15,7 @@ use std::pin::Pin;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::batch::BatchReturn;
+use crate::batch::{lookup_batch, BatchLookup, BatchPending, BatchReturn};
 use crate::codec::{SerdeOf, SerdeVTable};
 use crate::key::{KeyArg, Plain, PlainKey};
 use crate::load::{Load, Options};
@@ -359,6 +359,111 @@ pub trait BatchNoSerde {
 }
 impl<R> BatchNoSerde for BatchProbe<R> {}
 
+/// The selector of a batch method's path, by its return type `R` and its id type `K`:
+/// `(&&BatchSelect::<R, K>::NEW).__cache_batch()`.
+pub struct BatchSelect<R, K>(PhantomData<fn() -> (R, K)>);
+
+impl<R, K> BatchSelect<R, K> {
+    /// The selector.
+    pub const NEW: Self = BatchSelect(PhantomData);
+}
+
+/// Level 1 of a batch: `R` is a map of `K`s to values that can be cached, and the batch is
+/// cached.
+pub trait BatchSelectReal<R, K> {
+    /// The path.
+    #[inline(always)]
+    fn __cache_batch(&self) -> RealBatch<R, K> {
+        RealBatch(PhantomData)
+    }
+}
+impl<R, K> BatchSelectReal<R, K> for &BatchSelect<R, K>
+where
+    R: BatchReturn<Key = K>,
+    R::Value: CacheValue,
+{
+}
+
+/// Level 2 of a batch: any other return type. It compiles without further errors, so that
+/// [`batch_return_check`](crate::batch::batch_return_check) reports the one that matters;
+/// never runs.
+pub trait BatchSelectFallback<R, K> {
+    /// The path.
+    #[inline(always)]
+    fn __cache_batch(&self) -> FallbackBatch<R, K> {
+        FallbackBatch(PhantomData)
+    }
+}
+impl<R, K> BatchSelectFallback<R, K> for BatchSelect<R, K> {}
+
+/// The path of a batch whose return type is a map of its ids.
+pub struct RealBatch<R, K>(PhantomData<fn() -> (R, K)>);
+
+impl<R, K> RealBatch<R, K>
+where
+    R: BatchReturn<Key = K>,
+    R::Value: CacheValue,
+    K: Clone,
+{
+    /// The first half of the call: see [`lookup_batch`].
+    #[inline(always)]
+    pub fn lookup<'i>(
+        &self,
+        site: &'static CachedSite,
+        cache: &Cache,
+        ids: impl IntoIterator<Item = &'i K>,
+        args: impl Fn(&K, &mut dyn FnMut(&[&(dyn KeyArg + Sync)])),
+        serde: Option<&'static SerdeVTable>,
+        enabled: bool,
+    ) -> BatchLookup<R, BatchPending<K, R>>
+    where
+        K: 'i,
+    {
+        lookup_batch(site, cache, ids, args, serde, enabled)
+    }
+}
+
+/// The path of a batch whose return type is not a map of its ids: it stands in for
+/// [`RealBatch`].
+pub struct FallbackBatch<R, K>(PhantomData<fn() -> (R, K)>);
+
+/// No value type: the one [`FallbackBatch`]'s options are typed with.
+pub enum NoValue {}
+
+impl<R, K> FallbackBatch<R, K> {
+    /// Stands in for [`RealBatch::lookup`].
+    #[inline(always)]
+    pub fn lookup<'i>(
+        &self,
+        _: &'static CachedSite,
+        _: &Cache,
+        _: impl IntoIterator<Item = &'i K>,
+        _: impl Fn(&K, &mut dyn FnMut(&[&(dyn KeyArg + Sync)])),
+        _: Option<&'static SerdeVTable>,
+        _: bool,
+    ) -> BatchLookup<R, UncachedBatch<R, K>>
+    where
+        K: 'i,
+    {
+        BatchLookup::Miss(UncachedBatch(PhantomData))
+    }
+}
+
+/// The pending state of [`FallbackBatch`].
+pub struct UncachedBatch<R, K>(PhantomData<fn() -> (R, K)>);
+
+impl<R, K> UncachedBatch<R, K> {
+    /// Stands in for [`BatchPending::load`]; the body is still type-checked against `R`.
+    #[inline(always)]
+    pub fn load<F, Fut>(self, _: Options<Option<NoValue>>, _: F) -> std::future::Pending<R>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        std::future::pending()
+    }
+}
+
 /// The probe of a placeholder's value: `(&&KeyArgProbe(&value)).__cache_key_arg()` is the
 /// value as a `Plain` when its type writes its key text without `fmt` (strings, integers),
 /// and the value itself otherwise, which the expansion's argument slice then casts to
@@ -391,10 +496,11 @@ impl<'a, T: ?Sized> KeyArgProbe<'a, T> {
 /// brings the methods into scope without binding a single name in the user's function.
 pub mod traits {
     pub use super::{
-        BatchNoSerde as _, BatchSerde as _, OwnErrorSerdeShape as _, OwnErrorShape as _,
-        PlainKeyArg as _, ResultValue as _, ReturnCheckOff as _, ReturnCheckOn as _,
-        SelectFallback as _, SelectReal as _, SharedErrorSerdeShape as _, SharedErrorShape as _,
-        WholeSerdeShape as _, WholeShape as _, WholeValue as _,
+        BatchNoSerde as _, BatchSelectFallback as _, BatchSelectReal as _, BatchSerde as _,
+        OwnErrorSerdeShape as _, OwnErrorShape as _, PlainKeyArg as _, ResultValue as _,
+        ReturnCheckOff as _, ReturnCheckOn as _, SelectFallback as _, SelectReal as _,
+        SharedErrorSerdeShape as _, SharedErrorShape as _, WholeSerdeShape as _, WholeShape as _,
+        WholeValue as _,
     };
 }
 

@@ -45,10 +45,17 @@ pub(crate) fn cached(
         _ => quote!(__cache_missed),
     };
     let body = body(plan, block);
-    // Reported over the return type when it is not a map of the ids: the call (its path and
-    // its parentheses) is spanned there.
+    // Reported over the return type: a return type that is not a map of the ids, by the check
+    // (its path and its parentheses are spanned there); anything the cached path needs of a
+    // map's value, by the look-up. A return type that is no map selects a stand-in path,
+    // which adds no error of its own.
     let range = span_range(ret);
-    let lookup_batch = respanned(range, quote!(#PRIVATE::lookup_batch));
+    let check_fn = respanned(range, quote!(#PRIVATE::batch_return_check));
+    let mut check_args = Group::new(Delimiter::Parenthesis, TokenStream::new());
+    check_args.set_span(range.1);
+    let check = ranged(range, quote!(#check_fn::<#ret, #id_ty> #check_args));
+    let select = quote!((&&#PRIVATE::autoref::BatchSelect::<#ret, #id_ty>::NEW).__cache_batch());
+    let lookup_method = Ident::new("lookup", range.0);
     let mut lookup_args = Group::new(
         Delimiter::Parenthesis,
         quote! {
@@ -61,7 +68,7 @@ pub(crate) fn cached(
         },
     );
     lookup_args.set_span(range.1);
-    let lookup = ranged(range, quote!(#lookup_batch #lookup_args));
+    let lookup = ranged(range, quote!(__cache_batch.#lookup_method #lookup_args));
     let batch_lookup = respanned(range, quote!(#PRIVATE::BatchLookup));
     // The pending batch's type is checked where it is matched and bound: there too.
     let hit = respanned(range, quote!(#PRIVATE::BatchLookup::Hit));
@@ -82,7 +89,9 @@ pub(crate) fn cached(
         #vis #sig {
             #site
             #traits
+            #check;
             let __cache_serde = #serde;
+            let __cache_batch = #select;
             let __cache_step: #batch_lookup<#ret, _> = #lookup;
             let #pending = match __cache_step {
                 #hit(__cache_value) => return __cache_value,

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 
+use crate::CacheValue;
+
 /// A map from ids to values that a batch method returns ([`HashMap`] and [`BTreeMap`]).
 pub trait BatchMap<K, T>: Default + IntoIterator<Item = (K, T)> {
     /// An empty map with room for `n` values (as far as the map type can tell).
@@ -97,20 +99,31 @@ impl<K: Ord, T> BatchReturn for BTreeMap<K, T> {
     }
 }
 
-impl<M, E> BatchReturn for Result<M, E>
+impl<M: BatchReturn, E> BatchReturn for Result<M, E> {
+    type Key = M::Key;
+    type Value = M::Value;
+    type Map = M::Map;
+    fn as_map(&self) -> Option<&M::Map> {
+        self.as_ref().ok().and_then(M::as_map)
+    }
+    fn into_map(self) -> Result<M::Map, Self> {
+        match self {
+            Ok(map) => map.into_map().map_err(Ok),
+            Err(error) => Err(Err(error)),
+        }
+    }
+    fn from_map(map: M::Map) -> Self {
+        Ok(M::from_map(map))
+    }
+}
+
+/// Reports, over a batch method's return type (where the expansion spans the call), a return
+/// type that is not a map of the method's ids, or whose values cannot be cached; the
+/// expansion's dispatch adds no other error.
+#[inline(always)]
+pub fn batch_return_check<R, K>()
 where
-    M: BatchReturn<Map = M> + BatchMap<<M as BatchReturn>::Key, <M as BatchReturn>::Value>,
+    R: BatchReturn<Key = K>,
+    R::Value: CacheValue,
 {
-    type Key = <M as BatchReturn>::Key;
-    type Value = <M as BatchReturn>::Value;
-    type Map = M;
-    fn as_map(&self) -> Option<&M> {
-        self.as_ref().ok()
-    }
-    fn into_map(self) -> Result<M, Self> {
-        self.map_err(Err)
-    }
-    fn from_map(map: M) -> Self {
-        Ok(map)
-    }
 }

@@ -19,7 +19,7 @@ mod map;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use self::map::{BatchMap, BatchReturn};
+pub use self::map::{batch_return_check, BatchMap, BatchReturn};
 use crate::codec::SerdeVTable;
 use crate::entry::{classify, start_storage_key, Found, OwnedKey};
 use crate::key::KeyArg;
