@@ -360,7 +360,11 @@ pub trait BatchNoSerde {
 impl<R> BatchNoSerde for BatchProbe<R> {}
 
 /// The selector of a batch method's path, by its return type `R` and its id type `K`:
-/// `(&&BatchSelect::<R, K>::NEW).__cache_batch()`.
+/// `(&&&BatchSelect::<R, K>::NEW).__cache_batch()`.
+///
+/// Level 1's bounds are [`batch_return_check`](crate::batch::batch_return_check)'s, which
+/// the expansion also calls: a method that passes the check takes the cached path, and one
+/// that does not gets the check's error and a stand-in path that adds none.
 pub struct BatchSelect<R, K>(PhantomData<fn() -> (R, K)>);
 
 impl<R, K> BatchSelect<R, K> {
@@ -377,20 +381,30 @@ pub trait BatchSelectReal<R, K> {
         RealBatch(PhantomData)
     }
 }
-impl<R, K> BatchSelectReal<R, K> for &BatchSelect<R, K>
+impl<R, K> BatchSelectReal<R, K> for &&BatchSelect<R, K>
 where
     R: BatchReturn<Key = K>,
     R::Value: CacheValue,
 {
 }
 
-/// Level 2 of a batch: any other return type. It compiles without further errors, so that
-/// [`batch_return_check`](crate::batch::batch_return_check) reports the one that matters;
-/// never runs.
+/// Level 2 of a batch: a map, of other ids or of values that cannot be cached. The stand-in
+/// path types the options with the map's values, so that expressions over `result` add no
+/// error of their own.
+pub trait BatchSelectMap<R: BatchReturn, K> {
+    /// The path.
+    #[inline(always)]
+    fn __cache_batch(&self) -> FallbackBatch<R, K, Option<R::Value>> {
+        FallbackBatch(PhantomData)
+    }
+}
+impl<R: BatchReturn, K> BatchSelectMap<R, K> for &BatchSelect<R, K> {}
+
+/// Level 3 of a batch: any other return type, whose options are typed with [`NoValue`].
 pub trait BatchSelectFallback<R, K> {
     /// The path.
     #[inline(always)]
-    fn __cache_batch(&self) -> FallbackBatch<R, K> {
+    fn __cache_batch(&self) -> FallbackBatch<R, K, Option<NoValue>> {
         FallbackBatch(PhantomData)
     }
 }
@@ -423,14 +437,17 @@ where
     }
 }
 
-/// The path of a batch whose return type is not a map of its ids: it stands in for
-/// [`RealBatch`].
-pub struct FallbackBatch<R, K>(PhantomData<fn() -> (R, K)>);
+/// A type parameter list, held without owning anything of it.
+type Marker<T> = PhantomData<fn() -> T>;
 
-/// No value type: the one [`FallbackBatch`]'s options are typed with.
+/// The path of a batch that fails the check: it stands in for [`RealBatch`], with options
+/// over values of type `V`. Never runs: the check's error stops the build.
+pub struct FallbackBatch<R, K, V>(Marker<(R, K, V)>);
+
+/// No value type: the options of a batch that returns no map are typed with it.
 pub enum NoValue {}
 
-impl<R, K> FallbackBatch<R, K> {
+impl<R, K, V> FallbackBatch<R, K, V> {
     /// Stands in for [`RealBatch::lookup`].
     #[inline(always)]
     pub fn lookup<'i>(
@@ -441,7 +458,7 @@ impl<R, K> FallbackBatch<R, K> {
         _: impl Fn(&K, &mut dyn FnMut(&[&(dyn KeyArg + Sync)])),
         _: Option<&'static SerdeVTable>,
         _: bool,
-    ) -> BatchLookup<R, UncachedBatch<R, K>>
+    ) -> BatchLookup<R, UncachedBatch<R, K, V>>
     where
         K: 'i,
     {
@@ -450,17 +467,17 @@ impl<R, K> FallbackBatch<R, K> {
 }
 
 /// The pending state of [`FallbackBatch`].
-pub struct UncachedBatch<R, K>(PhantomData<fn() -> (R, K)>);
+pub struct UncachedBatch<R, K, V>(Marker<(R, K, V)>);
 
-impl<R, K> UncachedBatch<R, K> {
+impl<R, K, V> UncachedBatch<R, K, V> {
     /// Stands in for [`BatchPending::load`]; the body is still type-checked against `R`.
     #[inline(always)]
-    pub fn load<F, Fut>(self, _: Options<Option<NoValue>>, _: F) -> std::future::Pending<R>
+    pub async fn load<F, Fut>(self, _: Options<V>, _: F) -> R
     where
         F: FnOnce(Vec<K>) -> Fut,
         Fut: Future<Output = R>,
     {
-        std::future::pending()
+        unreachable!("a batch method that fails `batch_return_check` does not compile")
     }
 }
 
@@ -496,11 +513,11 @@ impl<'a, T: ?Sized> KeyArgProbe<'a, T> {
 /// brings the methods into scope without binding a single name in the user's function.
 pub mod traits {
     pub use super::{
-        BatchNoSerde as _, BatchSelectFallback as _, BatchSelectReal as _, BatchSerde as _,
-        OwnErrorSerdeShape as _, OwnErrorShape as _, PlainKeyArg as _, ResultValue as _,
-        ReturnCheckOff as _, ReturnCheckOn as _, SelectFallback as _, SelectReal as _,
-        SharedErrorSerdeShape as _, SharedErrorShape as _, WholeSerdeShape as _, WholeShape as _,
-        WholeValue as _,
+        BatchNoSerde as _, BatchSelectFallback as _, BatchSelectMap as _, BatchSelectReal as _,
+        BatchSerde as _, OwnErrorSerdeShape as _, OwnErrorShape as _, PlainKeyArg as _,
+        ResultValue as _, ReturnCheckOff as _, ReturnCheckOn as _, SelectFallback as _,
+        SelectReal as _, SharedErrorSerdeShape as _, SharedErrorShape as _, WholeSerdeShape as _,
+        WholeShape as _, WholeValue as _,
     };
 }
 

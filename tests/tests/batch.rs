@@ -397,6 +397,114 @@ async fn condition_false_runs_the_body_with_every_id_uncached() {
     assert_eq!(gated.store.loads(), 3);
 }
 
+/// `condition` false with no ids at all: the body runs once, with none (it used to panic
+/// counting the bypass against the first id).
+#[tokio::test]
+async fn condition_false_with_no_ids_runs_the_body_once() {
+    #[derive(Clone)]
+    struct Gated {
+        store: Store,
+        cache: Cache,
+    }
+    impl Gated {
+        #[cached(key = "c.{id}", ttl = 60, batch = id in ids, condition = !ids.is_empty())]
+        async fn find(&self, ids: &[String]) -> Result<HashMap<String, Customer>, StoreError> {
+            self.store.get_many(ids).await
+        }
+    }
+    let gated = Gated {
+        store: Store::with(&[ann()]),
+        cache: Cache::in_memory(100),
+    };
+    assert!(gated.find(&[]).await.unwrap().is_empty());
+    assert_eq!(gated.store.loads(), 1);
+    // Stats count ids, and there were none.
+    let stats = gated.cache.stats();
+    let row = row(&stats, "find");
+    assert_eq!((row.bypassed, row.hits, row.loads), (0, 0, 0), "{row:?}");
+    gated.find(&ids(&["1"])).await.unwrap();
+    assert_eq!(gated.store.loads(), 2);
+}
+
+/// Every return and argument shape the attribute accepts, hit and missed: a bare map, ids as
+/// `&Vec<Id>`, a value type the method is generic over, and a `Result` of a `Result` of a
+/// map (the inner error is an error too: returned, not cached).
+#[tokio::test]
+async fn each_accepted_shape_caches_per_id() {
+    #[derive(Clone)]
+    struct Shapes {
+        store: Store,
+        cache: Cache,
+    }
+    impl Shapes {
+        #[allow(clippy::ptr_arg)] // `&Vec<Id>` is the shape under test
+        #[cached(key = "bare.{id}", ttl = 60, batch = id in ids)]
+        async fn bare(&self, ids: &Vec<String>) -> HashMap<String, Customer> {
+            self.store.get_many(ids).await.unwrap()
+        }
+
+        #[cached(key = "generic.{id}", ttl = 60, batch = id in ids, ignore = [make])]
+        async fn generic<T>(&self, ids: &[String], make: fn(Customer) -> T) -> BTreeMap<String, T>
+        where
+            T: Clone + Send + Sync + 'static,
+        {
+            let found = self.store.get_many(ids).await.unwrap();
+            found.into_iter().map(|(id, c)| (id, make(c))).collect()
+        }
+
+        #[cached(key = "nested.{id}", ttl = 60, batch = id in ids, ignore = [inner_error])]
+        async fn nested(
+            &self,
+            ids: Vec<String>,
+            inner_error: bool,
+        ) -> Result<Result<HashMap<String, Customer>, String>, StoreError> {
+            let found = self.store.get_many(&ids).await?;
+            Ok(if inner_error {
+                Err("inner".to_owned())
+            } else {
+                Ok(found)
+            })
+        }
+    }
+    let shapes = Shapes {
+        store: Store::with(&[ann(), bob()]),
+        cache: Cache::in_memory(100),
+    };
+    let both = ids(&["1", "2"]);
+    for _ in 0..2 {
+        let found = shapes.bare(&both).await;
+        assert_eq!(
+            found,
+            HashMap::from([("1".into(), ann()), ("2".into(), bob())])
+        );
+    }
+    assert_eq!(shapes.store.loads(), 1);
+
+    for _ in 0..2 {
+        let names = shapes.generic(&both, |c| c.name).await;
+        assert_eq!(
+            names.values().collect::<Vec<_>>(),
+            [&ann().name, &bob().name]
+        );
+    }
+    assert_eq!(shapes.store.loads(), 2);
+
+    assert_eq!(
+        shapes.nested(both.clone(), true).await.unwrap(),
+        Err("inner".to_owned())
+    );
+    assert_eq!(shapes.store.loads(), 3);
+    for _ in 0..2 {
+        let found = shapes.nested(both.clone(), false).await.unwrap().unwrap();
+        assert_eq!(found.len(), 2);
+    }
+    assert_eq!(
+        shapes.store.loads(),
+        4,
+        "the inner error was not cached; the map was"
+    );
+}
+
 #[tokio::test]
 async fn over_a_shared_tier_a_batch_reads_and_writes_in_one_call_each() {
     let backend = RecordingBackend::with_feed();

@@ -2,7 +2,7 @@
 //! go to the runtime with the body as a closure of the ids that missed.
 
 use proc_macro2::{Delimiter, Group, Ident, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::{ItemFn, Type};
 
 use super::cached::{body, enabled};
@@ -53,8 +53,10 @@ pub(crate) fn cached(
     let check_fn = respanned(range, quote!(#PRIVATE::batch_return_check));
     let mut check_args = Group::new(Delimiter::Parenthesis, TokenStream::new());
     check_args.set_span(range.1);
-    let check = ranged(range, quote!(#check_fn::<#ret, #id_ty> #check_args));
-    let select = quote!((&&#PRIVATE::autoref::BatchSelect::<#ret, #id_ty>::NEW).__cache_batch());
+    // The turbofish's own tokens are spanned there too: rustc may point at the whole path.
+    let generics = quote_spanned!(range.1=> ::<#ret, #id_ty>);
+    let check = ranged(range, quote!(#check_fn #generics #check_args));
+    let select = quote!((&&&#PRIVATE::autoref::BatchSelect::<#ret, #id_ty>::NEW).__cache_batch());
     let lookup_method = Ident::new("lookup", range.0);
     let mut lookup_args = Group::new(
         Delimiter::Parenthesis,

@@ -86,7 +86,7 @@ where
             .collect();
         let batch = Batch { calls, ids, found };
         if bypass {
-            crate::call::record(&batch.calls[0].counters, site, None, CallOutcome::Bypass);
+            crate::call::record(&counters, site, None, CallOutcome::Bypass);
             let result = body(batch.primary_ids()).await;
             let open = batch.calls.iter().map(|_| Resolution::Open).collect();
             return batch.finish(result, open);

@@ -119,7 +119,8 @@ impl<M: BatchReturn, E> BatchReturn for Result<M, E> {
 
 /// Reports, over a batch method's return type (where the expansion spans the call), a return
 /// type that is not a map of the method's ids, or whose values cannot be cached; the
-/// expansion's dispatch adds no other error.
+/// expansion's dispatch adds no other error. Its bounds are those that select the cached
+/// path (`BatchSelectReal` in `autoref.rs`): keep the two the same.
 #[inline(always)]
 pub fn batch_return_check<R, K>()
 where

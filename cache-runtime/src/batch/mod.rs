@@ -132,7 +132,9 @@ where
         });
     }
     drop(local);
-    counters.hits.add(hits);
+    if hits > 0 {
+        counters.hits.add(hits);
+    }
     if pending.missing.is_empty() && enabled {
         return BatchLookup::Hit(R::from_map(pending.found));
     }
