@@ -224,10 +224,32 @@ impl KeyVersions {
     }
 }
 
-/// Whether every stamp is still its tag's current epoch.
-#[inline]
-pub(crate) fn stamps_current(stamps: &[TagStamp]) -> bool {
-    stamps.iter().all(|epoch| epoch.current())
+/// The epochs of the tags an entry was loaded under, besides its key's: up to two in the entry
+/// itself (most entries have one or two, such as `customer` and `customer.{id}`), more in a
+/// slice of their own. Two inline save an allocation of 32 bytes per entry, for 8 bytes more
+/// in the entry.
+pub(crate) enum TagStamps {
+    Inline([Option<TagStamp>; 2]),
+    Spilled(Box<[TagStamp]>),
+}
+
+impl TagStamps {
+    pub(crate) fn new(stamps: Vec<TagStamp>) -> Self {
+        if stamps.len() > 2 {
+            return TagStamps::Spilled(stamps.into_boxed_slice());
+        }
+        let mut stamps = stamps.into_iter();
+        TagStamps::Inline([stamps.next(), stamps.next()])
+    }
+
+    /// Whether every stamp is still its tag's current epoch.
+    #[inline]
+    pub(crate) fn current(&self) -> bool {
+        match self {
+            TagStamps::Inline(stamps) => stamps.iter().flatten().all(|epoch| epoch.current()),
+            TagStamps::Spilled(stamps) => stamps.iter().all(|epoch| epoch.current()),
+        }
+    }
 }
 
 const LOG_SIZE: usize = 4096;
@@ -313,16 +335,13 @@ mod tests {
     fn bump_invalidates_stamps_and_dead_tags_are_pruned() {
         let registry = TagRegistry::new();
         let stamp = registry.stamp("customer.1");
-        assert!(stamps_current(std::slice::from_ref(&stamp)));
+        assert!(stamp.current());
         let other = registry.stamp("customer.2");
         registry.bump("customer.1");
-        assert!(!stamps_current(std::slice::from_ref(&stamp)));
-        assert!(
-            stamps_current(std::slice::from_ref(&other)),
-            "another tag's entries stay valid"
-        );
+        assert!(!stamp.current());
+        assert!(other.current(), "another tag's entries stay valid");
         let next = registry.stamp("customer.1");
-        assert!(stamps_current(std::slice::from_ref(&next)), "a new epoch");
+        assert!(next.current(), "a new epoch");
         assert!(!Arc::ptr_eq(&stamp, &next));
         assert!(
             Arc::ptr_eq(&next, &registry.stamp("customer.1")),
@@ -334,6 +353,24 @@ mod tests {
         }
         registry.prune();
         assert_eq!(registry.len(), 0);
+    }
+
+    /// Up to two stamps are kept inline, more spilled; either way an entry is current while
+    /// every one of its tags is, whichever it is that gets invalidated.
+    #[test]
+    fn an_entry_s_stamps_are_current_until_any_of_its_tags_is_invalidated() {
+        let registry = TagRegistry::new();
+        for n in 0..5 {
+            let tags: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            for bumped in 0..n {
+                let stamps = TagStamps::new(tags.iter().map(|t| registry.stamp(t)).collect());
+                assert_eq!(matches!(stamps, TagStamps::Inline(_)), n <= 2);
+                assert!(stamps.current(), "{n} tags, none invalidated");
+                registry.bump(&tags[bumped]);
+                assert!(!stamps.current(), "{n} tags, tag {bumped} invalidated");
+            }
+            assert!(TagStamps::new(Vec::new()).current());
+        }
     }
 
     #[test]

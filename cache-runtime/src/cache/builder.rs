@@ -141,7 +141,7 @@ impl CacheBuilder {
             .and_then(|shared| shared.feed());
         let local = match (&self.shared, &feed) {
             (Some(_), None) => None,
-            _ => Some(InProcessTier::bounded(self.bound)),
+            _ => Some(InProcessTier::bounded(self.bound, self.clock.clone())),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let inner = Arc::new(Inner {

@@ -21,21 +21,20 @@ use moka::sync::Cache as Moka;
 
 use crate::backend::EntryMeta;
 use crate::cache::KEY_TAG_PREFIX;
+use crate::clock::Clock;
 use crate::codec::SerdeVTable;
-use crate::tags::{stamps_current, KeyStamp, KeyVersions, TagRegistry, TagStamp};
+use crate::tags::{KeyStamp, KeyVersions, TagRegistry, TagStamp, TagStamps};
 
 /// An entry of the in-process tier: the value itself, never serialized, in the same
 /// allocation as what describes it (`MemEntry<V>` is built, `MemEntry` of `dyn Any` is held).
 pub(crate) struct MemEntry<V: ?Sized = dyn Any + Send + Sync> {
     pub(crate) meta: EntryMeta,
-    stamps: Box<[TagStamp]>,
+    stamps: TagStamps,
     /// Its key's counter in [`KeyVersions`], and the counter's value (a [`KeyStamp`], in two
     /// fields so that the compiler can pack the index beside the smaller fields).
     key_counter: u32,
     key_version: u64,
     epoch: u64,
-    /// How long moka keeps it, in ms.
-    keep_ms: u64,
     /// Its estimated bytes, when the tier is bounded by memory (see `weigh.rs`).
     weight: u32,
     /// Set when moka dropped the entry, so that a concurrent promotion into the read index
@@ -136,7 +135,18 @@ pub struct InProcessTier {
     entries_gauge: metrics::Gauge,
 }
 
-struct KeepUntilStale;
+/// moka keeps an entry until it is past its stale window, by the cache's clock (read when the
+/// entry is inserted, rather than kept in every entry).
+struct KeepUntilStale(Clock);
+
+impl KeepUntilStale {
+    fn keep(&self, entry: &MemEntry) -> Duration {
+        let now = self.0.now_millis();
+        // Capped, so that an entry that never expires does not overflow moka's clock.
+        let ms = entry.meta.stale_until.saturating_sub(now);
+        Duration::from_millis(ms.clamp(1, MAX_KEEP_MS))
+    }
+}
 
 impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
     fn expire_after_create(
@@ -145,7 +155,7 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
         value: &Arc<MemEntry>,
         _: Instant,
     ) -> Option<Duration> {
-        Some(Duration::from_millis(value.keep_ms))
+        Some(self.keep(value))
     }
     fn expire_after_update(
         &self,
@@ -154,17 +164,19 @@ impl moka::Expiry<Box<[u8]>, Arc<MemEntry>> for KeepUntilStale {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(Duration::from_millis(value.keep_ms))
+        Some(self.keep(value))
     }
 }
 
 impl InProcessTier {
     /// A backend holding at most `max_entries` entries (moka's TinyLFU decides which go).
     pub fn new(max_entries: u64) -> Self {
-        Self::bounded(Bound::Entries(max_entries))
+        Self::bounded(Bound::Entries(max_entries), Clock::system())
     }
 
-    pub(crate) fn bounded(bound: Bound) -> Self {
+    /// A tier bounded by `bound`, whose entries moka keeps until they are past their stale
+    /// window by `clock`.
+    pub(crate) fn bounded(bound: Bound, clock: Clock) -> Self {
         let read_index: Arc<ReadIndex> = Arc::new(
             papaya::HashMap::builder()
                 .hasher(foldhash::fast::RandomState::default())
@@ -188,7 +200,7 @@ impl InProcessTier {
                 .remove_if(&**key, |_, published| Arc::ptr_eq(published, &entry));
         };
         let builder = Moka::builder()
-            .expire_after(KeepUntilStale)
+            .expire_after(KeepUntilStale(clock))
             .eviction_listener(unpublish);
         let (builder, about_entries) = match bound {
             Bound::Entries(n) => (builder.max_capacity(n), n),
@@ -215,7 +227,7 @@ impl InProcessTier {
     fn valid(&self, entry: &MemEntry, now: u64) -> bool {
         entry.epoch == self.epoch.load(Ordering::Acquire)
             && now < entry.meta.stale_until
-            && stamps_current(&entry.stamps)
+            && entry.stamps.current()
             && self.keys.current(KeyStamp {
                 counter: entry.key_counter,
                 version: entry.key_version,
@@ -276,7 +288,6 @@ impl InProcessTier {
         serde: Option<&SerdeVTable>,
         meta: EntryMeta,
         stamp: LocalStamp,
-        now: u64,
     ) {
         let weight = match self.bound {
             Bound::Entries(_) => 1,
@@ -290,12 +301,10 @@ impl InProcessTier {
         };
         let entry: Arc<MemEntry> = Arc::new(MemEntry {
             meta,
-            stamps: stamp.stamps.into_boxed_slice(),
+            stamps: TagStamps::new(stamp.stamps),
             key_counter: stamp.key.counter,
             key_version: stamp.key.version,
             epoch: stamp.epoch,
-            // Capped, so that an entry that never expires does not overflow moka's clock.
-            keep_ms: meta.stale_until.saturating_sub(now).clamp(1, MAX_KEEP_MS),
             weight,
             dropped: AtomicBool::new(false),
             value,

@@ -157,9 +157,8 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
         meta: EntryMeta,
     ) -> Option<StoredEntry> {
         if let (Some(local), Some(local_stamp)) = (self.cache.local(), stamp.local) {
-            let now = self.cache.now_millis();
             let key = self.key.storage().into();
-            local.insert(key, value.clone(), self.serde, meta, local_stamp, now);
+            local.insert(key, value.clone(), self.serde, meta, local_stamp);
         }
         self.shared_tier()?;
         Some(StoredEntry {
@@ -308,7 +307,7 @@ mod tests {
         let meta = entry_meta(forever, now, 0);
         assert_eq!((meta.fresh_until, meta.stale_until), (u64::MAX, u64::MAX));
         let local = cache.local().expect("in-process tier");
-        local.insert(b"k".to_vec().into(), 7u8, None, meta, local.stamp(&[]), now);
+        local.insert(b"k".to_vec().into(), 7u8, None, meta, local.stamp(&[]));
         let found = local.with_entry(b"k", now, |entry| {
             classify::<u8>(&FOREVER, &entry.value, &entry.meta, now)
         });

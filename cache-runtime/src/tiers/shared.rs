@@ -152,7 +152,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
             if !cache.log().invalidated_since(started_at, &tag_hashes) {
                 let stamp = local_stamp.take().expect("checked above");
                 let key = self.key.storage().into();
-                local.insert(key, value.clone(), self.serde, entry.meta, stamp, now);
+                local.insert(key, value.clone(), self.serde, entry.meta, stamp);
             }
         }
         if matches!(found, Found::Fresh(_)) {
