@@ -188,6 +188,7 @@ fn look_up<R, S: ReturnShape<R>>(
         };
         render_key(site, args, buf);
         let found = local
+            .reader()
             .with_entry(buf, now, |entry| {
                 classify::<S::Value>(site, &entry.value, &entry.meta, now)
             })

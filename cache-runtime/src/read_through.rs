@@ -218,7 +218,7 @@ impl<S, V: Clone + Send + Sync + 'static> Call<S, V> {
     pub(crate) fn fresh_in_process(&self) -> Option<V> {
         let local = self.cache.trusted_local()?;
         let now = self.cache.now_millis();
-        let found = local.with_entry(self.key.storage(), now, |entry| {
+        let found = local.reader().with_entry(self.key.storage(), now, |entry| {
             classify::<V>(self.site, &entry.value, &entry.meta, now)
         });
         match found {

@@ -234,20 +234,9 @@ impl InProcessTier {
             })
     }
 
-    /// Calls `f` with the entry under `key`, if its tags and the clear epoch are unchanged and
-    /// it is not past its stale window.
-    #[inline]
-    pub(crate) fn with_entry<T>(
-        &self,
-        key: &[u8],
-        now: u64,
-        f: impl FnOnce(&MemEntry) -> T,
-    ) -> Option<T> {
-        self.reader().with_entry(key, now, f)
-    }
-
-    /// A reader of many keys under one epoch guard (a batch's): entries it reads stay
-    /// allocated until it is dropped, so it is not to be kept across an `.await`.
+    /// A reader of the tier, under one epoch guard of its read index (a single call's, or a
+    /// whole batch's): entries it reads stay allocated until it is dropped, so it is not to be
+    /// kept across an `.await`.
     #[inline]
     pub(crate) fn reader(&self) -> Reader<'_> {
         Reader {

@@ -308,7 +308,7 @@ mod tests {
         assert_eq!((meta.fresh_until, meta.stale_until), (u64::MAX, u64::MAX));
         let local = cache.local().expect("in-process tier");
         local.insert(b"k".to_vec().into(), 7u8, None, meta, local.stamp(&[]));
-        let found = local.with_entry(b"k", now, |entry| {
+        let found = local.reader().with_entry(b"k", now, |entry| {
             classify::<u8>(&FOREVER, &entry.value, &entry.meta, now)
         });
         assert!(matches!(found, Some(Found::Fresh(7))));
