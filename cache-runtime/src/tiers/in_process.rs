@@ -347,3 +347,39 @@ impl InProcessTier {
         self.tags.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(stale_until: u64) -> EntryMeta {
+        EntryMeta {
+            fresh_until: stale_until,
+            stale_until,
+            load_micros: 0,
+        }
+    }
+
+    /// moka keeps an entry until its stale window ends by the cache's clock, not the system's:
+    /// with a manual clock a day ahead, an entry 50 ms from the end of its window is gone from
+    /// moka 50 ms later in real time, and one that never goes stale stays.
+    #[test]
+    fn moka_keeps_an_entry_until_its_stale_window_ends_by_the_cache_s_clock() {
+        let (clock, manual) = Clock::manual();
+        manual.advance(Duration::from_secs(24 * 3600));
+        let tier = InProcessTier::bounded(Bound::Entries(10), clock.clone());
+        let now = clock.now_millis();
+        let stamp = || tier.stamp(&[]);
+        tier.insert(b"soon".to_vec().into(), 1u8, None, meta(now + 50), stamp());
+        tier.insert(b"never".to_vec().into(), 2u8, None, meta(u64::MAX), stamp());
+        let held = |key: &[u8]| tier.entries.contains_key(key);
+        assert!(held(b"soon") && held(b"never"));
+        // moka's own clock decides; its housekeeping drops expired entries later, by the second.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !held(b"soon"),
+            "the entry past its window has expired in moka"
+        );
+        assert!(held(b"never"));
+    }
+}
