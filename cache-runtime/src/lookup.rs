@@ -13,7 +13,7 @@ use crate::entry::{classify, rendered_bytes, start_storage_key, Found, OwnedKey}
 use crate::key::KeyArg;
 use crate::returns::ReturnShape;
 use crate::site::CachedSite;
-use crate::stats::MethodCounters;
+use crate::stats::{HotTicks, MethodCounters};
 use crate::Cache;
 use crate::LOG_TARGET;
 
@@ -77,7 +77,7 @@ pub(crate) fn render_tags(
 }
 
 /// Counts, samples, reports and (when `started` is given) logs a fresh in-process hit of the
-/// storage key `storage`: a call's, or one id's of a batch.
+/// storage key `storage`.
 #[inline]
 pub(crate) fn record_local_hit(
     counters: &MethodCounters,
@@ -86,17 +86,15 @@ pub(crate) fn record_local_hit(
     started: Option<Instant>,
 ) {
     counters.hits.incr();
-    report_local_hit(counters, site, storage, started);
+    log_local_hit(site, storage, started);
+    let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
+    crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
+    counters.sample_hit(rendered_bytes(storage));
 }
 
-/// What [`record_local_hit`] does but count the hit: a batch counts its hits at once.
+/// Logs a hit, when `started` is given (debug logging is on).
 #[inline]
-pub(crate) fn report_local_hit(
-    counters: &MethodCounters,
-    site: &CachedSite,
-    storage: &[u8],
-    started: Option<Instant>,
-) {
+fn log_local_hit(site: &CachedSite, storage: &[u8], started: Option<Instant>) {
     if let Some(started) = started {
         let key = std::str::from_utf8(rendered_bytes(storage)).unwrap_or_default();
         tracing::event!(
@@ -108,9 +106,51 @@ pub(crate) fn report_local_hit(
             cache.duration_us = started.elapsed().as_micros() as u64
         );
     }
-    let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
-    crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
-    counters.sample_hit(rendered_bytes(storage));
+}
+
+/// A batch's fresh in-process hits, each recorded as [`record_local_hit`] records a single
+/// call's, but with what is per thread or per task read once for the batch: the hits are
+/// counted when it is dropped (a panic half-way included), the hot-key ticks taken and given
+/// back once, and whether the task is observed asked once.
+pub(crate) struct BatchHits<'a> {
+    counters: &'a MethodCounters,
+    site: &'static CachedSite,
+    observed: bool,
+    ticks: HotTicks,
+    hits: u64,
+}
+
+impl<'a> BatchHits<'a> {
+    pub(crate) fn new(counters: &'a MethodCounters, site: &'static CachedSite) -> Self {
+        BatchHits {
+            counters,
+            site,
+            observed: crate::report::observing(),
+            ticks: HotTicks::take(),
+            hits: 0,
+        }
+    }
+
+    /// Records a hit of the storage key `storage`.
+    #[inline]
+    pub(crate) fn record(&mut self, storage: &[u8], started: Option<Instant>) {
+        self.hits += 1;
+        log_local_hit(self.site, storage, started);
+        if self.observed {
+            let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
+            crate::report::record(self.site.name, rendered, crate::report::CallOutcome::Hit);
+        }
+        let tick = self.ticks.next();
+        self.counters.sample_hit_at(rendered_bytes(storage), tick);
+    }
+}
+
+impl Drop for BatchHits<'_> {
+    fn drop(&mut self) {
+        if self.hits > 0 {
+            self.counters.hits.add(self.hits);
+        }
+    }
 }
 
 /// The first half of a `#[cached]` call. `args` are the placeholder values: the key's, then

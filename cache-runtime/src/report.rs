@@ -62,6 +62,12 @@ pub async fn observe<F: Future>(future: F) -> (F::Output, Vec<Observed>) {
         .await
 }
 
+/// Whether the current task runs inside [`observe`].
+#[inline]
+pub(crate) fn observing() -> bool {
+    OBSERVED.try_with(|_| ()).is_ok()
+}
+
 /// Records a call, when inside [`observe`].
 #[inline]
 pub(crate) fn record(method: &'static str, key: impl FnOnce() -> String, outcome: CallOutcome) {

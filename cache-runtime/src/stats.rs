@@ -113,6 +113,30 @@ thread_local! {
     static HOT_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// This thread's hot-key sampling ticks, taken for a run of hits (a batch's) and given back
+/// when dropped: one thread-local access for the run instead of one per hit.
+pub(crate) struct HotTicks(u32);
+
+impl HotTicks {
+    #[inline]
+    pub(crate) fn take() -> Self {
+        HotTicks(HOT_TICK.with(std::cell::Cell::get))
+    }
+
+    /// The next tick.
+    #[inline]
+    pub(crate) fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_add(1);
+        self.0
+    }
+}
+
+impl Drop for HotTicks {
+    fn drop(&mut self) {
+        HOT_TICK.with(|tick| tick.set(self.0));
+    }
+}
+
 impl HotKeys {
     fn record(&mut self, key: &str, weight: u64) {
         if let Some(count) = self.counts.get_mut(key) {
@@ -201,12 +225,18 @@ impl MethodCounters {
     /// Counts one in [`HOT_SAMPLE`] hits, weighted accordingly.
     #[inline]
     pub(crate) fn sample_hit(&self, key: &[u8]) {
-        let sampled = HOT_TICK.with(|tick| {
+        let tick = HOT_TICK.with(|tick| {
             let n = tick.get().wrapping_add(1);
             tick.set(n);
-            n % HOT_SAMPLE == 0
+            n
         });
-        if sampled {
+        self.sample_hit_at(key, tick);
+    }
+
+    /// [`sample_hit`](Self::sample_hit) at `tick` of this thread's [`HotTicks`].
+    #[inline]
+    pub(crate) fn sample_hit_at(&self, key: &[u8], tick: u32) {
+        if tick.is_multiple_of(HOT_SAMPLE) {
             if let Ok(key) = std::str::from_utf8(key) {
                 self.hot.record(key, HOT_SAMPLE as u64);
             }

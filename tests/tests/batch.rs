@@ -192,6 +192,43 @@ async fn each_id_of_a_batch_is_observed_and_counted_and_its_hits_are_sampled() {
     }
 }
 
+/// A batch whose look-up panics half-way (here in an id's `Display`) still counts the hits it
+/// made before the panic.
+#[tokio::test]
+async fn hits_before_a_panic_in_the_look_up_are_counted() {
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    struct Id(&'static str);
+    impl std::fmt::Display for Id {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            assert_ne!(self.0, "boom", "an id that cannot be rendered");
+            f.write_str(self.0)
+        }
+    }
+    #[derive(Clone)]
+    struct Ids {
+        cache: Cache,
+    }
+    impl Ids {
+        #[cached(key = "id.{id}", ttl = 60, batch = id in ids)]
+        async fn find(&self, ids: &[Id]) -> BTreeMap<Id, u8> {
+            ids.iter().map(|id| (id.clone(), 1)).collect()
+        }
+    }
+    let repo = Ids {
+        cache: Cache::in_memory(100),
+    };
+    repo.find(&[Id("a"), Id("b")]).await;
+    let panicking = repo.clone();
+    let outcome = tokio::spawn(async move {
+        panicking.find(&[Id("a"), Id("b"), Id("boom")]).await;
+    })
+    .await;
+    assert!(outcome.unwrap_err().is_panic());
+    let stats = repo.cache.stats();
+    let row = row(&stats, "find");
+    assert_eq!((row.hits, row.misses, row.loads), (2, 2, 2), "{row:?}");
+}
+
 /// As for a single call (`read_through.rs`), a batch's load is boxed: the method's future
 /// holds its arguments and the box.
 #[tokio::test]

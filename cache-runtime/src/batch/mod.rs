@@ -23,7 +23,7 @@ pub use self::map::{batch_return_check, BatchMap, BatchReturn};
 use crate::codec::SerdeVTable;
 use crate::entry::{classify, start_storage_key, Found, OwnedKey};
 use crate::key::KeyArg;
-use crate::lookup::{render_tags, report_local_hit};
+use crate::lookup::{render_tags, BatchHits};
 use crate::site::CachedSite;
 use crate::stats::MethodCounters;
 use crate::{Cache, CacheValue, LOG_TARGET};
@@ -99,7 +99,7 @@ where
     let now = cache.now_millis();
     let debug = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG);
     let key_values = site.key.placeholders();
-    let mut hits = 0;
+    let mut hits = BatchHits::new(&counters, site);
     let mut buf = Vec::new();
     for id in ids {
         let started = debug.then(Instant::now);
@@ -117,8 +117,7 @@ where
             });
             match found {
                 Some(Found::Fresh(value) | Found::EarlyRefresh(value)) => {
-                    hits += 1;
-                    report_local_hit(&counters, site, &buf, started);
+                    hits.record(&buf, started);
                     if let Some(item) = value {
                         BatchMap::insert(&mut pending.found, id.clone(), item);
                     }
@@ -131,10 +130,7 @@ where
             }
         });
     }
-    drop(local);
-    if hits > 0 {
-        counters.hits.add(hits);
-    }
+    drop((local, hits));
     if pending.missing.is_empty() && enabled {
         return BatchLookup::Hit(R::from_map(pending.found));
     }
