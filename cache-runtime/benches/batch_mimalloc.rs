@@ -5,26 +5,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const GROUP: &str = "batch_100_mimalloc";
-
-use std::time::Duration;
-
-use criterion::{criterion_group, criterion_main, Criterion};
-
 #[path = "support/batch_bench.rs"]
 mod batch_bench;
-#[path = "support/batch_repo.rs"]
-mod batch_repo;
-#[path = "support/customer.rs"]
-mod customer;
 
-fn batches(c: &mut Criterion) {
-    batch_bench::run(c, GROUP);
-}
+const GROUP: &str = "batch_100_mimalloc";
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = batches
-}
-criterion_main!(benches);
+criterion::criterion_main!(batch_bench::benches);

@@ -9,16 +9,8 @@
 //! (the `cached` crate's `#[cached]`, and a `HashMap` get of a `format!`ted key plus a clone).
 //! `scripts/instructions` runs it and prints instructions per 100 calls of each variant.
 
-#[path = "support/batch_repo.rs"]
-mod batch_repo;
-#[path = "support/cached_crate.rs"]
-mod cached_crate;
-#[path = "support/customer.rs"]
-mod customer;
 #[path = "support/instructions.rs"]
 mod instructions;
-
-use customer::{customer, Customer};
 
 fn main() {
     instructions::main();

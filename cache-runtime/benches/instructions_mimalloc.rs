@@ -5,16 +5,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "support/batch_repo.rs"]
-mod batch_repo;
-#[path = "support/cached_crate.rs"]
-mod cached_crate;
-#[path = "support/customer.rs"]
-mod customer;
 #[path = "support/instructions.rs"]
 mod instructions;
-
-use customer::{customer, Customer};
 
 fn main() {
     instructions::main();

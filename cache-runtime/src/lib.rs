@@ -127,7 +127,7 @@ pub mod __private_0_1_0 {
     #[cfg(test)]
     pub(crate) const PATH: &str = module_path!();
 
-    pub use crate::batch::{batch_return_check, lookup_batch, BatchLookup, BatchPending};
+    pub use crate::batch::{batch_return_check, BatchLookup, BatchPending};
     pub use crate::blocking::block_on;
     pub use crate::invalidate::{invalidates, invalidates_blocking, render as render_invalidation};
     pub use crate::key::{fnv1a, is_separator_start, Segment, Template, FILTERS};

@@ -87,9 +87,15 @@ pub(crate) fn record_local_hit(
 ) {
     counters.hits.incr();
     log_local_hit(site, storage, started);
+    report_local_hit(site, storage);
+    counters.sample_hit(rendered_bytes(storage));
+}
+
+/// Reports a hit to [`observe`](crate::observe), when the task runs inside it.
+#[inline]
+fn report_local_hit(site: &CachedSite, storage: &[u8]) {
     let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
     crate::report::record(site.name, rendered, crate::report::CallOutcome::Hit);
-    counters.sample_hit(rendered_bytes(storage));
 }
 
 /// Logs a hit, when `started` is given (debug logging is on).
@@ -137,8 +143,7 @@ impl<'a> BatchHits<'a> {
         self.hits += 1;
         log_local_hit(self.site, storage, started);
         if self.observed {
-            let rendered = || String::from_utf8_lossy(rendered_bytes(storage)).into_owned();
-            crate::report::record(self.site.name, rendered, crate::report::CallOutcome::Hit);
+            report_local_hit(self.site, storage);
         }
         let tick = self.ticks.next();
         self.counters.sample_hit_at(rendered_bytes(storage), tick);

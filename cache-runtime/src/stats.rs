@@ -40,10 +40,7 @@ thread_local! {
 impl Counter {
     #[inline]
     pub(crate) fn incr(&self) {
-        let stripe = STRIPE.with(|s| *s);
-        self.stripes[stripe].fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        self.exported.increment(1);
+        self.add(1);
     }
 
     /// Adds `n` at once (a batch's hits).

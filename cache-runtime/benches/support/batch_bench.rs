@@ -1,20 +1,25 @@
 //! The measurements of `benches/batch.rs` and `benches/batch_mimalloc.rs` (the same under
 //! mimalloc): 100 ids, all hits, as one `find_by_ids` and as 100 `find_by_id` calls (bare, and
 //! collected into a map); and a batch half of whose ids miss (fresh ids each time), loaded by
-//! one run of its body. The including bench declares the `batch_repo` and `customer` support
-//! modules at its root.
+//! one run of its body. The including bench names the criterion group: `crate::GROUP`.
+
+#[path = "batch_repo.rs"]
+mod batch_repo;
+#[path = "customer.rs"]
+mod customer;
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use cache_runtime::Cache;
-use criterion::Criterion;
+use criterion::{criterion_group, Criterion};
 
-use crate::batch_repo::Repo;
+use self::batch_repo::Repo;
 
 /// The four measurements, in a criterion group of the name given.
-pub fn run(c: &mut Criterion, group: &str) {
+fn run(c: &mut Criterion, group: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,11 +57,17 @@ pub fn run(c: &mut Criterion, group: &str) {
     });
     let next = AtomicU64::new(0);
     group.bench_function("find_by_ids_half_misses", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(crate::batch_repo::time_half_missed(
-                &repo, &ids, &next, iters,
-            ))
-        })
+        b.iter_custom(|iters| rt.block_on(batch_repo::time_half_missed(&repo, &ids, &next, iters)))
     });
     group.finish();
+}
+
+fn batches(c: &mut Criterion) {
+    run(c, crate::GROUP);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = batches
 }

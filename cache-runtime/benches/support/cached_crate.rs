@@ -1,5 +1,5 @@
 //! The baseline every bench compares with: the `cached` crate's `#[cached]` (4.x), over the
-//! including bench's `Customer` (the crate root's `customer` and `Customer`), keyed as ours.
+//! including module's `Customer` (its parent's `customer` and `Customer`), keyed as ours.
 
 use super::{customer, Customer};
 

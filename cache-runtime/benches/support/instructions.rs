@@ -1,7 +1,13 @@
 //! The variants `benches/instructions.rs` and `benches/instructions_mimalloc.rs` count, under
 //! the system allocator and under mimalloc: each iteration is 100 calls (or one batch of 100
-//! ids) over 100 warm keys. The including bench declares the `batch_repo`, `cached_crate` and
-//! `customer` support modules at its root.
+//! ids) over 100 warm keys.
+
+#[path = "batch_repo.rs"]
+mod batch_repo;
+#[path = "cached_crate.rs"]
+mod cached_crate;
+#[path = "customer.rs"]
+mod customer;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,9 +16,9 @@ use std::sync::Arc;
 
 use cache_runtime::Cache;
 
-use crate::batch_repo::Repo;
-use crate::cached_crate;
-use crate::customer::{customer, Customer};
+use self::batch_repo::Repo;
+// `cached_crate` takes these from its parent.
+use self::customer::{customer, Customer};
 
 /// A value shared by `Arc`, cached without tags; and a single-id method and a batch method
 /// sharing entries of `Arc` values, tagged as `Repo`'s.

@@ -65,7 +65,7 @@ pub(crate) struct Missing<K> {
 /// The first half of a batch `#[cached]` call. `args` hands, for each id, the placeholder
 /// values (the key's, then each tag template's) to the callback it is given; `serde` is the
 /// value type's, when it has one.
-pub fn lookup_batch<'i, K, R>(
+pub(crate) fn lookup_batch<'i, K, R>(
     site: &'static CachedSite,
     cache: &Cache,
     ids: impl IntoIterator<Item = &'i K>,
